@@ -1,0 +1,45 @@
+"""Wiring: configuration -> settings -> routes, with host.py's calls handed to each feature."""
+import logging
+import re
+import sys
+
+from . import __version__, host, settings as settings_
+from .dicomize.dictionary import Dictionary
+from .dicomize.routes import CreateDicom, Services
+from .web import Router, Transport, json_response
+
+logger = logging.getLogger(__name__)
+
+
+def _default_encoding():
+    return host.rest_get("/tools/default-encoding").decode("utf-8").strip()
+
+
+def _system(request):
+    return json_response({
+        "Name": "advanced-rest",
+        "Version": __version__,
+        "Python": "%d.%d.%d" % sys.version_info[:3],
+        "PythonPlugin": host.python_plugin_version(),
+    })
+
+
+def register():
+    """Serve every feature the configuration enables."""
+    host.install_logging()
+    try:
+        settings = settings_.from_configuration(host.configuration())
+        dictionary = Dictionary(settings.dictionary)
+    except Exception as exc:  # a bad configuration must not take Orthanc down
+        logger.error("Not serving anything: bad configuration: %s", exc)
+        return
+    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route))
+    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
+    create_dicom = CreateDicom(settings, dictionary, services)
+    root = re.escape(settings.root)
+    router.add(root + "/system", {"GET": _system})
+    router.add(root + "/tools/create-dicom", {"POST": create_dicom})
+    if settings.serve_core_routes:
+        router.add("/tools/create-dicom", {"POST": create_dicom})
+    logger.warning("advanced-rest %s serving under %s (core routes: %s)",
+                   __version__, settings.root, "on" if settings.serve_core_routes else "off")

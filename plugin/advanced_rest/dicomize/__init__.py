@@ -1,0 +1,1 @@
+"""Request JSON -> DICOM bytes, as Orthanc's /tools/create-dicom does; pure (no `orthanc`)."""

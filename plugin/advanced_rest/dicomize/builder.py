@@ -1,0 +1,280 @@
+"""A CreateRequest -> the DICOM files the core would create for it, in memory."""
+import dataclasses
+import struct
+
+from ..errors import AdvancedRestError, BadFileFormat, BadRequest, BadParameterType, ParameterOutOfRange, UnsupportedFormat
+from . import charsets, datauri, images, values, writer
+from .dictionary import format_tag, is_private
+from .writer import Element
+
+CREATE_DICOM_NOT_STRING = 2019
+CREATE_DICOM_OVERRIDE_TAG = 2020
+CREATE_DICOM_USE_CONTENT = 2021
+CREATE_DICOM_NO_PAYLOAD = 2022
+CREATE_DICOM_USE_DATA_URI_SCHEME = 2023
+
+PATIENT_ID = 0x00100020
+STUDY_INSTANCE_UID = 0x0020000D
+SERIES_INSTANCE_UID = 0x0020000E
+SOP_INSTANCE_UID = 0x00080018
+SOP_CLASS_UID = 0x00080016
+SPECIFIC_CHARACTER_SET = 0x00080005
+PIXEL_DATA = 0x7FE00010
+MODALITY = 0x00080060
+PHOTOMETRIC_INTERPRETATION = 0x00280004
+
+# Generated tags that a request may override without "Force".
+_OVERRIDABLE = frozenset({
+    PATIENT_ID,
+    0x00080022, 0x00080032,  # Acquisition Date/Time
+    0x00080023, 0x00080033,  # Content Date/Time
+    0x00080012, 0x00080013,  # Instance Creation Date/Time
+    0x00080021, 0x00080031,  # Series Date/Time
+    0x00080020, 0x00080030,  # Study Date/Time
+})
+
+# MIME type -> (SOP Class UID, Modality) of the encapsulated documents.
+_DOCUMENTS = {
+    "application/pdf": ("1.2.840.10008.5.1.4.1.1.104.1", "OT"),
+    "model/stl": ("1.2.840.10008.5.1.4.1.1.104.3", "M3D"),
+    "model/obj": ("1.2.840.10008.5.1.4.1.1.104.4", "M3D"),
+    "model/mtl": ("1.2.840.10008.5.1.4.1.1.104.5", "M3D"),
+}
+_IMAGES = {"image/png": "png", "image/jpeg": "jpeg", "image/x-portable-arbitrarymap": "pam"}
+
+# Pixel format -> (samples per pixel, bits allocated, photometric interpretation or None for monochrome).
+_PIXEL_MODULES = {
+    images.GRAY8: (1, 8, None),
+    images.GRAY16: (1, 16, None),
+    images.RGB24: (3, 8, "RGB"),
+    images.RGB48: (3, 16, "RGB"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Environment:
+    """What building needs from outside: dictionary, defaults, clock and UID source."""
+
+    dictionary: object
+    default_encoding: object  # charsets.Encoding
+    default_private_creator: str
+    max_image_pixels: int
+    now: object  # a datetime in UTC
+    new_uid: object  # callable -> str
+    new_patient_id: object  # callable -> str
+
+
+def _us(value):
+    return struct.pack("<H", value)
+
+
+def _text(value):
+    return value.encode("ascii")
+
+
+class _Instance:
+    """One dataset under construction, with the encoding its strings are written in."""
+
+    def __init__(self, env, elements=None, encoding=None):
+        self.env = env
+        self.elements = dict(elements or {})
+        self.encoding = encoding or env.default_encoding
+
+    def copy(self):
+        return _Instance(self.env, self.elements, self.encoding)
+
+    def context(self, private_creator="", decode=False):
+        return values.Context(self.env.dictionary, self.encoding, private_creator, decode)
+
+    def set_string(self, tag, text):
+        """The core's "replace plain string": text converted by the tag's VR."""
+        vr = self.env.dictionary.vr(tag)
+        if text == "":
+            self.elements[tag] = Element(values.concrete_vr(vr), b"")
+        else:
+            self.elements[tag] = values.element_from_string(tag, vr, text, self.context())
+
+    def set_if_absent(self, tag, text):
+        if tag not in self.elements:
+            self.set_string(tag, text)
+
+    def set_encoding(self, encoding):
+        self.encoding = encoding
+        if encoding.term:
+            self.elements[SPECIFIC_CHARACTER_SET] = Element("CS", _text(encoding.term))
+
+
+def _new_instance(env):
+    instance = _Instance(env)
+    instance.elements[PATIENT_ID] = Element("LO", _text(env.new_patient_id()))
+    for tag in (STUDY_INSTANCE_UID, SERIES_INSTANCE_UID, SOP_INSTANCE_UID):
+        instance.elements[tag] = Element("UI", _text(env.new_uid()))
+    return instance
+
+
+# ---- tags ------------------------------------------------------------------------
+
+def _inject_tags(instance, tags, request, private_creator):
+    if not isinstance(tags, dict):
+        raise BadRequest("Tags field is not an array")
+    context = instance.context(private_creator, request.interpret_binary_tags)
+    for name in sorted(tags):
+        tag = instance.env.dictionary.parse_tag(name)
+        if tag == SPECIFIC_CHARACTER_SET:
+            continue  # chosen before, from the name "SpecificCharacterSet" only
+        if not request.force and tag not in _OVERRIDABLE and tag in instance.elements:
+            raise AdvancedRestError(name, code=CREATE_DICOM_OVERRIDE_TAG)
+        if tag == PIXEL_DATA:
+            raise AdvancedRestError(code=CREATE_DICOM_USE_CONTENT)
+        if tag & 0xFFFF == 0:
+            continue  # group lengths are computed when writing
+        value = tags[name]
+        if tag in (SOP_CLASS_UID, SOP_INSTANCE_UID) and not isinstance(value, str):
+            raise BadParameterType("Bad Parameter type for tag %s" % format_tag(tag))
+        if isinstance(value, str) and value == "":
+            vr = instance.env.dictionary.vr(tag, private_creator if is_private(tag) else "")
+            instance.elements[tag] = Element(values.concrete_vr(vr), b"")
+        else:
+            instance.elements[tag] = values.element_from_json(tag, value, context)
+
+
+# ---- content -----------------------------------------------------------------------
+
+def _embed_pixels(instance, pixels):
+    samples, bits, photometric = _PIXEL_MODULES[pixels.format]
+    elements = instance.elements
+    elements.pop(PIXEL_DATA, None)
+    elements[0x00280011] = Element("US", _us(pixels.width))  # Columns
+    elements[0x00280010] = Element("US", _us(pixels.height))  # Rows
+    elements[0x00280002] = Element("US", _us(samples))
+    elements[0x00280103] = Element("US", _us(0))  # unsigned pixels
+    if photometric:
+        elements[PHOTOMETRIC_INTERPRETATION] = Element("CS", _text(photometric))
+        elements[0x00280006] = Element("US", _us(0))  # interleaved colour channels
+    else:
+        instance.set_if_absent(PHOTOMETRIC_INTERPRETATION, "MONOCHROME2")
+    elements[0x00280100] = Element("US", _us(bits))
+    elements[0x00280101] = Element("US", _us(bits))
+    elements[0x00280102] = Element("US", _us(bits - 1))
+    elements[PIXEL_DATA] = Element("OW", pixels.data)
+
+
+def _embed_document(instance, mime, document):
+    sop_class, modality = _DOCUMENTS[mime]
+    instance.elements[0x00420012] = Element("LO", _text(mime))  # MIME Type of Encapsulated Document
+    # The core pads an odd document with one NUL byte (the writer does the same).
+    instance.elements[0x00420011] = Element("OB", document)
+    instance.set_if_absent(SOP_CLASS_UID, sop_class)
+    instance.set_if_absent(MODALITY, modality)
+    if mime == "application/pdf":
+        instance.set_if_absent(0x00400554, "WSD")  # Conversion Type
+
+
+def embed_content(instance, text):
+    """Put the data URI `text` into the instance: an image, a document or raw pixels.
+
+    Raises:
+        BadFileFormat: not a data URI, or content that does not decode.
+        ParameterOutOfRange: a MIME type the core does not know.
+        UnsupportedFormat: a MIME type that cannot go into DICOM.
+    """
+    parsed = datauri.parse(text)
+    if parsed is None:
+        raise BadFileFormat()
+    mime = datauri.KNOWN_MIME_TYPES.get(parsed.mime)
+    if mime is None:
+        raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
+    if mime in _IMAGES:
+        _embed_pixels(instance, images.decode(parsed.content, _IMAGES[mime], instance.env.max_image_pixels))
+    elif mime == "application/octet-stream":
+        instance.elements[PIXEL_DATA] = Element("OW", parsed.content)
+    elif mime in _DOCUMENTS:
+        if mime == "application/pdf" and not parsed.content.startswith(b"%PDF-"):
+            raise BadFileFormat("Not a PDF file")
+        _embed_document(instance, mime, parsed.content)
+    else:
+        raise UnsupportedFormat("Unsupported MIME type for the content of a new DICOM file: %s" % mime)
+
+
+# ---- whole requests ------------------------------------------------------------------
+
+def _dates(instance, parent_level):
+    date = instance.env.now.strftime("%Y%m%d")
+    time = instance.env.now.strftime("%H%M%S.000000")
+    stamps = [(0x00080022, 0x00080032), (0x00080023, 0x00080033), (0x00080012, 0x00080013)]
+    if parent_level in (None, "Patient", "Study"):
+        stamps.append((0x00080021, 0x00080031))  # Series
+    if parent_level in (None, "Patient"):
+        stamps.append((0x00080020, 0x00080030))  # Study
+    for date_tag, time_tag in stamps:
+        instance.elements[date_tag] = Element("DA", _text(date))
+        instance.elements[time_tag] = Element("TM", _text(time))
+
+
+def _finish(instance):
+    return writer.encode_file(instance.elements)
+
+
+def _legacy(request, env):
+    instance = _new_instance(env)
+    for name in sorted(request.tags):
+        value = request.tags[name]
+        if not isinstance(value, str):
+            raise AdvancedRestError(code=CREATE_DICOM_NOT_STRING)
+        tag = env.dictionary.parse_tag(name)
+        if tag == PIXEL_DATA:
+            embed_content(instance, value)
+        elif is_private(tag):
+            raise AdvancedRestError("Cannot apply this function to private tags: %s" % format_tag(tag))
+        else:
+            instance.set_string(tag, value)
+            if tag == SPECIFIC_CHARACTER_SET:
+                instance.encoding = charsets.from_term(value) or env.default_encoding
+    return [_finish(instance)]
+
+
+def build(request, env, parent=None):
+    """The DICOM files (bytes) for `request`: one, or one per item of a series.
+
+    `parent` is a parents.Parent already resolved. Nothing is stored here.
+
+    Raises:
+        AdvancedRestError: any mistake in the request, with the core's error code.
+    """
+    if request.legacy:
+        return _legacy(request, env)
+    instance = _new_instance(env)
+    instance.set_encoding(request.encoding or env.default_encoding)
+    if parent is not None:
+        term = parent.character_set()
+        if term is not None:
+            instance.set_encoding(charsets.from_term(term) or env.default_encoding)
+        for tag, text in parent.inherited():
+            instance.set_string(tag, text)
+    private_creator = env.default_private_creator if request.private_creator is None else request.private_creator
+    _dates(instance, parent.level if parent else None)
+    _inject_tags(instance, request.tags, request, private_creator)
+
+    if isinstance(request.content, str):
+        embed_content(instance, request.content)
+    if not isinstance(request.content, tuple):
+        return [_finish(instance)]
+
+    count = len(request.content)
+    instance.set_string(0x00201002, str(count))  # Images in Acquisition
+    instance.set_string(0x00200105, "1")  # Number of Temporal Positions
+    files = []
+    for index, item in enumerate(request.content):
+        one = instance.copy()
+        one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.new_uid()))
+        if not item.has_content:
+            raise AdvancedRestError(code=CREATE_DICOM_NO_PAYLOAD)
+        if item.tags is not None:
+            _inject_tags(one, item.tags, request, private_creator)
+        if not isinstance(item.content, str):
+            raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
+        embed_content(one, item.content)
+        one.set_string(0x00200013, str(index + 1))  # Instance Number
+        one.set_string(0x00541330, str(index + 1))  # Image Index
+        files.append(_finish(one))
+    return files

@@ -1,0 +1,204 @@
+"""Images (PNG, JPEG, PAM, raw) -> the Image Pixel module the core writes for them."""
+import dataclasses
+import io
+import struct
+import warnings
+import zlib
+
+import numpy
+from PIL import Image
+
+from ..errors import BadFileFormat, UnsupportedFormat
+
+# Formats of decoded pixels, as the core names the ones it embeds.
+GRAY8, GRAY16, RGB24, RGB48 = "Grayscale8", "Grayscale16", "RGB24", "RGB48"
+
+
+@dataclasses.dataclass(frozen=True)
+class Pixels:
+    """Decoded pixels: format, size and the interleaved little-endian bytes."""
+
+    format: str
+    width: int
+    height: int
+    data: bytes
+
+
+def _check_size(width, height, max_pixels):
+    if width <= 0 or height <= 0:
+        raise BadFileFormat("Image with an empty size: %dx%d" % (width, height))
+    if width * height > max_pixels:
+        raise BadFileFormat("Image of %dx%d pixels exceeds the limit of %d pixels (AdvancedRest.MaxImagePixels)"
+                            % (width, height, max_pixels))
+
+
+# ---- PNG of 16 bits per colour sample: Pillow reduces them to 8 bits -----------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_header(content):
+    """(width, height, bit depth, colour type, interlace) of a PNG, or None."""
+    if len(content) < 33 or not content.startswith(_PNG_SIGNATURE) or content[12:16] != b"IHDR":
+        return None
+    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", content[16:29])
+    return width, height, depth, color, interlace
+
+
+def _paeth(a, b, c):
+    p = a + b - c
+    pa, pb, pc = numpy.abs(p - a), numpy.abs(p - b), numpy.abs(p - c)
+    return numpy.where((pa <= pb) & (pa <= pc), a, numpy.where(pb <= pc, b, c))
+
+
+def _unfilter(raw, height, stride, bpp):
+    rows = numpy.zeros((height, stride), dtype=numpy.int32)
+    prior = numpy.zeros(stride, dtype=numpy.int32)
+    view = numpy.frombuffer(raw, dtype=numpy.uint8)
+    if len(view) < height * (stride + 1):
+        raise BadFileFormat("Truncated PNG image")
+    view = view[: height * (stride + 1)].reshape(height, stride + 1).astype(numpy.int32)
+    for y in range(height):
+        kind, line = view[y, 0], view[y, 1:].copy()
+        if kind == 2:
+            line = (line + prior) & 0xFF
+        elif kind in (1, 3, 4):
+            # These filters depend on the byte bpp places before: go through the row in steps.
+            for x in range(0, stride, bpp):
+                left = line[x - bpp:x] if x else numpy.zeros(bpp, dtype=numpy.int32)
+                up = prior[x:x + bpp]
+                if kind == 1:
+                    pred = left
+                elif kind == 3:
+                    pred = (left + up) // 2
+                else:
+                    upleft = prior[x - bpp:x] if x else numpy.zeros(bpp, dtype=numpy.int32)
+                    pred = _paeth(left, up, upleft)
+                line[x:x + bpp] = (line[x:x + bpp] + pred) & 0xFF
+        elif kind != 0:
+            raise BadFileFormat("Bad PNG filter type %d" % kind)
+        rows[y] = line
+        prior = line
+    return rows.astype(numpy.uint8)
+
+
+def _decode_png48(content, width, height, channels):
+    chunks, offset = [], 8
+    while offset + 8 <= len(content):
+        length, kind = struct.unpack(">I4s", content[offset:offset + 8])
+        if kind == b"IDAT":
+            chunks.append(content[offset + 8:offset + 8 + length])
+        elif kind == b"IEND":
+            break
+        offset += 12 + length
+    try:
+        raw = zlib.decompress(b"".join(chunks))
+    except zlib.error as exc:
+        raise BadFileFormat("Corrupted PNG image") from exc
+    stride = width * channels * 2
+    rows = _unfilter(raw, height, stride, channels * 2)
+    samples = rows.view(">u2").reshape(height, width, channels)[:, :, :3]  # drop alpha
+    return Pixels(RGB48, width, height, samples.astype("<u2").tobytes())
+
+
+# ---- PAM (the core's image/x-portable-arbitrarymap) ---------------------------
+
+def _decode_pam(content, max_pixels):
+    end = content.find(b"ENDHDR\n")
+    if not content.startswith(b"P7\n") or end < 0:
+        raise BadFileFormat("Not a PAM image")
+    fields = {}
+    for line in content[3:end].decode("ascii", "replace").splitlines():
+        parts = line.split(None, 1)
+        if len(parts) == 2 and not parts[0].startswith("#"):
+            fields[parts[0]] = parts[1].strip()
+    try:
+        width, height = int(fields["WIDTH"]), int(fields["HEIGHT"])
+        depth, maxval = int(fields["DEPTH"]), int(fields["MAXVAL"])
+    except (KeyError, ValueError) as exc:
+        raise BadFileFormat("Bad PAM header") from exc
+    _check_size(width, height, max_pixels)
+    dtype = ">u2" if maxval > 255 else "u1"
+    count = width * height * depth
+    data = numpy.frombuffer(content, dtype=dtype, count=count, offset=end + 7) \
+        if len(content) - end - 7 >= count * numpy.dtype(dtype).itemsize else None
+    if data is None:
+        raise BadFileFormat("Truncated PAM image")
+    data = data.reshape(height, width, depth)
+    if depth in (1, 2):
+        fmt, data = (GRAY16 if maxval > 255 else GRAY8), data[:, :, 0]
+    elif depth in (3, 4):
+        fmt, data = (RGB48 if maxval > 255 else RGB24), data[:, :, :3]
+    else:
+        raise UnsupportedFormat("PAM images of depth %d are not supported" % depth)
+    return Pixels(fmt, width, height, data.astype("<u2" if maxval > 255 else "u1").tobytes())
+
+
+# ---- everything Pillow reads ---------------------------------------------------
+
+# Pillow modes -> (our format, mode to convert to first); converting drops alpha
+# channels and expands palettes and low bit depths.
+_MODES = {
+    "L": (GRAY8, None),
+    "1": (GRAY8, "L"),
+    "LA": (GRAY8, "L"),
+    "La": (GRAY8, "L"),
+    "P": (RGB24, "RGB"),
+    "PA": (RGB24, "RGB"),
+    "RGB": (RGB24, None),
+    "RGBA": (RGB24, "RGB"),
+    "RGBa": (RGB24, "RGB"),
+    "RGBX": (RGB24, "RGB"),
+    "CMYK": (RGB24, "RGB"),
+    "YCbCr": (RGB24, "RGB"),
+    "I;16": (GRAY16, None),
+    "I;16L": (GRAY16, None),
+    "I;16B": (GRAY16, "I;16"),
+    "I": (GRAY16, "I"),
+}
+
+
+def _decode_with_pillow(content, max_pixels):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(content))
+            _check_size(image.width, image.height, max_pixels)
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadFileFormat("Image too large: %s" % exc) from exc
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        raise BadFileFormat("Cannot decode the image: %s" % exc) from exc
+    if image.mode not in _MODES:
+        raise UnsupportedFormat("Unsupported pixel format of the image: %s" % image.mode)
+    fmt, convert = _MODES[image.mode]
+    if image.mode == "I":
+        array = numpy.asarray(image)
+        if array.min() < 0 or array.max() > 0xFFFF:
+            raise UnsupportedFormat("Image with 32-bit samples")
+        data = array.astype("<u2").tobytes()
+    else:
+        if convert:
+            image = image.convert(convert)
+        data = image.tobytes()
+    return Pixels(fmt, image.width, image.height, data)
+
+
+def decode(content, kind, max_pixels):
+    """Pixels of an image given as `kind` ("png", "jpeg" or "pam").
+
+    Raises:
+        BadFileFormat: content that does not decode, or exceeds `max_pixels`.
+        UnsupportedFormat: a pixel format with no faithful conversion.
+    """
+    if kind == "pam":
+        return _decode_pam(content, max_pixels)
+    if kind == "png":
+        header = _png_header(content)
+        if header and header[2] == 16 and header[3] in (2, 6):
+            width, height, _, color, interlace = header
+            _check_size(width, height, max_pixels)
+            if interlace:
+                raise UnsupportedFormat("Interlaced PNG images of 16-bit colour are not supported")
+            return _decode_png48(content, width, height, 3 if color == 2 else 4)
+    return _decode_with_pillow(content, max_pixels)

@@ -1,0 +1,123 @@
+"""Errors the plugin answers, shaped like Orthanc's own REST errors.
+
+    AdvancedRestError            (HTTP status + Orthanc error code + details)
+    ├── BadRequest               malformed body, wrong field type          400 / 8
+    ├── BadFileFormat            content that cannot be decoded            400 / 15
+    ├── ParameterOutOfRange      a value outside what is accepted          400 / 3
+    ├── BadParameterType         a value of the wrong JSON type            400 / 5
+    ├── UnknownDicomTag          a tag name no dictionary knows            400 / 27
+    ├── NotImplemented           a format the plugin cannot convert        500 / 2
+    ├── UnknownResource          an Orthanc id that does not exist         404 / 17
+    └── OrthancError             any other Orthanc error code, by number
+
+`web.py` turns each into the core's JSON error body.
+"""
+
+# Orthanc error code -> (message, HTTP status), as the core prints them
+# (OrthancFramework Enumerations, 1.10 to 1.13). Codes absent here answer 500.
+ORTHANC_ERRORS = {
+    -1: ("Internal error", 500),
+    1: ("Error encountered within the plugin engine", 500),
+    2: ("Not implemented yet", 500),
+    3: ("Parameter out of range", 400),
+    4: ("The server hosting Orthanc is running out of memory", 500),
+    5: ("Bad type for a parameter", 400),
+    6: ("Bad sequence of calls", 500),
+    7: ("Accessing an inexistent item", 404),
+    8: ("Bad request", 400),
+    12: ("Badly formatted URI", 400),
+    13: ("Inexistent file", 404),
+    14: ("Cannot write to file", 500),
+    15: ("Bad file format", 400),
+    16: ("Timeout", 500),
+    17: ("Unknown resource", 404),
+    19: ("The file storage is full", 500),
+    21: ("Inexistent tag", 404),
+    27: ("Unknown DICOM tag", 500),
+    28: ("Cannot parse a JSON document", 400),
+    29: ("Bad credentials were provided to an HTTP request", 401),
+    34: ("Cannot send a response which is acceptable according to the Accept HTTP header", 406),
+    36: ("The database is currently not available (probably a transient situation)", 503),
+    37: ("This job was canceled", 500),
+    43: ("A bad revision number was provided, which might indicate conflict between multiple writers", 409),
+    45: ("Access to a resource is forbidden", 403),
+    46: ("Duplicate resource", 409),
+    2018: ("Cannot store an instance", 500),
+    2019: ("Only string values are supported when creating DICOM instances", 400),
+    2020: ("Trying to override a value inherited from a parent module", 400),
+    2021: ('Use "Content" to inject an image into a new DICOM instance', 400),
+    2022: ("No payload is present for one instance in the series", 400),
+    2023: ("The payload of the DICOM instance must be specified according to Data URI scheme", 400),
+    2024: ("Trying to attach a new DICOM instance to an inexistent resource", 400),
+    2025: ("Trying to attach a new DICOM instance to an instance (must be a series, study or patient)", 400),
+    2042: ("Cannot override the value of a tag that already exists", 500),
+    3000: ("Unsupported media type", 415),
+}
+
+HTTP_REASONS = {
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 406: "Not Acceptable", 409: "Conflict",
+    413: "Request Entity Too Large", 415: "Unsupported Media Type",
+    500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable",
+}
+
+
+class AdvancedRestError(Exception):
+    """An error answered to the client: Orthanc error code, HTTP status and details."""
+
+    code = -1
+    status = None  # None: the status Orthanc gives to `code`
+
+    def __init__(self, details=None, *, code=None, status=None):
+        super().__init__(details or "")
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+
+    @property
+    def http_status(self):
+        """The HTTP status answered for this error."""
+        if self.status is not None:
+            return self.status
+        return ORTHANC_ERRORS.get(self.code, ("", 500))[1]
+
+    @property
+    def message(self):
+        """Orthanc's description of the error code."""
+        return ORTHANC_ERRORS.get(self.code, ("Error encountered within some plugin", 500))[0]
+
+
+class BadRequest(AdvancedRestError):
+    code = 8
+
+
+class BadFileFormat(AdvancedRestError):
+    code = 15
+
+
+class ParameterOutOfRange(AdvancedRestError):
+    code = 3
+
+
+class BadParameterType(AdvancedRestError):
+    code = 5
+
+
+class UnknownDicomTag(AdvancedRestError):
+    # The core answers 500 for an unknown tag name; it is the client's mistake.
+    code = 27
+    status = 400
+
+
+class UnsupportedFormat(AdvancedRestError):
+    code = 2
+
+
+class UnknownResource(AdvancedRestError):
+    code = 17
+
+
+class OrthancError(AdvancedRestError):
+    """An error code raised by Orthanc itself (e.g. from a REST call into the core)."""

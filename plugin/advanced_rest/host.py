@@ -1,0 +1,160 @@
+"""The one module that imports `orthanc`: version-neutral calls into the Orthanc server.
+
+Everything else receives the values and callables defined here, so that the rest
+of the package runs (and is unit-tested) without Orthanc.
+"""
+import json
+import logging
+import sys
+
+import orthanc
+
+from .errors import OrthancError
+
+logger = logging.getLogger(__name__)
+
+
+def _raise_orthanc(exc, what):
+    """Re-raise an `orthanc.OrthancException` as our OrthancError (args: code, description)."""
+    code = -1
+    if exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+    raise OrthancError(what, code=code) from exc
+
+
+def rest_get(uri):
+    """GET on Orthanc's REST API (plugins' routes included); bytes."""
+    try:
+        return orthanc.RestApiGet(uri)
+    except orthanc.OrthancException as exc:
+        _raise_orthanc(exc, uri)
+
+
+def rest_post(uri, body):
+    """POST `body` (bytes or str) on Orthanc's REST API; bytes."""
+    try:
+        return orthanc.RestApiPost(uri, body)
+    except orthanc.OrthancException as exc:
+        _raise_orthanc(exc, uri)
+
+
+def rest_delete(uri):
+    """DELETE on Orthanc's REST API; raises OrthancError if it fails."""
+    try:
+        orthanc.RestApiDelete(uri)
+    except orthanc.OrthancException as exc:
+        _raise_orthanc(exc, uri)
+
+
+def rest_get_json(uri):
+    """GET on Orthanc's REST API, parsed as JSON."""
+    return json.loads(rest_get(uri))
+
+
+def configuration():
+    """Orthanc's whole configuration (all files merged) as a dict."""
+    return json.loads(orthanc.GetConfiguration())
+
+
+def command_line_arguments():
+    """Orthanc's command-line arguments (without the executable)."""
+    count = orthanc.GetCommandLineArgumentsCount()
+    return [orthanc.GetCommandLineArgument(i) for i in range(1, count)]
+
+
+def python_plugin_version():
+    """Version of Orthanc's Python plugin, e.g. "4.0" or "7.1" ("" when unknown)."""
+    try:
+        return rest_get_json("/plugins/python").get("Version", "")
+    except (OrthancError, ValueError):
+        return ""
+
+
+def runtime_versions():
+    """Versions of the pieces the plugin runs on, for diagnostics."""
+    info = json.loads(rest_get("/system"))
+    return {
+        "Orthanc": info.get("Version", ""),
+        "PythonPlugin": python_plugin_version(),
+        "Python": "%d.%d.%d" % sys.version_info[:3],
+    }
+
+
+# ---- answers -------------------------------------------------------------------
+
+class _StatusSender:
+    """Sends a status with a body; `RestOutput.SendHttpStatus` changed signature in 4.2.
+
+    Plugin 4.0-4.1 take (status, str, length); 4.2+ take (status, bytes). The first
+    call finds out which one this plugin accepts (a wrong signature raises TypeError
+    before anything is sent) and keeps it.
+    """
+
+    def __init__(self):
+        self._variant = None
+
+    def __call__(self, output, status, body):
+        if self._variant is None:
+            for variant in (self._bytes, self._legacy):
+                try:
+                    variant(output, status, body)
+                except TypeError:
+                    continue
+                self._variant = variant
+                return
+            raise RuntimeError("RestOutput.SendHttpStatus accepts no known signature")
+        self._variant(output, status, body)
+
+    @staticmethod
+    def _bytes(output, status, body):
+        output.SendHttpStatus(status, body)
+
+    @staticmethod
+    def _legacy(output, status, body):
+        text = body.decode("utf-8", "replace")
+        output.SendHttpStatus(status, text, len(text.encode("utf-8")))
+
+
+send_status = _StatusSender()
+
+
+def answer(output, body, mime):
+    """200 with `body` (bytes) of type `mime`."""
+    output.AnswerBuffer(body, mime)
+
+
+def method_not_allowed(output, allowed):
+    """405 with the Allow header (the core refuses 405 through SendHttpStatus)."""
+    output.SendMethodNotAllowed(allowed)
+
+
+def register_route(pattern, callback):
+    """Serve `pattern` (a regular expression on the URI) with `callback(output, uri, **request)`."""
+    orthanc.RegisterRestCallback(pattern, callback)
+
+
+# ---- logging -------------------------------------------------------------------
+
+class _OrthancLogHandler(logging.Handler):
+    def emit(self, record):
+        try:
+            text = self.format(record)
+            if record.levelno >= logging.ERROR:
+                orthanc.LogError(text)
+            elif record.levelno >= logging.WARNING:
+                orthanc.LogWarning(text)
+            else:
+                orthanc.LogInfo(text)
+        except Exception:  # logging must never raise into Orthanc
+            self.handleError(record)
+
+
+def install_logging():
+    """Forward the `advanced_rest` logger (only) to Orthanc's log."""
+    root = logging.getLogger("advanced_rest")
+    if not any(isinstance(h, _OrthancLogHandler) for h in root.handlers):
+        handler = _OrthancLogHandler()
+        handler.setFormatter(logging.Formatter("advanced-rest: %(name)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    root.propagate = False

@@ -1,0 +1,82 @@
+"""The `AdvancedRest` section of Orthanc's configuration, read once into frozen settings."""
+import dataclasses
+import logging
+import re
+
+logger = logging.getLogger(__name__)
+
+_ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated plugin settings; build with `from_configuration` or directly in tests."""
+
+    root: str = "/advanced-rest"
+    serve_core_routes: bool = True
+    strict_dicom: bool = False
+    max_image_pixels: int = 178956970  # Pillow's own default guard
+    default_private_creator: str = ""
+    dictionary: dict = dataclasses.field(default_factory=dict)
+
+
+class SettingsError(ValueError):
+    """One or more bad values in the configuration, all named in the message."""
+
+
+def _expect(problems, section, key, kind, default):
+    if key not in section:
+        return default
+    value = section[key]
+    # bool is an int in Python: keep integers strict.
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        problems.append("AdvancedRest.%s must be an integer, not %r" % (key, value))
+        return default
+    if kind is not int and not isinstance(value, kind):
+        problems.append("AdvancedRest.%s must be a %s, not %r" % (key, kind.__name__, value))
+        return default
+    return value
+
+
+def from_configuration(config):
+    """Settings from Orthanc's whole configuration dict.
+
+    Raises:
+        SettingsError: naming every bad value and its path.
+    """
+    problems = []
+    section = config.get("AdvancedRest", {})
+    if not isinstance(section, dict):
+        raise SettingsError("AdvancedRest must be a JSON object, not %r" % (section,))
+    known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels"}
+    for key in sorted(set(section) - known):
+        problems.append("AdvancedRest.%s is not a known option (known: %s)" % (key, ", ".join(sorted(known))))
+
+    root = _expect(problems, section, "Root", str, Settings.root)
+    if root != Settings.root:
+        root = root.rstrip("/") if len(root) > 1 else root
+        if not _ROOT_PATTERN.match(root):
+            problems.append("AdvancedRest.Root must look like /name or /a/b, not %r" % root)
+    serve_core_routes = _expect(problems, section, "ServeCoreRoutes", bool, True)
+    strict_dicom = _expect(problems, section, "StrictDicom", bool, False)
+    max_pixels = _expect(problems, section, "MaxImagePixels", int, Settings.max_image_pixels)
+    if max_pixels <= 0:
+        problems.append("AdvancedRest.MaxImagePixels must be positive, not %r" % max_pixels)
+
+    creator = config.get("DefaultPrivateCreator", "")
+    if not isinstance(creator, str):
+        problems.append("DefaultPrivateCreator must be a string, not %r" % (creator,))
+    dictionary = config.get("Dictionary", {})
+    if not isinstance(dictionary, dict):
+        problems.append("Dictionary must be a JSON object, not %r" % (dictionary,))
+
+    if problems:
+        raise SettingsError("; ".join(problems))
+    return Settings(
+        root=root,
+        serve_core_routes=serve_core_routes,
+        strict_dicom=strict_dicom,
+        max_image_pixels=max_pixels,
+        default_private_creator=creator,
+        dictionary=dictionary,
+    )

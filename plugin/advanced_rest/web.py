@@ -1,0 +1,99 @@
+"""Routing, JSON in and out, and the one place where errors become HTTP answers."""
+import dataclasses
+import json
+import logging
+
+from .errors import HTTP_REASONS, AdvancedRestError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One HTTP request as the Python plugin hands it over."""
+
+    method: str
+    uri: str
+    groups: tuple = ()
+    get: dict = dataclasses.field(default_factory=dict)
+    headers: dict = dataclasses.field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """A successful answer."""
+
+    body: bytes
+    mime: str = "application/json"
+
+
+def json_response(value):
+    """`value` as the core formats JSON answers (keys sorted, 3-space indent)."""
+    return Response(json.dumps(value, indent=3, separators=(",", " : "), sort_keys=True,
+                               ensure_ascii=False).encode("utf-8"))
+
+
+def error_body(error, method, uri):
+    """The core's JSON error document for `error` on `method uri`."""
+    status = error.http_status
+    document = {
+        "HttpError": HTTP_REASONS.get(status, "Error"),
+        "HttpStatus": status,
+        "Message": error.message,
+        "Method": method,
+        "OrthancError": error.message,
+        "OrthancStatus": error.code,
+        "Uri": uri,
+    }
+    if error.details:
+        document["Details"] = error.details
+    return json.dumps(document, indent="\t", separators=(",", " : "), sort_keys=True).encode("utf-8")
+
+
+@dataclasses.dataclass(frozen=True)
+class Transport:
+    """The few calls answering needs; host.py provides the real ones, tests fakes."""
+
+    answer: object  # (output, body bytes, mime)
+    send_status: object  # (output, status, body bytes)
+    method_not_allowed: object  # (output, "GET,POST")
+    register: object  # (pattern, callback)
+
+
+class Router:
+    """Registers routes and wraps each handler so that no exception reaches Orthanc."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def add(self, pattern, handlers):
+        """Serve `pattern` with `handlers`, a dict method -> handler(Request) -> Response."""
+        self._transport.register(pattern, self._callback(handlers))
+
+    def _callback(self, handlers):
+        transport = self._transport
+        allowed = ",".join(sorted(handlers))
+
+        def callback(output, uri, **request):
+            method = request.get("method", "")
+            try:
+                handler = handlers.get(method)
+                if handler is None:
+                    transport.method_not_allowed(output, allowed)
+                    return
+                response = handler(Request(method, uri, tuple(request.get("groups", ())),
+                                           request.get("get", {}), request.get("headers", {}),
+                                           request.get("body", b"")))
+            except AdvancedRestError as error:
+                logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")
+                transport.send_status(output, error.http_status, error_body(error, method, uri))
+                return
+            except Exception:  # any bug answers 500, never crashes Orthanc's thread
+                logger.exception("Unexpected error on %s %s", method, uri)
+                error = AdvancedRestError("Unexpected error in the advanced-rest plugin, see Orthanc's log")
+                transport.send_status(output, 500, error_body(error, method, uri))
+                return
+            transport.answer(output, response.body, response.mime)
+
+        return callback
