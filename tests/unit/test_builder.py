@@ -1,0 +1,210 @@
+"""The create-dicom builder, checked by reading its files back with pydicom."""
+import base64
+import datetime
+import io
+import itertools
+import json
+
+import pydicom
+import pytest
+from PIL import Image
+
+from advanced_rest.dicomize import builder, charsets, parents, request
+from advanced_rest.dicomize.dictionary import Dictionary
+from advanced_rest.errors import AdvancedRestError, BadFileFormat, BadParameterType, UnknownDicomTag
+
+NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
+
+
+def environment(encoding="Latin1", dictionary=None, creator=""):
+    counter = itertools.count(1)
+    return builder.Environment(
+        dictionary=dictionary or Dictionary(),
+        default_encoding=charsets.from_name(encoding),
+        default_private_creator=creator,
+        max_image_pixels=10_000,
+        now=NOW,
+        new_uid=lambda: "2.25.%d" % next(counter),
+        new_patient_id=lambda: "patient-id",
+    )
+
+
+def build(body, env=None, parent=None):
+    files = builder.build(request.parse(json.dumps(body).encode()), env or environment(), parent)
+    return [pydicom.dcmread(io.BytesIO(data)) for data in files]
+
+
+def png(mode, size=(3, 2), color=None):
+    out = io.BytesIO()
+    Image.new(mode, size, color).save(out, "PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def test_generated_tags_and_dates():
+    (ds,) = build({"Tags": {"PatientName": "Doe^John"}})
+    assert ds.PatientID == "patient-id"
+    assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID) == ("2.25.1", "2.25.2", "2.25.3")
+    assert ds.file_meta.MediaStorageSOPInstanceUID == "2.25.3"
+    assert ds.file_meta.MediaStorageSOPClassUID == "1.2.276.0.7230010.3.1.0.1"
+    assert ds.SpecificCharacterSet == "ISO_IR 100"
+    for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate"):
+        assert ds.data_element(keyword).value == "20240506"
+    assert ds.ContentTime == "070809.000000"
+    assert "SOPClassUID" not in ds
+
+
+def test_values_use_the_encoding():
+    (latin1,) = build({"Tags": {"PatientName": "Jérôme"}})
+    (utf8,) = build({"Tags": {"PatientName": "Jérôme", "SpecificCharacterSet": "ISO_IR 192"}})
+    assert latin1["PatientName"].value.original_string == "Jérôme".encode("latin-1")
+    assert utf8["PatientName"].value.original_string == "Jérôme".encode("utf-8")
+    assert utf8.SpecificCharacterSet == "ISO_IR 192"
+
+
+@pytest.mark.parametrize("tags, keyword, expected", [
+    ({"Rows": "512"}, "Rows", 512),
+    ({"0028,0010": "7"}, "Rows", 7),
+    ({"AcquisitionMatrix": "1\\2\\3\\4"}, "AcquisitionMatrix", [1, 2, 3, 4]),
+    ({"Rows": "-1"}, "Rows", 65535),
+    ({"SliceThickness": "1.5"}, "SliceThickness", 1.5),
+    ({"PatientWeight": ""}, "PatientWeight", None),
+    ({"PatientName": None}, "PatientName", ""),
+], ids=["name", "hex", "multi-valued-US", "wrapped-negative", "DS", "empty", "null"])
+def test_tag_values(tags, keyword, expected):
+    (ds,) = build({"Tags": tags})
+    value = ds.data_element(keyword).value
+    assert (list(value) if isinstance(expected, list) else value) == expected
+
+
+def test_sequences_nest():
+    (ds,) = build({"Tags": {"ReferencedStudySequence": [
+        {"ReferencedSOPClassUID": "1.2.3", "ReferencedSOPInstanceUID": "1.2.3.4"}, []]}})
+    assert len(ds.ReferencedStudySequence) == 2
+    assert ds.ReferencedStudySequence[0].ReferencedSOPInstanceUID == "1.2.3.4"
+
+
+@pytest.mark.parametrize("tags, error", [
+    ({"NoSuchTag": "x"}, UnknownDicomTag),
+    ({"PatientName": 5}, BadParameterType),
+    ({"PatientName": ["x"]}, BadParameterType),
+    ({"Rows": "abc"}, BadFileFormat),
+    ({"Rows": "70000"}, BadFileFormat),
+    ({"Rows": None}, BadFileFormat),
+], ids=["unknown", "number", "array-on-string", "not-a-number", "overflow", "null-number"])
+def test_bad_tag_values(tags, error):
+    with pytest.raises(error):
+        build({"Tags": tags})
+
+
+def test_generated_tags_need_force():
+    with pytest.raises(AdvancedRestError) as caught:
+        build({"Tags": {"SOPInstanceUID": "1.2.3"}})
+    assert caught.value.code == 2020
+    (ds,) = build({"Tags": {"SOPInstanceUID": "1.2.3"}, "Force": True})
+    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID == "1.2.3"
+    (ds,) = build({"Tags": {"PatientID": "mine", "StudyDate": "20000101"}})
+    assert (ds.PatientID, ds.StudyDate) == ("mine", "20000101")
+
+
+@pytest.mark.parametrize("mode, color, photometric, samples, bits, data", [
+    ("L", 7, "MONOCHROME2", 1, 8, bytes([7] * 6)),
+    ("RGB", (1, 2, 3), "RGB", 3, 8, bytes([1, 2, 3] * 6)),
+    ("RGBA", (1, 2, 3, 4), "RGB", 3, 8, bytes([1, 2, 3] * 6)),
+    ("LA", (9, 100), "MONOCHROME2", 1, 8, bytes([9] * 6)),
+    ("I;16", 300, "MONOCHROME2", 1, 16, (300).to_bytes(2, "little") * 6),
+    ("1", 1, "MONOCHROME2", 1, 8, bytes([255] * 6)),
+], ids=["gray8", "rgb", "rgba-drops-alpha", "gray-alpha", "gray16", "1-bit"])
+def test_png_pixel_formats(mode, color, photometric, samples, bits, data):
+    (ds,) = build({"Tags": {}, "Content": png(mode, color=color)})
+    assert (ds.Columns, ds.Rows) == (3, 2)
+    assert (ds.PhotometricInterpretation, ds.SamplesPerPixel, ds.BitsAllocated, ds.BitsStored, ds.HighBit) \
+        == (photometric, samples, bits, bits, bits - 1)
+    assert ds.PixelData[:len(data)] == data
+    assert ds["PixelData"].VR == "OW"
+
+
+def test_palette_png_becomes_rgb():
+    image = Image.new("P", (2, 2))
+    image.putpalette([10, 20, 30] + [0] * 765)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    (ds,) = build({"Tags": {}, "Content": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()})
+    assert ds.PhotometricInterpretation == "RGB" and ds.PixelData == bytes([10, 20, 30] * 4)
+
+
+def test_forged_dimensions_fail_fast():
+    header = bytearray(base64.b64decode(png("L").split(",", 1)[1]))
+    header[16:24] = (100000).to_bytes(4, "big") * 2  # IHDR width and height
+    with pytest.raises(BadFileFormat):
+        build({"Tags": {}, "Content": "data:image/png;base64," + base64.b64encode(bytes(header)).decode()})
+
+
+def test_pdf_is_encapsulated_and_padded():
+    pdf = b"%PDF-1.4 tiny"
+    (ds,) = build({"Tags": {}, "Content": "data:application/pdf;base64," + base64.b64encode(pdf).decode()})
+    assert ds.SOPClassUID == ds.file_meta.MediaStorageSOPClassUID == "1.2.840.10008.5.1.4.1.1.104.1"
+    assert (ds.Modality, ds.ConversionType, ds.MIMETypeOfEncapsulatedDocument) == ("OT", "WSD", "application/pdf")
+    assert ds.EncapsulatedDocument == pdf + b"\0"
+
+
+@pytest.mark.parametrize("mime, sop_class", [
+    ("model/stl", "1.2.840.10008.5.1.4.1.1.104.3"),
+    ("model/obj", "1.2.840.10008.5.1.4.1.1.104.4"),
+    ("model/mtl", "1.2.840.10008.5.1.4.1.1.104.5"),
+])
+def test_3d_models(mime, sop_class):
+    (ds,) = build({"Tags": {}, "Content": "data:%s;base64,c29saWQ=" % mime})
+    assert (ds.SOPClassUID, ds.Modality, ds.MIMETypeOfEncapsulatedDocument) == (sop_class, "M3D", mime)
+
+
+def test_series_numbers_instances_and_shares_tags():
+    files = build({"Tags": {"PatientName": "A"}, "Content": [png("L"), {"Content": png("L"), "Tags": {"ImageComments": "x"}}]})
+    assert [ds.InstanceNumber for ds in files] == [1, 2]
+    assert [ds.ImageIndex for ds in files] == [1, 2]
+    assert {ds.SeriesInstanceUID for ds in files} == {"2.25.2"}
+    assert len({ds.SOPInstanceUID for ds in files}) == 2
+    assert files[0].ImagesInAcquisition == 2 and files[1].ImageComments == "x"
+
+
+@pytest.mark.parametrize("content, code", [
+    ([png("L"), {"Tags": {}}], 2022),
+    ([png("L"), 5], 2023),
+    (5, 2023),
+], ids=["item-without-content", "item-not-a-string", "content-not-a-string"])
+def test_series_errors(content, code):
+    with pytest.raises(AdvancedRestError) as caught:
+        build({"Tags": {}, "Content": content})
+    assert caught.value.code == code
+
+
+def test_parent_series_inherits_its_modules_and_keeps_its_dates():
+    parent = parents.Parent("Series", {
+        "0010,0010": {"Type": "String", "Value": "Parent^Name"},
+        "0020,000d": {"Type": "String", "Value": "1.2.3"},
+        "0008,0060": {"Type": "String", "Value": "CT"},
+        "0008,0020": {"Type": "String", "Value": "19990101"},
+        "0008,0021": {"Type": "String", "Value": "19990102"},
+        "0008,0070": {"Type": "String", "Value": "not inherited"},
+        "0008,0005": {"Type": "String", "Value": "ISO_IR 192"},
+    })
+    (ds,) = build({"Tags": {}}, parent=parent)
+    assert (ds.PatientName, ds.StudyInstanceUID, ds.Modality) == ("Parent^Name", "1.2.3", "CT")
+    assert (ds.StudyDate, ds.SeriesDate, ds.SpecificCharacterSet) == ("19990101", "19990102", "ISO_IR 192")
+    assert "Manufacturer" not in ds
+    with pytest.raises(AdvancedRestError) as caught:
+        build({"Tags": {"Modality": "MR"}}, parent=parent)
+    assert caught.value.code == 2020
+
+
+def test_legacy_flat_body():
+    (ds,) = build({"PatientName": "Flat"})
+    assert ds.PatientName == "Flat" and "StudyDate" not in ds and "SpecificCharacterSet" not in ds
+    with pytest.raises(AdvancedRestError) as caught:
+        build({"PatientName": 5})
+    assert caught.value.code == 2019
+
+
+def test_custom_dictionary_tag():
+    dictionary = Dictionary({"0009,1001": ["DS", "MyValue", 1, 1, "Me"]})
+    (ds,) = build({"Tags": {"MyValue": "1.5"}, "PrivateCreator": "Me"}, environment(dictionary=dictionary))
+    assert ds[0x00091001].VR == "DS" and ds[0x00091001].value == 1.5

@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from advanced_rest import errors, web
+
+SUBCLASSES = [
+    (errors.BadRequest, 400, 8, "Bad request"),
+    (errors.BadFileFormat, 400, 15, "Bad file format"),
+    (errors.ParameterOutOfRange, 400, 3, "Parameter out of range"),
+    (errors.BadParameterType, 400, 5, "Bad type for a parameter"),
+    (errors.UnknownDicomTag, 400, 27, "Unknown DICOM tag"),
+    (errors.UnsupportedFormat, 500, 2, "Not implemented yet"),
+    (errors.UnknownResource, 404, 17, "Unknown resource"),
+]
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+def test_table_covers_every_subclass():
+    covered = {row[0] for row in SUBCLASSES} | {errors.OrthancError}
+    assert set(_all_subclasses(errors.AdvancedRestError)) == covered
+
+
+@pytest.mark.parametrize("cls, status, code, message", SUBCLASSES, ids=lambda v: getattr(v, "__name__", None))
+def test_error_body_has_the_core_shape(cls, status, code, message):
+    body = json.loads(web.error_body(cls("what went wrong"), "POST", "/tools/create-dicom"))
+    assert body == {
+        "Details": "what went wrong",
+        "HttpError": errors.HTTP_REASONS[status],
+        "HttpStatus": status,
+        "Message": message,
+        "Method": "POST",
+        "OrthancError": message,
+        "OrthancStatus": code,
+        "Uri": "/tools/create-dicom",
+    }
+
+
+def test_orthanc_code_takes_the_status_the_core_gives_it():
+    error = errors.AdvancedRestError(code=2020)
+    assert (error.http_status, error.message) == (400, "Trying to override a value inherited from a parent module")
+    assert "Details" not in json.loads(web.error_body(error, "POST", "/x"))
+
+
+def test_unknown_code_is_a_server_error():
+    assert errors.OrthancError(code=123456).http_status == 500
