@@ -1,0 +1,33 @@
+# make run:  Orthanc on orthanc.json with the plugin, in the foreground.
+# make test: install what is missing, then unit + integration tests on every leg that can run.
+#            PYTEST_ARGS="-k jobs -x" passes options; ADVANCED_REST_LEGS=bookworm picks legs.
+SHELL := /bin/bash
+# The interpreter Orthanc's Python plugin embeds on bookworm: venvs must come from it.
+HOST_PYTHON := /usr/bin/python3
+PYTEST_ARGS ?=
+
+.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup
+
+host-packages:
+	scripts/apt-install.sh orthanc orthanc-python python3-venv
+
+test-packages: host-packages
+	scripts/apt-install.sh debootstrap dicom3tools
+
+plugin-venv: host-packages
+	scripts/make-venv.sh .venv/plugin plugin/requirements.txt $(HOST_PYTHON)
+
+test-venv: host-packages
+	scripts/make-venv.sh .venv/test tests/requirements.txt $(HOST_PYTHON)
+
+# A forky chroot that cannot be built is not fatal here: its leg is skipped with the reason.
+forky: test-packages
+	scripts/build-forky.sh || echo "==> forky leg unavailable: its tests will be skipped"
+
+test-setup: test-packages plugin-venv test-venv forky
+
+run: plugin-venv
+	scripts/run-orthanc.sh orthanc.json
+
+test: test-setup
+	.venv/test/bin/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)

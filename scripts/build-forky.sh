@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Build (once) the Debian testing "forky" chroot with Orthanc 1.13 + Python plugin 7.1 + Python 3.14,
+# then make or refresh its plugin venv at /opt/advanced-rest/venv.
+# The chroot lives outside the repo: $ADVANCED_REST_FORKY, default /var/cache/advanced-rest/forky.
+# It is built in a temp dir and renamed, so a half-built chroot is never used. On failure the
+# reason goes to $ADVANCED_REST_FORKY.unavailable, which the tests show when they skip the leg.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${ADVANCED_REST_FORKY:-/var/cache/advanced-rest/forky}
+mirror=${ADVANCED_REST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+reason_file="$dir.unavailable"
+
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
+rm -f "$reason_file"
+
+fail() {
+    echo "==> forky: FAILED: $1" >&2
+    printf '%s\n' "$1" > "$reason_file"
+    exit 1
+}
+
+# Unmount whatever a failed debootstrap left mounted (proc, sys...), then delete.
+remove_tree() {
+    local tree=$1
+    { grep -o " $tree/[^ ]*" /proc/mounts || true; } | sort -r | while read -r mnt; do umount -l "$mnt" || true; done
+    rm -rf --one-file-system "$tree"
+}
+
+if [ ! -x "$dir/usr/sbin/Orthanc" ] || [ ! -e "$dir/usr/share/orthanc/plugins/libOrthancPython.so" ]; then
+    command -v debootstrap >/dev/null || fail "debootstrap is not installed"
+    for stale in "$dir".tmp*; do
+        [ -e "$stale" ] || continue
+        echo "==> forky: removing stale $stale"
+        remove_tree "$stale"
+    done
+    [ -e "$dir" ] && { echo "==> forky: removing incomplete $dir"; remove_tree "$dir"; }
+    tmp=$(mktemp -d "$dir.tmp.XXXXXX")
+    log="$dir.debootstrap.log"
+    echo "==> forky: debootstrap testing into $tmp (about a minute, 500 MB; log $log)"
+    if ! debootstrap --variant=minbase --include=orthanc,orthanc-python,python3-venv \
+            testing "$tmp" "$mirror" >"$log" 2>&1; then
+        tail -n 20 "$log" >&2
+        remove_tree "$tmp"
+        fail "debootstrap failed: $(tail -n 3 "$log" | tr '\n' ' ')(full log $log)"
+    fi
+    mv -T "$tmp" "$dir"
+    rm -f "$log"
+    echo "==> forky: chroot ready at $dir"
+else
+    echo "==> forky: chroot present at $dir"
+fi
+
+# pip inside the chroot needs the host's CA bundle and resolver.
+mkdir -p "$dir/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
+cp -L /etc/resolv.conf "$dir/etc/resolv.conf"
+
+mkdir -p "$dir/opt/advanced-rest"
+cp "$repo/plugin/requirements.txt" "$dir/opt/advanced-rest/requirements.txt"
+cp "$repo/scripts/make-venv.sh" "$dir/opt/advanced-rest/make-venv.sh"
+# PIP_FIND_LINKS and friends may name host paths: the chroot gets a clean environment.
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_DEFAULT_TIMEOUT=180 \
+    chroot "$dir" bash /opt/advanced-rest/make-venv.sh \
+        /opt/advanced-rest/venv /opt/advanced-rest/requirements.txt /usr/bin/python3 \
+    || fail "could not build the plugin venv inside $dir (pip install -r plugin/requirements.txt)"

@@ -1,0 +1,158 @@
+"""Fixtures that start real Orthanc servers, per leg (see servers.py).
+
+    leg                 session, parametrized over the selected legs (ids: bookworm, forky)
+    core                session, Server without any plugin: the oracle
+    plugin              session, Server with the Python plugin and our entrypoint
+    orthanc_factory     function, orthanc_factory(plugin=True, config=None, args=(), **kw) -> Server,
+                        stopped at the test's teardown
+
+Legs come from --legs or $ADVANCED_REST_LEGS (comma list; default all). A leg that cannot run
+here is skipped with the reason. On failure the logs of the servers a test used are added to its
+report; the terminal summary names each leg's versions or why it was skipped.
+"""
+import os
+
+import pytest
+
+from servers import LEGS, Server, probe_versions
+
+# leg name -> "Orthanc ..., Python plugin ..., Python ..." or "skipped: ..." / "error: ..."
+LEG_STATUS = {}
+LOG_LIMIT = 30_000  # characters of one server's log in a failure report
+
+
+def selected_legs(config):
+    """Return the leg names chosen by --legs, else $ADVANCED_REST_LEGS, else all, in LEGS order."""
+    raw = config.getoption("--legs") or os.environ.get("ADVANCED_REST_LEGS") or ",".join(LEGS)
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    unknown = [n for n in names if n not in LEGS]
+    if unknown:
+        raise pytest.UsageError(f"unknown leg(s) {', '.join(unknown)}; known: {', '.join(LEGS)}")
+    return [n for n in LEGS if n in names]
+
+
+def pytest_generate_tests(metafunc):
+    if "leg" in metafunc.fixturenames:
+        names = selected_legs(metafunc.config)
+        metafunc.parametrize("leg", names, indirect=True, scope="session", ids=names)
+
+
+@pytest.fixture(scope="session")
+def leg(request):
+    """The current leg, opened for the session; skips when it cannot run here."""
+    leg = LEGS[request.param]()
+    reason = leg.unavailable_reason()
+    if reason:
+        LEG_STATUS[leg.name] = f"skipped: {reason}"
+        pytest.skip(f"leg {leg.name}: {reason}")
+    leg.open()
+    try:
+        probe_versions(leg)
+    except Exception as e:
+        LEG_STATUS[leg.name] = f"error: {str(e).splitlines()[0]}"
+        leg.close()
+        raise
+    LEG_STATUS[leg.name] = leg.summary()
+    yield leg
+    leg.close()
+
+
+@pytest.fixture(scope="session")
+def core(leg):
+    """Orthanc with no plugin on the current leg, for parity checks."""
+    with Server(leg, plugin=False, name=f"{leg.name}-core") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def plugin(leg):
+    """Orthanc with our plugin on the current leg, default configuration."""
+    with Server(leg, plugin=True, name=f"{leg.name}-plugin") as server:
+        yield server
+
+
+class OrthancFactory:
+    """Starts extra servers on one leg; `close()` stops them all."""
+
+    def __init__(self, leg):
+        self.leg = leg
+        self.servers = []
+
+    def __call__(self, plugin=True, config=None, args=(), **kw):
+        """Return a started Server (see Server for env, name, timeout)."""
+        server = Server(self.leg, plugin=plugin, config=config, args=args, **kw)
+        self.servers.append(server)
+        return server
+
+    def close(self):
+        for server in self.servers:
+            server.terminate()
+        for server in self.servers:
+            server.close()
+
+
+@pytest.fixture
+def orthanc_factory(leg):
+    """orthanc_factory(plugin=True, config=None, args=()) -> a started Server, stopped at teardown."""
+    factory = OrthancFactory(leg)
+    yield factory
+    factory.close()
+
+
+# -- logs in failure reports -------------------------------------------------------------------
+
+def _used_servers(item):
+    """Servers the test used: in its fixtures (directly or via a factory) or started during it."""
+    found = []
+    for value in getattr(item, "funcargs", {}).values():
+        candidates = value.servers if isinstance(value, OrthancFactory) else [value]
+        found += [s for s in candidates if isinstance(s, Server)]
+    first_new = getattr(item, "_orthanc_first_serial", None)
+    if first_new is not None:
+        found += [s for s in Server.live if s.serial >= first_new]
+    unique = []
+    for server in found:
+        if server not in unique:
+            unique.append(server)
+    return unique
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Log offsets of the servers already running: the report shows what happened during the test.
+    item._orthanc_offsets = {s: s._log_size() for s in Server.live}
+    item._orthanc_first_serial = max((s.serial for s in Server.live), default=0) + 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed or getattr(item, "_orthanc_logs_reported", False):
+        return
+    item._orthanc_logs_reported = True
+    offsets = getattr(item, "_orthanc_offsets", {})
+    for server in _used_servers(item):
+        start = offsets.get(server, 0)
+        text = server.log_text(start)
+        where = "since the test started" if start else "whole"
+        if not text.strip():
+            text = f"(nothing logged; full log {server.log_path})\n"
+        elif len(text) > LOG_LIMIT:
+            text = f"[... cut, full log {server.log_path}]\n" + text[-LOG_LIMIT:]
+        report.sections.append((f"orthanc log {server.name} ({where})", text))
+
+
+# -- versions per leg in the summary -----------------------------------------------------------
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not LEG_STATUS:
+        return  # no integration test asked for a leg
+    selected = selected_legs(config)
+    terminalreporter.write_sep("-", "legs")
+    for name in LEGS:
+        status = LEG_STATUS.get(name)
+        if status is None:
+            status = ("skipped: not selected (--legs / ADVANCED_REST_LEGS)" if name not in selected
+                      else "skipped: no test ran on it")
+        terminalreporter.write_line(f"leg {name}: {status}")

@@ -1,0 +1,423 @@
+"""Real Orthanc servers for integration tests: one `Leg` per support-matrix row, `Server` per process.
+
+A leg knows where its Orthanc, Python plugin and plugin venv live and how to start Orthanc
+(on the host for bookworm, in a chroot for forky). A server is one Orthanc process on free
+loopback ports with its own temp storage and log file.
+"""
+import atexit
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import requests
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLUGIN_DIR = os.path.join(REPO, "plugin")
+PLUGIN_REQUIREMENTS = os.path.join(PLUGIN_DIR, "requirements.txt")
+PYTHON_PLUGIN_SO = "/usr/share/orthanc/plugins/libOrthancPython.so"
+ORTHANC_BIN = "/usr/sbin/Orthanc"
+# Written last by scripts/make-venv.sh: "<sha256 of requirements> Python X.Y.Z".
+VENV_STAMP = ".advanced-rest-stamp"
+PURELIB = 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 60.0
+
+
+def _requirements_hash():
+    with open(PLUGIN_REQUIREMENTS, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _venv_problem(stamp_path, make_hint):
+    """Return why the plugin venv whose stamp is at stamp_path cannot be used, or None."""
+    try:
+        with open(stamp_path) as f:
+            stamp = f.read().split()
+    except FileNotFoundError:
+        return f"plugin venv missing ({os.path.dirname(stamp_path)}): {make_hint}"
+    if not stamp or stamp[0] != _requirements_hash():
+        return f"plugin venv out of date with plugin/requirements.txt: {make_hint}"
+    return None
+
+
+def _run(argv):
+    """Run a short command; return its stdout+stderr stripped."""
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
+    return done.stdout.strip()
+
+
+def free_port():
+    """Return a loopback TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Leg:
+    """Where one support-matrix leg's Orthanc runs; `open()` before starting servers."""
+
+    name = ""
+    orthanc_bin = ORTHANC_BIN
+    python_plugin_so = PYTHON_PLUGIN_SO
+
+    def __init__(self):
+        self.work_dir = None      # host path holding this session's servers
+        self.entrypoint = None    # plugin/entrypoint.py as Orthanc sees it
+        self.site_packages = None  # plugin venv's site-packages as Orthanc sees it
+        self.versions = {}        # "orthanc", "python_plugin", "python"
+
+    def __repr__(self):
+        return f"<Leg {self.name}>"
+
+    def unavailable_reason(self):
+        """Return why this leg cannot run on this machine, or None."""
+        raise NotImplementedError
+
+    def open(self):
+        """Prepare a session: temp folder, plugin code, venv path."""
+        raise NotImplementedError
+
+    def close(self):
+        """Delete the session's folder (servers must be stopped)."""
+        if self.work_dir and not os.environ.get("ADVANCED_REST_KEEP"):
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        self.work_dir = None
+
+    def leg_path(self, host_path):
+        """Return host_path as Orthanc on this leg sees it."""
+        return host_path
+
+    def orthanc_argv(self, config_host_path):
+        """Return the command line that starts Orthanc on config_host_path."""
+        return [self.orthanc_bin, self.leg_path(config_host_path)]
+
+    def environment(self):
+        """Return the environment Orthanc runs with: minimal, so the host's Python settings don't leak."""
+        return {
+            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/root" if os.geteuid() == 0 else os.environ.get("HOME", "/tmp"),
+            "PYTHONPATH": self.site_packages or "",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def python_version(self):
+        """Return e.g. "3.11.2" for the interpreter this leg's Python plugin embeds."""
+        raise NotImplementedError
+
+    def summary(self):
+        """Return "Orthanc 1.10.1, Python plugin 4.0, Python 3.11.2" once versions are known."""
+        v = self.versions
+        return (f"Orthanc {v.get('orthanc', '?')}, Python plugin {v.get('python_plugin', '?')}, "
+                f"Python {v.get('python', '?')}")
+
+
+class BookwormLeg(Leg):
+    """Debian 12's packages on this machine: Orthanc 1.10.1, Python plugin 4.0, Python 3.11."""
+
+    name = "bookworm"
+    python = "/usr/bin/python3"
+    venv = os.path.join(REPO, ".venv", "plugin")
+
+    def unavailable_reason(self):
+        for path, package in ((self.orthanc_bin, "orthanc"), (self.python_plugin_so, "orthanc-python")):
+            if not os.path.exists(path):
+                return f"{path} missing: apt-get install {package} (make test does it)"
+        return _venv_problem(os.path.join(self.venv, VENV_STAMP), "run make test (or make plugin-venv)")
+
+    def open(self):
+        self.work_dir = tempfile.mkdtemp(prefix="advanced-rest-bookworm-")
+        self.entrypoint = os.path.join(PLUGIN_DIR, "entrypoint.py")
+        self.site_packages = _run([os.path.join(self.venv, "bin", "python"), "-c", PURELIB])
+
+    def python_version(self):
+        return _run([self.python, "--version"]).split()[-1]
+
+
+class ForkyLeg(Leg):
+    """Debian testing in a chroot (scripts/build-forky.sh): Orthanc 1.13.0, plugin 7.1, Python 3.14."""
+
+    name = "forky"
+    venv = "/opt/advanced-rest/venv"
+
+    def __init__(self):
+        super().__init__()
+        self.root = os.environ.get("ADVANCED_REST_FORKY", "/var/cache/advanced-rest/forky")
+
+    def unavailable_reason(self):
+        if not os.path.exists(os.path.join(self.root, self.orthanc_bin.lstrip("/"))):
+            try:
+                with open(self.root + ".unavailable") as f:
+                    return f"chroot could not be built: {f.read().strip()}"
+            except FileNotFoundError:
+                return f"no chroot at {self.root}: run scripts/build-forky.sh (make test does it)"
+        if os.geteuid() != 0:
+            return "chroot needs root"
+        return _venv_problem(os.path.join(self.root, self.venv.lstrip("/"), VENV_STAMP),
+                             "run scripts/build-forky.sh (make test does it)")
+
+    def open(self):
+        # The plugin changes between runs: a fresh copy per session, beside the servers' storage.
+        tmp = os.path.join(self.root, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        self.work_dir = tempfile.mkdtemp(prefix="advanced-rest-", dir=tmp)
+        plugin_copy = os.path.join(self.work_dir, "plugin")
+        shutil.copytree(PLUGIN_DIR, plugin_copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self.entrypoint = self.leg_path(os.path.join(plugin_copy, "entrypoint.py"))
+        self.site_packages = _run(["chroot", self.root, os.path.join(self.venv, "bin", "python"), "-c", PURELIB])
+
+    def leg_path(self, host_path):
+        rel = os.path.relpath(host_path, self.root)
+        if rel.startswith(".."):
+            raise ValueError(f"{host_path} is outside the chroot {self.root}")
+        return "/" + rel
+
+    def orthanc_argv(self, config_host_path):
+        return ["chroot", self.root, self.orthanc_bin, self.leg_path(config_host_path)]
+
+    def python_version(self):
+        return _run(["chroot", self.root, "python3", "--version"]).split()[-1]
+
+
+LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg)}
+
+
+class StartError(RuntimeError):
+    """Orthanc did not answer GET /system in time; the message ends with its log."""
+
+
+class Server:
+    """One Orthanc process on free loopback ports, with temp storage and a log file.
+
+    plugin=True loads the Python plugin with our entrypoint; plugin=False loads no plugin at all
+    (the core oracle). config is merged over the defaults (a value of None removes a key);
+    args are extra command-line arguments (e.g. "--verbose"). env adds environment variables.
+    """
+
+    _serial = itertools.count(1)
+    live = []  # started and not yet closed, for the failure report
+
+    def __init__(self, leg, plugin=True, config=None, args=(), env=None, name=None,
+                 start=True, timeout=START_TIMEOUT):
+        self.leg = leg
+        self.plugin = plugin
+        self.extra_config = dict(config or {})
+        self.args = tuple(args)
+        self.extra_env = dict(env or {})
+        self.serial = next(Server._serial)
+        self.name = name or f"{leg.name}-{'plugin' if plugin else 'core'}-{self.serial}"
+        self.dir = tempfile.mkdtemp(prefix=f"{self.name}-", dir=leg.work_dir)
+        self.storage_dir = os.path.join(self.dir, "storage")
+        self.config_path = os.path.join(self.dir, "orthanc.json")
+        self.log_path = os.path.join(self.dir, "orthanc.log")
+        self.timeout = timeout
+        self.http_port = None
+        self.dicom_port = None
+        self.process = None
+        self._terminating = False
+        self.session = requests.Session()
+        Server.live.append(self)
+        if start:
+            try:
+                self.start()
+            except BaseException:
+                self.close()
+                raise
+
+    def __repr__(self):
+        return f"<Server {self.name} {self.url if self.http_port else '(not started)'}>"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def aet(self):
+        return self.config().get("DicomAet", "ORTHANC")
+
+    def config(self):
+        """Return the configuration this server runs with (leg paths)."""
+        config = {
+            "Name": self.name,
+            "HttpPort": self.http_port,
+            "DicomPort": self.dicom_port,
+            "DicomServerEnabled": True,
+            "StorageDirectory": self.leg.leg_path(self.storage_dir),
+            "IndexDirectory": self.leg.leg_path(self.storage_dir),
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "HttpDescribeErrors": True,
+            "Plugins": [self.leg.python_plugin_so] if self.plugin else [],
+        }
+        if self.plugin:
+            config["PythonScript"] = self.leg.entrypoint
+        config.update(self.extra_config)
+        return {k: v for k, v in config.items() if v is not None}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self):
+        """Start Orthanc and wait until GET /system answers. Raises StartError with the log."""
+        if self.running():
+            return self
+        keep_ports = self.http_port is not None
+        for attempt in range(3):
+            if not keep_ports or attempt > 0:
+                self.http_port, self.dicom_port = free_port(), free_port()
+            with open(self.config_path, "w") as f:
+                json.dump(self.config(), f, indent=2)
+            log_start = self._log_size()
+            with open(self.log_path, "a") as log:
+                log.write(f"==== advanced-rest tests: starting {self.name} on {self.url} "
+                          f"(DICOM {self.dicom_port}): {' '.join(self._argv())}\n")
+                log.flush()
+                self._terminating = False
+                self.process = subprocess.Popen(
+                    self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env={**self.leg.environment(), **self.extra_env}, start_new_session=True)
+            if self._wait_ready():
+                return self
+            # Another process may have taken a port between free_port() and Orthanc's bind.
+            if self.process.poll() is not None and "already in use" in self.log_text(log_start):
+                continue
+            break
+        exited = self.process.poll()
+        self.kill()
+        why = (f"exited with code {exited} before answering GET /system" if exited is not None
+               else f"did not answer GET /system within {self.timeout:.0f} s")
+        raise StartError(f"Orthanc {self.name} {why}; log {self.log_path}:\n{self.log_text()}")
+
+    def _argv(self):
+        return self.leg.orthanc_argv(self.config_path) + list(self.args)
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                return False
+            try:
+                if self.session.get(self.url + "/system", timeout=2).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def running(self):
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self):
+        """SIGTERM, wait for a clean exit, SIGKILL if it does not come. Returns the exit code."""
+        if self.running():
+            self.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._append_log(f"==== advanced-rest tests: no exit {STOP_TIMEOUT:.0f} s after SIGTERM, SIGKILL\n")
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode if self.process else None
+
+    def terminate(self):
+        """Send SIGTERM without waiting; Orthanc takes ~3 s to stop, so stop several at once."""
+        if self.running() and not self._terminating:
+            self._terminating = True
+            self.process.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        """SIGKILL (a crash: no clean shutdown). Returns the exit code."""
+        if self.running():
+            self.process.kill()
+            self.process.wait()
+        return self.process.returncode if self.process else None
+
+    def restart(self, timeout=None):
+        """Stop (if running) and start again on the same storage (same ports when still free)."""
+        self.stop()
+        if timeout is not None:
+            self.timeout = timeout
+        return self.start()
+
+    def close(self):
+        """Stop for good; the folder goes with the leg's session folder."""
+        self.stop()
+        self.session.close()
+        if self in Server.live:
+            Server.live.remove(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def request(self, method, path, **kw):
+        """Send method to url + path; returns the requests response (no status check)."""
+        kw.setdefault("timeout", REQUEST_TIMEOUT)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # -- log -------------------------------------------------------------------------------
+
+    def log_text(self, start=0):
+        """Return Orthanc's stdout+stderr (all starts of this server), from byte offset start."""
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(start)
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def _append_log(self, text):
+        with open(self.log_path, "a") as f:
+            f.write(text)
+
+
+@atexit.register
+def _kill_leftovers():
+    # Fixtures stop their servers; this covers an interpreter that exits without teardown.
+    for server in list(Server.live):
+        server.kill()
+
+
+def probe_versions(leg):
+    """Fill leg.versions from a throw-away server with the bare Python plugin (no script).
+
+    Independent of our plugin, so versions print even when it fails to load.
+    """
+    with Server(leg, plugin=True, config={"PythonScript": None}, name=f"{leg.name}-probe") as server:
+        system = server.get("/system").json()
+        python = server.get("/plugins/python")
+        leg.versions = {
+            "orthanc": system.get("Version", "?"),
+            "python_plugin": python.json().get("Version", "?") if python.ok else f"? (HTTP {python.status_code})",
+            "python": leg.python_version(),
+        }
+    return leg.versions
