@@ -22,6 +22,8 @@ SPECIFIC_CHARACTER_SET = 0x00080005
 PIXEL_DATA = 0x7FE00010
 MODALITY = 0x00080060
 PHOTOMETRIC_INTERPRETATION = 0x00280004
+ENCAPSULATED_DOCUMENT = 0x00420011
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
 
 # Generated tags that a request may override without "Force".
 _OVERRIDABLE = frozenset({
@@ -79,6 +81,7 @@ class _Instance:
         self.env = env
         self.elements = dict(elements or {})
         self.encoding = encoding or env.default_encoding
+        self.transfer_syntax = writer.EXPLICIT_VR_LITTLE_ENDIAN
 
     def copy(self):
         return _Instance(self.env, self.elements, self.encoding)
@@ -126,9 +129,13 @@ def _inject_tags(instance, tags, request, private_creator):
             raise AdvancedRestError(name, code=CREATE_DICOM_OVERRIDE_TAG)
         if tag == PIXEL_DATA:
             raise AdvancedRestError(code=CREATE_DICOM_USE_CONTENT)
-        if tag & 0xFFFF == 0:
-            continue  # group lengths are computed when writing
+        if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
+            continue  # group lengths and the file meta are written from the dataset
         value = tags[name]
+        if tag == ENCAPSULATED_DOCUMENT and request.interpret_binary_tags and isinstance(value, str) \
+                and datauri.is_data_uri(value):
+            embed_content(instance, value)  # the core treats it as Content
+            continue
         if tag in (SOP_CLASS_UID, SOP_INSTANCE_UID) and not isinstance(value, str):
             raise BadParameterType("Bad Parameter type for tag %s" % format_tag(tag))
         if isinstance(value, str) and value == "":
@@ -140,8 +147,10 @@ def _inject_tags(instance, tags, request, private_creator):
 
 # ---- content -----------------------------------------------------------------------
 
-def _embed_pixels(instance, pixels):
+def _embed_pixels(instance, pixels, photometric_of_color=None):
     samples, bits, photometric = _PIXEL_MODULES[pixels.format]
+    if photometric and photometric_of_color:
+        photometric = photometric_of_color
     elements = instance.elements
     elements.pop(PIXEL_DATA, None)
     elements[0x00280011] = Element("US", _us(pixels.width))  # Columns
@@ -156,7 +165,17 @@ def _embed_pixels(instance, pixels):
     elements[0x00280100] = Element("US", _us(bits))
     elements[0x00280101] = Element("US", _us(bits))
     elements[0x00280102] = Element("US", _us(bits - 1))
-    elements[PIXEL_DATA] = Element("OW", pixels.data)
+    if isinstance(pixels.data, writer.Fragments):
+        elements[PIXEL_DATA] = Element("OB", pixels.data)
+    else:
+        elements[PIXEL_DATA] = Element("OW", pixels.data)
+
+
+def _encapsulate_jpeg(instance, content):
+    fmt, width, height = images.jpeg_geometry(content, instance.env.max_image_pixels)
+    # Orthanc 1.13 labels every colour JPEG YBR_FULL_422, whatever its subsampling.
+    _embed_pixels(instance, images.Pixels(fmt, width, height, writer.Fragments((content,))), "YBR_FULL_422")
+    instance.transfer_syntax = JPEG_BASELINE
 
 
 def _embed_document(instance, mime, document):
@@ -167,10 +186,10 @@ def _embed_document(instance, mime, document):
     instance.set_if_absent(SOP_CLASS_UID, sop_class)
     instance.set_if_absent(MODALITY, modality)
     if mime == "application/pdf":
-        instance.set_if_absent(0x00400554, "WSD")  # Conversion Type
+        instance.set_if_absent(0x00080064, "WSD")  # Conversion Type
 
 
-def embed_content(instance, text):
+def embed_content(instance, text, encapsulate=False):
     """Put the data URI `text` into the instance: an image, a document or raw pixels.
 
     Raises:
@@ -184,7 +203,11 @@ def embed_content(instance, text):
     mime = datauri.KNOWN_MIME_TYPES.get(parsed.mime)
     if mime is None:
         raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
-    if mime in _IMAGES:
+    if encapsulate:
+        if mime != "image/jpeg":
+            raise UnsupportedFormat("Cannot encapsulate pixel data from MIME type: %s" % mime)
+        _encapsulate_jpeg(instance, parsed.content)
+    elif mime in _IMAGES:
         _embed_pixels(instance, images.decode(parsed.content, _IMAGES[mime], instance.env.max_image_pixels))
     elif mime == "application/octet-stream":
         instance.elements[PIXEL_DATA] = Element("OW", parsed.content)
@@ -212,7 +235,7 @@ def _dates(instance, parent_level):
 
 
 def _finish(instance):
-    return writer.encode_file(instance.elements)
+    return writer.encode_file(instance.elements, instance.transfer_syntax)
 
 
 def _legacy(request, env):
@@ -256,7 +279,7 @@ def build(request, env, parent=None):
     _inject_tags(instance, request.tags, request, private_creator)
 
     if isinstance(request.content, str):
-        embed_content(instance, request.content)
+        embed_content(instance, request.content, request.encapsulate)
     if not isinstance(request.content, tuple):
         return [_finish(instance)]
 
@@ -273,7 +296,7 @@ def build(request, env, parent=None):
             _inject_tags(one, item.tags, request, private_creator)
         if not isinstance(item.content, str):
             raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
-        embed_content(one, item.content)
+        embed_content(one, item.content, request.encapsulate)
         one.set_string(0x00200013, str(index + 1))  # Instance Number
         one.set_string(0x00541330, str(index + 1))  # Image Index
         files.append(_finish(one))

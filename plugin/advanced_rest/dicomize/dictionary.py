@@ -62,8 +62,6 @@ class Dictionary:
             found = self._vr.get((tag, private_creator)) or self._vr.get((tag, ""))
             if found:
                 return found
-            if (tag & 0xFFFF) <= 0x00FF and (tag & 0xFFFF) >= 0x0010:
-                return "LO"  # private creator elements
             if private_creator:
                 try:
                     found = datadict.private_dictionary_VR(tag, private_creator)

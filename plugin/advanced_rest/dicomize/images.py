@@ -32,7 +32,7 @@ def _check_size(width, height, max_pixels):
                             % (width, height, max_pixels))
 
 
-# ---- PNG of 16 bits per colour sample: Pillow reduces them to 8 bits -----------
+# ---- PNG of 16 bits per sample with colour or alpha: Pillow reduces them to 8 bits
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -82,7 +82,7 @@ def _unfilter(raw, height, stride, bpp):
     return rows.astype(numpy.uint8)
 
 
-def _decode_png48(content, width, height, channels):
+def _decode_png16(content, width, height, channels):
     chunks, offset = [], 8
     while offset + 8 <= len(content):
         length, kind = struct.unpack(">I4s", content[offset:offset + 8])
@@ -97,8 +97,10 @@ def _decode_png48(content, width, height, channels):
         raise BadFileFormat("Corrupted PNG image") from exc
     stride = width * channels * 2
     rows = _unfilter(raw, height, stride, channels * 2)
-    samples = rows.view(">u2").reshape(height, width, channels)[:, :, :3]  # drop alpha
-    return Pixels(RGB48, width, height, samples.astype("<u2").tobytes())
+    samples = rows.view(">u2").reshape(height, width, channels)
+    # Keep gray or RGB, drop alpha.
+    fmt, kept = (GRAY16, 1) if channels <= 2 else (RGB48, 3)
+    return Pixels(fmt, width, height, samples[:, :, :kept].astype("<u2").tobytes())
 
 
 # ---- PAM (the core's image/x-portable-arbitrarymap) ---------------------------
@@ -137,7 +139,8 @@ def _decode_pam(content, max_pixels):
 # ---- everything Pillow reads ---------------------------------------------------
 
 # Pillow modes -> (our format, mode to convert to first); converting drops alpha
-# channels and expands palettes and low bit depths.
+# channels and expands palettes and low bit depths. CMYK is refused, as the core
+# does: Pillow's conversion to RGB ignores the inks' profile, so it is not faithful.
 _MODES = {
     "L": (GRAY8, None),
     "1": (GRAY8, "L"),
@@ -149,7 +152,6 @@ _MODES = {
     "RGBA": (RGB24, "RGB"),
     "RGBa": (RGB24, "RGB"),
     "RGBX": (RGB24, "RGB"),
-    "CMYK": (RGB24, "RGB"),
     "YCbCr": (RGB24, "RGB"),
     "I;16": (GRAY16, None),
     "I;16L": (GRAY16, None),
@@ -184,6 +186,26 @@ def _decode_with_pillow(content, max_pixels):
     return Pixels(fmt, image.width, image.height, data)
 
 
+def jpeg_geometry(content, max_pixels):
+    """(format, width, height) of a JPEG read from its header only, for encapsulation.
+
+    Raises:
+        BadFileFormat: not a JPEG, or larger than `max_pixels`.
+        UnsupportedFormat: neither grayscale nor colour (e.g. CMYK).
+    """
+    try:
+        image = Image.open(io.BytesIO(content))
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadFileFormat("Cannot read the JPEG header: %s" % exc) from exc
+    if image.format != "JPEG":
+        raise BadFileFormat("Not a JPEG image")
+    _check_size(image.width, image.height, max_pixels)
+    formats = {"L": GRAY8, "RGB": RGB24, "YCbCr": RGB24}
+    if image.mode not in formats:
+        raise UnsupportedFormat("Cannot encapsulate a JPEG image of mode %s" % image.mode)
+    return formats[image.mode], image.width, image.height
+
+
 def decode(content, kind, max_pixels):
     """Pixels of an image given as `kind` ("png", "jpeg" or "pam").
 
@@ -195,10 +217,11 @@ def decode(content, kind, max_pixels):
         return _decode_pam(content, max_pixels)
     if kind == "png":
         header = _png_header(content)
-        if header and header[2] == 16 and header[3] in (2, 6):
+        if header and header[2] == 16 and header[3] in (2, 4, 6):
+            # Pillow reduces these to 8 bits per sample: decode them here, at full depth.
             width, height, _, color, interlace = header
             _check_size(width, height, max_pixels)
             if interlace:
-                raise UnsupportedFormat("Interlaced PNG images of 16-bit colour are not supported")
-            return _decode_png48(content, width, height, 3 if color == 2 else 4)
+                raise UnsupportedFormat("Interlaced 16-bit PNG images with colour or alpha are not supported")
+            return _decode_png16(content, width, height, {2: 3, 4: 2, 6: 4}[color])
     return _decode_with_pillow(content, max_pixels)

@@ -6,6 +6,7 @@ from ..errors import AdvancedRestError, BadRequest, ParameterOutOfRange
 from . import charsets
 
 CREATE_DICOM_USE_DATA_URI_SCHEME = 2023
+CREATE_DICOM_BAD_PARENT = 2024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +30,7 @@ class CreateRequest:
     private_creator: str = None  # None: Orthanc's DefaultPrivateCreator
     force: bool = False
     encoding: object = None  # charsets.Encoding from Tags' SpecificCharacterSet, or None
+    encapsulate: bool = False  # keep JPEG content compressed (Orthanc 1.13's "Encapsulate")
 
 
 def _field(body, name, kind, default):
@@ -38,6 +40,16 @@ def _field(body, name, kind, default):
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise BadRequest("The %s field must be a %s" % (name, {bool: "Boolean", str: "string"}[kind]))
     return value
+
+
+def _parent(document):
+    if "Parent" not in document:
+        return None
+    parent = document["Parent"]
+    if not isinstance(parent, str):
+        # The core looks a non-string up as an id, and finds nothing.
+        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
+    return parent
 
 
 def _items(content):
@@ -85,9 +97,10 @@ def parse(body):
     return CreateRequest(
         tags=tags,
         content=content,
-        parent=_field(document, "Parent", str, None),
+        parent=_parent(document),
         interpret_binary_tags=_field(document, "InterpretBinaryTags", bool, True),
         private_creator=_field(document, "PrivateCreator", str, None),
         force=_field(document, "Force", bool, False),
         encoding=encoding,
+        encapsulate=_field(document, "Encapsulate", bool, False),
     )

@@ -13,7 +13,7 @@ BINARY_URI_PREFIX = "data:application/octet-stream;base64,"
 
 _TEXT_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM",
                        "UC", "UI", "UR", "UT"})
-_BINARY_VRS = frozenset({"OB", "OW", "UN", "ox"})
+_BINARY_VRS = frozenset({"OB", "OW", "UN", "ox"})  # OW: see element_from_string
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|inf|infinity|nan)", re.IGNORECASE)
 
@@ -74,11 +74,6 @@ def _numbers(text, vr):
     return b"".join(convert(part, vr) for part in text.split("\\"))
 
 
-def _signed_or_unsigned(text):
-    # DCMTK's "US or SS": signed as soon as one value has a minus sign.
-    return _numbers(text, "SS" if "-" in text else "US"), ("SS" if "-" in text else "US")
-
-
 def concrete_vr(vr):
     """The VR written for a dictionary VR (DCMTK's ambiguous codes resolved as it does)."""
     return {"xs": "US", "lt": "US", "ox": "OB"}.get(vr, vr)
@@ -98,9 +93,7 @@ def element_from_string(tag, vr, text, context):
     else:
         raw = context.encoding.encode(text)
 
-    if vr in _BINARY_VRS:
-        if vr == "OW" and len(raw) % 2:
-            raise BadFileFormat("A tag with OW VR must have an even number of bytes: %s" % format_tag(tag))
+    if vr in _BINARY_VRS and vr != "OW":
         return Element("OB" if vr == "ox" else vr, raw)
     if vr in _TEXT_VRS:
         return Element(vr, raw)
@@ -108,8 +101,11 @@ def element_from_string(tag, vr, text, context):
         if vr in _INTEGERS or vr in _FLOATS:
             return Element(vr, _numbers(raw.decode("latin-1"), vr))
         if vr in ("xs", "lt"):
-            value, concrete = _signed_or_unsigned(raw.decode("latin-1"))
-            return Element(concrete, value)
+            # "US or SS": written as US; a negative value wraps to the same bytes as SS.
+            return Element("US", _numbers(raw.decode("latin-1"), "US"))
+        if vr == "OW":
+            # Orthanc 1.13 reads an OW value as words separated by backslashes.
+            return Element("OW", _numbers(raw.decode("latin-1"), "US"))
         if vr == "AT":
             values = [context.dictionary.parse_tag(part) for part in text.split("\\")]
             return Element("AT", b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in values))

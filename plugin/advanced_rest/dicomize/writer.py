@@ -8,6 +8,8 @@ import collections
 import struct
 
 Element = collections.namedtuple("Element", "vr value")
+# The value of an encapsulated Pixel Data element: compressed frames, one fragment each.
+Fragments = collections.namedtuple("Fragments", "frames")
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # Our implementation's identity in the file meta (a UUID-derived UID, like our other UIDs).
@@ -20,8 +22,24 @@ _LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "U
 _PAD_WITH_NUL = frozenset({"UI", "OB", "OD", "OF", "OL", "OV", "OW", "UN", "SV", "UV",
                            "US", "SS", "UL", "SL", "FL", "FD", "AT"})
 _ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+_SEQUENCE_DELIMITER = struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _HEADER_SHORT = struct.Struct("<HH2sH")
 _HEADER_LONG = struct.Struct("<HH2sHI")
+
+
+def _encode_fragments(fragments):
+    # Basic Offset Table (one offset per frame), one item per frame, sequence delimiter.
+    offsets, position = [], 0
+    items = []
+    for frame in fragments.frames:
+        if len(frame) % 2:
+            frame += b"\0"
+        offsets.append(position)
+        items.append(_ITEM + struct.pack("<I", len(frame)) + frame)
+        position += 8 + len(frame)
+    table = struct.pack("<%dI" % len(offsets), *offsets)
+    return _ITEM + struct.pack("<I", len(table)) + table + b"".join(items) + _SEQUENCE_DELIMITER
 
 
 def _encode_value(vr, value):
@@ -41,8 +59,12 @@ def encode_dataset(elements):
     out = []
     for tag in sorted(elements):
         vr, value = elements[tag]
-        data = _encode_value(vr, value)
         group, element = tag >> 16, tag & 0xFFFF
+        if isinstance(value, Fragments):
+            out.append(_HEADER_LONG.pack(group, element, vr.encode(), 0, _UNDEFINED_LENGTH))
+            out.append(_encode_fragments(value))
+            continue
+        data = _encode_value(vr, value)
         if vr in _LONG_LENGTH_VRS:
             out.append(_HEADER_LONG.pack(group, element, vr.encode(), 0, len(data)))
         else:
