@@ -31,7 +31,7 @@ def register():
         settings = settings_.from_configuration(host.configuration())
         dictionary = Dictionary(settings.dictionary)
     except Exception as exc:  # a bad configuration must not take Orthanc down
-        logger.error("Not serving anything: bad configuration: %s", exc)
+        logger.error("NOT SERVING ANYTHING: bad configuration: %s", exc)
         return
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route))
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)

@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""POST /tools/create-dicom: the plugin against Orthanc's core, side by side, in one run.
+
+Starts two Orthanc servers of one leg with the test harness (tests/integration/servers.py):
+one without any plugin (the core answers create-dicom) and one with our plugin (it answers
+create-dicom). Every case sends the same body to both, alternating core and plugin request by
+request, and compares median client-side latencies (plugin / core). A last case compares the
+throughput of 4 concurrent clients. Targets are printed, never asserted.
+
+    .venv/test/bin/python benchmarks/create_dicom.py [--leg bookworm|forky] [--repeat N] [--json FILE]
+"""
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import requests
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+from servers import LEGS, Server  # noqa: E402  (the harness lives beside the tests)
+
+TARGET = 1.10  # plugin / core latency at most this; throughput plugin / core at least 1 / this
+WARMUP = 3  # requests per server before a case is timed
+CLIENTS = 4  # concurrent clients of the throughput case
+ENDPOINT = "/tools/create-dicom"
+ENCAPSULATED_JPEG = "jpeg-1024-rgb-encapsulated"
+DECODED_JPEG = "jpeg-1024-rgb"
+
+
+# -- payloads: deterministic, made at start-up ------------------------------------------------
+
+def gradient_rgb(width, height):
+    """An RGB image whose channels ramp along x, y and the diagonal."""
+    x = np.linspace(0, 255, width, dtype=np.float64)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float64)[:, None]
+    r = np.broadcast_to(x, (height, width))
+    g = np.broadcast_to(y, (height, width))
+    b = (r + g) / 2
+    return Image.fromarray(np.stack([r, g, b], axis=-1).round().astype(np.uint8), "RGB")
+
+
+def encoded(image, fmt, **options):
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def pdf_bytes(size):
+    """A PDF of exactly `size` bytes (even): one page and a stream of pseudo-random bytes."""
+    head = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+            b"2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+            b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 72 72]>>endobj\n")
+    tail = b"\nendstream endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+    stream_head = b"4 0 obj<</Length %010d>>stream\n"
+    n = size - len(head) - len(stream_head % 0) - len(tail)
+    data = np.random.RandomState(20240506).randint(0, 256, n, dtype=np.uint8).tobytes()
+    pdf = head + stream_head % n + data + tail
+    assert len(pdf) == size and pdf.startswith(b"%PDF-")
+    return pdf
+
+
+def data_uri(mime, data):
+    return "data:%s;base64,%s" % (mime, base64.b64encode(data).decode("ascii"))
+
+
+def make_cases(repeat):
+    """[(name, label, JSON body bytes, timed repeats)], largest payloads with fewer repeats."""
+    few = max(3, repeat // 4)
+    jpeg = encoded(gradient_rgb(1024, 1024), "JPEG", quality=90)
+    cases = []
+    for size, n in ((64, repeat), (512, repeat), (2048, few)):
+        png = encoded(gradient_rgb(size, size), "PNG")
+        cases.append((f"png-{size}-rgb", f"PNG RGB {size}x{size} ({len(png) // 1024} KiB)",
+                      {"Content": data_uri("image/png", png)}, n))
+    cases.append((DECODED_JPEG, f"JPEG RGB 1024x1024 decoded ({len(jpeg) // 1024} KiB)",
+                  {"Content": data_uri("image/jpeg", jpeg)}, repeat))
+    cases.append((ENCAPSULATED_JPEG, "JPEG RGB 1024x1024, Encapsulate",
+                  {"Content": data_uri("image/jpeg", jpeg), "Encapsulate": True}, repeat))
+    cases.append(("pdf-1mb", "PDF 1 MiB",
+                  {"Content": data_uri("application/pdf", pdf_bytes(1 << 20))}, few))
+    out = []
+    for name, label, body, n in cases:
+        body = {"Tags": {"PatientName": "Benchmark^" + name, "StudyDescription": "create-dicom benchmark"},
+                **body}
+        out.append((name, label, json.dumps(body).encode(), n))
+    return out
+
+
+# -- measurement ------------------------------------------------------------------------------
+
+class Failure(RuntimeError):
+    pass
+
+
+def create(session, server, body):
+    """POST create-dicom; return (seconds, instance or series ID). Raises Failure on non-200."""
+    start = time.perf_counter()
+    answer = session.post(server.url + ENDPOINT, data=body, timeout=120,
+                          headers={"Content-Type": "application/json"})
+    elapsed = time.perf_counter() - start
+    if answer.status_code != 200:
+        raise Failure(f"{server.name}: HTTP {answer.status_code}: {answer.text[:500]}")
+    return elapsed, answer.json()["ID"]
+
+
+def delete(session, server, instance_id):
+    # Deleting an instance deletes its series, study and patient once they are empty.
+    answer = session.delete(f"{server.url}/instances/{instance_id}", timeout=120)
+    if answer.status_code != 200:
+        raise Failure(f"{server.name}: DELETE /instances/{instance_id}: HTTP {answer.status_code}")
+
+
+def latency_case(servers, body, repeat):
+    """Alternate core and plugin (ABBA order), warm-up first; return {role: [seconds]}."""
+    times = {role: [] for role in servers}
+    roles = list(servers)
+    for i in range(WARMUP + repeat):
+        for role in (roles if i % 2 == 0 else roles[::-1]):
+            server, session = servers[role]
+            elapsed, instance_id = create(session, server, body)
+            delete(session, server, instance_id)  # outside the timed part
+            if i >= WARMUP:
+                times[role].append(elapsed)
+    return times
+
+
+def throughput_block(server, body, requests_per_client):
+    """CLIENTS threads, each its own Session, all starting together; return (req/s, ids)."""
+    sessions = [requests.Session() for _ in range(CLIENTS)]
+    ids = [[] for _ in range(CLIENTS)]
+    errors = []
+    barrier = threading.Barrier(CLIENTS + 1)
+
+    def client(k):
+        barrier.wait()
+        try:
+            for _ in range(requests_per_client):
+                ids[k].append(create(sessions[k], server, body)[1])
+        except Exception as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    for s in sessions:
+        s.close()
+    if errors:
+        raise errors[0]
+    return CLIENTS * requests_per_client / elapsed, [i for part in ids for i in part]
+
+
+def delete_all(server, ids):
+    """Delete instances with CLIENTS threads (between blocks, not timed)."""
+    def worker(part):
+        with requests.Session() as session:
+            for instance_id in part:
+                delete(session, server, instance_id)
+    threads = [threading.Thread(target=worker, args=(ids[k::CLIENTS],)) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def throughput_case(servers, body, rounds, requests_per_client):
+    """Alternate core and plugin blocks (ABBA); return {role: [req/s per block]}."""
+    rates = {role: [] for role in servers}
+    roles = list(servers)
+    for i in range(1 + rounds):  # round 0 warms up
+        for role in (roles if i % 2 == 0 else roles[::-1]):
+            server = servers[role][0]
+            rate, ids = throughput_block(server, body, requests_per_client if i else 5)
+            delete_all(server, ids)
+            if i:
+                rates[role].append(rate)
+    return rates
+
+
+# -- machine and report -------------------------------------------------------------------------
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def git_revision():
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        return rev or "?"
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+
+
+def machine(leg, core, plugin):
+    system = core.get("/system").json()
+    python = plugin.get("/plugins/python")
+    ours = plugin.get("/advanced-rest/system")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "leg": leg.name,
+        "orthanc": system.get("Version", "?"),
+        "python_plugin": python.json().get("Version", "?") if python.ok else "?",
+        "python": leg.python_version(),
+        "advanced_rest": ours.json().get("Version", "?") if ours.ok else "?",
+        "git": git_revision(),
+        "client_python": platform.python_version(),
+    }
+
+
+def machine_line(m):
+    return (f"Machine: nproc {m['nproc']}, {m['cpu']}; leg {m['leg']}: Orthanc {m['orthanc']}, "
+            f"Python plugin {m['python_plugin']}, Python {m['python']}; advanced-rest "
+            f"{m['advanced_rest']} ({m['git']}); client Python {m['client_python']}")
+
+
+def verdict(ok):
+    return "PASS" if ok else "MISS"
+
+
+def table(results, m):
+    lines = ["| case | core median ms | plugin median ms | ratio | target |",
+             "|---|---:|---:|---:|---|"]
+    for r in results["latency"]:
+        ratio = r["plugin_ms"] / r["core_ms"]
+        lines.append(f"| {r['label']} (n={r['n']}) | {r['core_ms']:.1f} | {r['plugin_ms']:.1f} | "
+                     f"{ratio:.2f} | <= {TARGET:.2f} {verdict(ratio <= TARGET)} |")
+    t = results["throughput"]
+    if t:
+        ratio = t["plugin_rps"] / t["core_rps"]
+        lines.append(f"| throughput, {CLIENTS} clients, PNG RGB 64x64 (req/s, median of {t['rounds']} blocks "
+                 f"of {CLIENTS}x{t['requests_per_client']}) | {t['core_rps']:.1f} req/s | "
+                 f"{t['plugin_rps']:.1f} req/s | {ratio:.2f} | >= {1 / TARGET:.2f} {verdict(ratio >= 1 / TARGET)} |")
+    by_name = {r["name"]: r for r in results["latency"]}
+    enc, dec = by_name.get(ENCAPSULATED_JPEG), by_name.get(DECODED_JPEG)
+    if enc and dec:
+        ratio = enc["plugin_ms"] / dec["core_ms"]
+        lines.append(f"| JPEG 1024x1024: plugin encapsulated / core decoded | {dec['core_ms']:.1f} | "
+                     f"{enc['plugin_ms']:.1f} | {ratio:.2f} | < 1.00 {verdict(ratio < 1)} |")
+    lines.append("")
+    lines.append(machine_line(m))
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+    parser.add_argument("--repeat", type=int, default=30,
+                        help="timed requests per server and case (a quarter, at least 3, for "
+                             "PNG 2048x2048 and the PDF); default %(default)s")
+    parser.add_argument("--rounds", type=int, default=4,
+                        help="throughput blocks per server; default %(default)s")
+    parser.add_argument("--per-client", type=int, default=40,
+                        help="requests per client in one throughput block; default %(default)s")
+    parser.add_argument("--only", help="comma list of case names to run (throughput: 'throughput')")
+    parser.add_argument("--json", metavar="FILE", help="write the raw numbers (seconds) to FILE")
+    args = parser.parse_args()
+
+    leg = LEGS[args.leg]()
+    reason = leg.unavailable_reason()
+    if reason:
+        sys.exit(f"leg {leg.name} cannot run here: {reason}")
+    began = time.monotonic()
+    print("building payloads ...", file=sys.stderr)
+    cases = make_cases(args.repeat)
+    small = next(body for name, _, body, _ in cases if name == "png-64-rgb")
+    only = set(args.only.split(",")) if args.only else None
+    if only:
+        cases = [c for c in cases if c[0] in only]
+
+    leg.open()
+    core = plugin = None
+    try:
+        print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
+        core = Server(leg, plugin=False, name=f"{leg.name}-bench-core", start=False)
+        plugin = Server(leg, plugin=True, name=f"{leg.name}-bench-plugin", start=False)
+        core.start()
+        plugin.start()
+        m = machine(leg, core, plugin)
+        if m["advanced_rest"] == "?":
+            sys.exit(f"the plugin does not answer GET /advanced-rest/system; log {plugin.log_path}")
+        servers = {}
+        for role, server in (("core", core), ("plugin", plugin)):
+            servers[role] = (server, requests.Session())
+
+        results = {"machine": m, "target": TARGET, "warmup": WARMUP, "latency": [], "throughput": None}
+        for name, label, body, n in cases:
+            t0 = time.monotonic()
+            times = latency_case(servers, body, n)
+            results["latency"].append({
+                "name": name, "label": label, "n": n, "body_bytes": len(body),
+                "core_ms": 1000 * statistics.median(times["core"]),
+                "plugin_ms": 1000 * statistics.median(times["plugin"]),
+                "core_s": times["core"], "plugin_s": times["plugin"],
+            })
+            r = results["latency"][-1]
+            print(f"  {name}: core {r['core_ms']:.1f} ms, plugin {r['plugin_ms']:.1f} ms "
+                  f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
+        if not only or "throughput" in only:
+            t0 = time.monotonic()
+            rates = throughput_case(servers, small, args.rounds, args.per_client)
+            results["throughput"] = {
+                "clients": CLIENTS, "rounds": args.rounds, "requests_per_client": args.per_client,
+                "core_rps": statistics.median(rates["core"]), "plugin_rps": statistics.median(rates["plugin"]),
+                "core_rps_blocks": rates["core"], "plugin_rps_blocks": rates["plugin"],
+            }
+            print(f"  throughput: core {results['throughput']['core_rps']:.1f}/s, plugin "
+                  f"{results['throughput']['plugin_rps']:.1f}/s ({time.monotonic() - t0:.0f} s)",
+                  file=sys.stderr)
+        for _, session in servers.values():
+            session.close()
+    finally:
+        for server in (core, plugin):
+            if server is not None:
+                server.terminate()
+        for server in (core, plugin):
+            if server is not None:
+                server.close()
+        leg.close()
+
+    results["seconds"] = time.monotonic() - began
+    print(table(results, m))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+    print(f"({results['seconds']:.0f} s in all)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
