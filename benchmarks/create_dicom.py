@@ -70,6 +70,10 @@ def pdf_bytes(size):
     return pdf
 
 
+def kib(data):
+    return f"{len(data) / 1024:.1f} KiB"
+
+
 def data_uri(mime, data):
     return "data:%s;base64,%s" % (mime, base64.b64encode(data).decode("ascii"))
 
@@ -81,9 +85,9 @@ def make_cases(repeat):
     cases = []
     for size, n in ((64, repeat), (512, repeat), (2048, few)):
         png = encoded(gradient_rgb(size, size), "PNG")
-        cases.append((f"png-{size}-rgb", f"PNG RGB {size}x{size} ({len(png) // 1024} KiB)",
+        cases.append((f"png-{size}-rgb", f"PNG RGB {size}x{size} ({kib(png)})",
                       {"Content": data_uri("image/png", png)}, n))
-    cases.append((DECODED_JPEG, f"JPEG RGB 1024x1024 decoded ({len(jpeg) // 1024} KiB)",
+    cases.append((DECODED_JPEG, f"JPEG RGB 1024x1024 decoded ({kib(jpeg)})",
                   {"Content": data_uri("image/jpeg", jpeg)}, repeat))
     cases.append((ENCAPSULATED_JPEG, "JPEG RGB 1024x1024, Encapsulate",
                   {"Content": data_uri("image/jpeg", jpeg), "Encapsulate": True}, repeat))
@@ -252,8 +256,9 @@ def table(results, m):
     if t:
         ratio = t["plugin_rps"] / t["core_rps"]
         lines.append(f"| throughput, {CLIENTS} clients, PNG RGB 64x64 (req/s, median of {t['rounds']} blocks "
-                 f"of {CLIENTS}x{t['requests_per_client']}) | {t['core_rps']:.1f} req/s | "
-                 f"{t['plugin_rps']:.1f} req/s | {ratio:.2f} | >= {1 / TARGET:.2f} {verdict(ratio >= 1 / TARGET)} |")
+                     f"of {CLIENTS}x{t['requests_per_client']}) | {t['core_rps']:.1f} req/s | "
+                     f"{t['plugin_rps']:.1f} req/s | {ratio:.2f} | >= {1 / TARGET:.2f} "
+                     f"{verdict(ratio >= 1 / TARGET)} |")
     by_name = {r["name"]: r for r in results["latency"]}
     enc, dec = by_name.get(ENCAPSULATED_JPEG), by_name.get(DECODED_JPEG)
     if enc and dec:
@@ -268,12 +273,12 @@ def table(results, m):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
-    parser.add_argument("--repeat", type=int, default=30,
+    parser.add_argument("--repeat", type=int, default=100,
                         help="timed requests per server and case (a quarter, at least 3, for "
                              "PNG 2048x2048 and the PDF); default %(default)s")
-    parser.add_argument("--rounds", type=int, default=4,
+    parser.add_argument("--rounds", type=int, default=5,
                         help="throughput blocks per server; default %(default)s")
-    parser.add_argument("--per-client", type=int, default=40,
+    parser.add_argument("--per-client", type=int, default=100,
                         help="requests per client in one throughput block; default %(default)s")
     parser.add_argument("--only", help="comma list of case names to run (throughput: 'throughput')")
     parser.add_argument("--json", metavar="FILE", help="write the raw numbers (seconds) to FILE")
@@ -342,7 +347,7 @@ def main():
         leg.close()
 
     results["seconds"] = time.monotonic() - began
-    print(table(results, m))
+    print(table(results, m), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -3,7 +3,7 @@ import dataclasses
 import struct
 
 from ..errors import AdvancedRestError, BadFileFormat, BadRequest, BadParameterType, ParameterOutOfRange, UnsupportedFormat
-from . import charsets, datauri, images, values, writer
+from . import charsets, datauri, images, strict, values, writer
 from .dictionary import format_tag, is_private
 from .writer import Element
 
@@ -61,6 +61,7 @@ class Environment:
     default_encoding: object  # charsets.Encoding
     default_private_creator: str
     max_image_pixels: int
+    strict: bool  # AdvancedRest.StrictDicom, when the request does not say
     now: object  # a datetime in UTC
     new_uid: object  # callable -> str
     new_patient_id: object  # callable -> str
@@ -234,8 +235,15 @@ def _dates(instance, parent_level):
         instance.elements[time_tag] = Element("TM", _text(time))
 
 
-def _finish(instance):
+def _finish(instance, request=None, requested=()):
+    if request is not None and (instance.env.strict if request.strict is None else request.strict):
+        strict.complete(instance, requested)
     return writer.encode_file(instance.elements, instance.transfer_syntax)
+
+
+def _requested(dictionary, *tag_sets):
+    """The tags a request sets itself (names it cannot resolve were refused before)."""
+    return {dictionary.parse_tag(name) for tags in tag_sets if isinstance(tags, dict) for name in tags}
 
 
 def _legacy(request, env):
@@ -281,7 +289,7 @@ def build(request, env, parent=None):
     if isinstance(request.content, str):
         embed_content(instance, request.content, request.encapsulate)
     if not isinstance(request.content, tuple):
-        return [_finish(instance)]
+        return [_finish(instance, request, _requested(env.dictionary, request.tags))]
 
     count = len(request.content)
     instance.set_string(0x00201002, str(count))  # Images in Acquisition
@@ -299,5 +307,5 @@ def build(request, env, parent=None):
         embed_content(one, item.content, request.encapsulate)
         one.set_string(0x00200013, str(index + 1))  # Instance Number
         one.set_string(0x00541330, str(index + 1))  # Image Index
-        files.append(_finish(one))
+        files.append(_finish(one, request, _requested(env.dictionary, request.tags, item.tags)))
     return files

@@ -31,6 +31,7 @@ class CreateRequest:
     force: bool = False
     encoding: object = None  # charsets.Encoding from Tags' SpecificCharacterSet, or None
     encapsulate: bool = False  # keep JPEG content compressed (Orthanc 1.13's "Encapsulate")
+    strict: bool = None  # None: AdvancedRest.StrictDicom decides
 
 
 def _field(body, name, kind, default):
@@ -103,4 +104,5 @@ def parse(body):
         force=_field(document, "Force", bool, False),
         encoding=encoding,
         encapsulate=_field(document, "Encapsulate", bool, False),
+        strict=_field(document, "Strict", bool, None),
     )

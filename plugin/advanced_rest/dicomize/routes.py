@@ -44,6 +44,7 @@ class CreateDicom:
             default_encoding=charsets.from_name(self._services.default_encoding()),
             default_private_creator=self._settings.default_private_creator,
             max_image_pixels=self._settings.max_image_pixels,
+            strict=self._settings.strict_dicom,
             now=self._clock(),
             new_uid=self._uid,
             new_patient_id=lambda: str(uuid.uuid4()),
