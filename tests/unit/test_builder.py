@@ -209,3 +209,22 @@ def test_custom_dictionary_tag():
     dictionary = Dictionary({"0009,1001": ["DS", "MyValue", 1, 1, "Me"]})
     (ds,) = build({"Tags": {"MyValue": "1.5"}, "PrivateCreator": "Me"}, environment(dictionary=dictionary))
     assert ds[0x00091001].VR == "DS" and ds[0x00091001].value == 1.5
+
+
+def test_encapsulated_jpeg_is_kept_as_is():
+    out = io.BytesIO()
+    Image.new("RGB", (8, 6), (10, 20, 30)).save(out, "JPEG")
+    jpeg = out.getvalue()
+    (ds,) = build({"Tags": {}, "Encapsulate": True,
+                   "Content": "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()})
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.50"
+    assert (ds.Columns, ds.Rows, ds.PhotometricInterpretation) == (8, 6, "YBR_FULL_422")
+    from pydicom.encaps import generate_frames
+    (frame,) = generate_frames(ds.PixelData, number_of_frames=1)
+    assert frame.rstrip(b"\0") == jpeg.rstrip(b"\0")
+
+
+def test_encapsulate_refuses_what_is_not_jpeg():
+    with pytest.raises(AdvancedRestError) as caught:
+        build({"Tags": {}, "Encapsulate": True, "Content": png("L")})
+    assert caught.value.code == 2 and "image/png" in caught.value.details

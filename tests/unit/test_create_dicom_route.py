@@ -1,0 +1,61 @@
+"""The create-dicom handler with Orthanc's services faked: storing is all or nothing."""
+import json
+
+import pytest
+
+from advanced_rest import settings, web
+from advanced_rest.dicomize.dictionary import Dictionary
+from advanced_rest.dicomize.routes import CreateDicom, Services
+from advanced_rest.errors import OrthancError
+
+from test_builder import png
+
+
+class FakeOrthanc:
+    """Stores instances until `fail_at` (1-based), then refuses like a full disk."""
+
+    def __init__(self, fail_at=None):
+        self.stored, self.deleted, self.fail_at = [], [], fail_at
+
+    def post(self, uri, body):
+        assert uri == "/instances"
+        if self.fail_at is not None and len(self.stored) + 1 == self.fail_at:
+            raise OrthancError("/instances", code=19)
+        self.stored.append(body)
+        number = len(self.stored)
+        return json.dumps({"ID": "i%d" % number, "Path": "/instances/i%d" % number, "ParentPatient": "p",
+                           "ParentStudy": "st", "ParentSeries": "se", "Status": "Success"}).encode()
+
+    def services(self):
+        return Services(rest_get_json=None, rest_post=self.post, rest_delete=self.deleted.append,
+                        default_encoding=lambda: "Latin1")
+
+
+def _handler(fake):
+    return CreateDicom(settings.Settings(), Dictionary(), fake.services())
+
+
+def _request(body):
+    return web.Request("POST", "/tools/create-dicom", body=json.dumps(body).encode())
+
+
+def test_series_answer_is_the_series():
+    fake = FakeOrthanc()
+    answer = json.loads(_handler(fake)(_request({"Tags": {}, "Content": [png("L"), png("L")]})).body)
+    assert answer == {"ID": "se", "Path": "/series/se", "Status": "Success"}
+    assert len(fake.stored) == 2
+
+
+def test_a_store_failing_halfway_removes_what_this_request_stored():
+    fake = FakeOrthanc(fail_at=3)
+    with pytest.raises(OrthancError) as caught:
+        _handler(fake)(_request({"Tags": {}, "Content": [png("L")] * 4}))
+    assert caught.value.code == 19
+    assert fake.deleted == ["/instances/i1", "/instances/i2"]
+
+
+def test_a_bad_item_stores_nothing_at_all():
+    fake = FakeOrthanc()
+    with pytest.raises(Exception):
+        _handler(fake)(_request({"Tags": {}, "Content": [png("L"), "data:image/png;base64,AAAA"]}))
+    assert fake.stored == []
