@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from create_dicom_cases import jpeg_bytes, pdf_bytes, png_data_uri
+from create_dicom_cases import MTL_TEXT, OBJ_TEXT, STL_ASCII, jpeg_bytes, pdf_bytes, png_data_uri
 
 DCIODVFY = shutil.which("dciodvfy")
 
@@ -24,6 +24,7 @@ CONTENTS = {
     "jpeg-decoded": (_uri("image/jpeg", jpeg_bytes("RGB")), {}, "1.2.840.10008.5.1.4.1.1.7"),
     "jpeg-encapsulated": (_uri("image/jpeg", jpeg_bytes("L")), {"Encapsulate": True}, "1.2.840.10008.5.1.4.1.1.7"),
     "pdf": (_uri("application/pdf", pdf_bytes()), {}, "1.2.840.10008.5.1.4.1.1.104.1"),
+    "stl": (_uri("model/stl", STL_ASCII), {}, "1.2.840.10008.5.1.4.1.1.104.3"),
 }
 
 
@@ -71,3 +72,18 @@ def test_strict_without_content_is_refused_and_stores_nothing(plugin):
     answer = plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Strict": True}))
     assert answer.status_code == 400 and "Strict" in answer.json()["Details"]
     assert len(plugin.get("/instances").json()) == before
+
+
+@pytest.mark.parametrize("mime, data, sop_class", [
+    ("model/obj", OBJ_TEXT, "1.2.840.10008.5.1.4.1.1.104.4"),
+    ("model/mtl", MTL_TEXT, "1.2.840.10008.5.1.4.1.1.104.5"),
+], ids=["obj", "mtl"])
+def test_strict_obj_and_mtl_have_the_model_modules(plugin, mime, data, sop_class):
+    # Debian 12's dciodvfy predates these two IODs: check the attributes the STL one needs.
+    body = {"Tags": {}, "Content": _uri(mime, data), "Strict": True}
+    answer = plugin.post("/tools/create-dicom", data=json.dumps(body))
+    ds = pydicom.dcmread(io.BytesIO(plugin.get("/instances/%s/file" % answer.json()["ID"]).content))
+    assert (ds.SOPClassUID, ds.Modality) == (sop_class, "M3D")
+    assert ds.FrameOfReferenceUID and ds.Manufacturer and ds.SoftwareVersions
+    assert ds.MeasurementUnitsCodeSequence[0].CodeValue == "mm"
+    assert ds.EncapsulatedDocumentLength == len(data)

@@ -24,6 +24,7 @@ def environment(encoding="Latin1", dictionary=None, creator=""):
         default_private_creator=creator,
         max_image_pixels=10_000,
         strict=False,
+        software_version="test",
         now=NOW,
         new_uid=lambda: "2.25.%d" % next(counter),
         new_patient_id=lambda: "patient-id",

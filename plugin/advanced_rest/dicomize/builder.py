@@ -62,6 +62,7 @@ class Environment:
     default_private_creator: str
     max_image_pixels: int
     strict: bool  # AdvancedRest.StrictDicom, when the request does not say
+    software_version: str  # written by Strict where an IOD names the producing software
     now: object  # a datetime in UTC
     new_uid: object  # callable -> str
     new_patient_id: object  # callable -> str

@@ -5,6 +5,7 @@ import json
 import logging
 import uuid
 
+from .. import __version__
 from ..errors import AdvancedRestError
 from ..web import json_response
 from . import builder, charsets, parents, request as requests_
@@ -45,6 +46,7 @@ class CreateDicom:
             default_private_creator=self._settings.default_private_creator,
             max_image_pixels=self._settings.max_image_pixels,
             strict=self._settings.strict_dicom,
+            software_version="advanced-rest %s" % __version__,
             now=self._clock(),
             new_uid=self._uid,
             new_patient_id=lambda: str(uuid.uuid4()),

@@ -1,6 +1,6 @@
 """`Strict`: complete an instance into a conformant IOD (beyond the core, which does not).
 
-Secondary Capture for images, Encapsulated PDF for PDF documents: the right SOP Class
+Secondary Capture for images, Encapsulated PDF or 3D model for documents: the right SOP Class
 and every Type 1 and Type 2 attribute of their modules, added only where the request
 and the content left them absent, so that `dciodvfy` reports no error.
 """
@@ -35,11 +35,57 @@ _PDF = (
     (0x00200011, "1"),  # Series Number (Type 1 in the Encapsulated Document Series)
     (0x00200013, "1"),  # Instance Number (Type 1 in the Encapsulated Document module)
     (0x0008002A, ""),  # Acquisition DateTime
-    (0x00280301, "YES"),  # Burned In Annotation: a document shows what it shows
     (0x00420010, ""),  # Document Title
 )
+# Encapsulated 3D models (STL, OBJ, MTL): the equipment is this plugin; the models'
+# units are unknown to it, so millimetres, the usual unit of these files, are declared.
+_MODEL = (
+    (0x00200011, "1"),  # Series Number
+    (0x00200013, "1"),  # Instance Number
+    (0x0008002A, ""),  # Acquisition DateTime
+    (0x00420010, ""),  # Document Title
+    (0x00201040, ""),  # Position Reference Indicator
+    (0x00081090, "advanced-rest"),  # Manufacturer's Model Name
+    (0x00181000, "1"),  # Device Serial Number
+)
+_MODEL_SOP_CLASSES = {
+    b"model/stl": "1.2.840.10008.5.1.4.1.1.104.3",
+    b"model/obj": "1.2.840.10008.5.1.4.1.1.104.4",
+    b"model/mtl": "1.2.840.10008.5.1.4.1.1.104.5",
+}
 CONCEPT_NAME_CODE_SEQUENCE = 0x0040A043
+MEASUREMENT_UNITS_CODE_SEQUENCE = 0x004008EA
 MODALITY = 0x00080060
+MANUFACTURER = 0x00080070
+_ENCAPSULATED_DOCUMENT = 0x00420011
+_DOCUMENT_LENGTH = 0x00420015
+
+
+def _code(value, scheme, meaning):
+    return {0x00080100: Element("SH", value.encode()), 0x00080102: Element("SH", scheme.encode()),
+            0x00080104: Element("LO", meaning.encode())}
+
+
+def _iod(instance, requested_tags):
+    """(SOP Class UID, attributes to add) for the content of `instance`."""
+    elements = instance.elements
+    mime = elements.get(0x00420012)
+    mime = mime.value.rstrip(b" ") if mime is not None else None
+    if mime is None and 0x7FE00010 in elements and 0x00280010 in elements:
+        return SECONDARY_CAPTURE, _IMAGE
+    if mime == b"application/pdf":
+        if MODALITY not in requested_tags:
+            instance.set_string(MODALITY, "DOC")  # the only value of this IOD's Modality
+        return ENCAPSULATED_PDF, _PDF
+    if mime in _MODEL_SOP_CLASSES:
+        if MANUFACTURER not in requested_tags:
+            instance.set_string(MANUFACTURER, "Orthanc advanced-rest")  # Type 1 in these IODs
+        instance.set_if_absent(0x00200052, instance.env.new_uid())  # Frame of Reference UID
+        instance.set_if_absent(0x00181020, instance.env.software_version)  # Software Versions
+        if MEASUREMENT_UNITS_CODE_SEQUENCE not in elements:
+            elements[MEASUREMENT_UNITS_CODE_SEQUENCE] = Element("SQ", [_code("mm", "UCUM", "mm")])
+        return _MODEL_SOP_CLASSES[mime], _MODEL
+    raise BadRequest("Strict needs an image (PNG, JPEG, PAM), a PDF or a 3D model in Content")
 
 
 def complete(instance, requested_tags):
@@ -48,21 +94,20 @@ def complete(instance, requested_tags):
     `requested_tags`: the tags the request set itself; they are never changed.
 
     Raises:
-        BadRequest: for content that has no strict IOD here (none, raw pixels, 3D models).
+        BadRequest: for content that has no strict IOD here (none, or raw pixels).
     """
     elements = instance.elements
-    mime = elements.get(0x00420012)
-    if 0x7FE00010 in elements and 0x00280010 in elements and mime is None:
-        sop_class, extra = SECONDARY_CAPTURE, _IMAGE
-    elif mime is not None and mime.value.rstrip(b" ") == b"application/pdf":
-        sop_class, extra = ENCAPSULATED_PDF, _PDF
-        if MODALITY not in requested_tags:
-            instance.set_string(MODALITY, "DOC")  # the only value of this IOD's Modality
-    else:
-        raise BadRequest("Strict needs an image (PNG, JPEG, PAM) or a PDF in Content")
+    sop_class, extra = _iod(instance, requested_tags)
     if 0x00080016 not in requested_tags:
         instance.set_string(0x00080016, sop_class)
     for tag, value in _COMMON + extra:
         instance.set_if_absent(tag, value)
-    if sop_class == ENCAPSULATED_PDF and CONCEPT_NAME_CODE_SEQUENCE not in elements:
-        elements[CONCEPT_NAME_CODE_SEQUENCE] = Element("SQ", [])
+    if _ENCAPSULATED_DOCUMENT in elements:
+        # Whether a document shows identifying text is unknown here: say it may.
+        instance.set_if_absent(0x00280301, "YES")  # Burned In Annotation
+        if CONCEPT_NAME_CODE_SEQUENCE not in elements:
+            elements[CONCEPT_NAME_CODE_SEQUENCE] = Element("SQ", [])
+        if _DOCUMENT_LENGTH not in elements:
+            # The document's own length: the stored value may carry one byte of padding.
+            length = len(elements[_ENCAPSULATED_DOCUMENT].value)
+            elements[_DOCUMENT_LENGTH] = Element("UL", length.to_bytes(4, "little"))
