@@ -142,6 +142,25 @@ class BookwormLeg(Leg):
         return _run([self.python, "--version"]).split()[-1]
 
 
+def _resolve_own_hostname(root):
+    """Let the chroot resolve this machine's name without DNS.
+
+    DCMTK's UID generator (the core's) calls gethostid(), which looks the host name up:
+    without an /etc/hosts entry each call goes to DNS, and some stall for 5 s. The
+    cached chroot may have been built on a machine with another name, so check each time.
+    """
+    name = socket.gethostname()
+    hosts = os.path.join(root, "etc", "hosts")
+    try:
+        with open(hosts) as f:
+            if any(name in line.split()[1:] for line in f if not line.startswith("#")):
+                return
+    except FileNotFoundError:
+        pass
+    with open(hosts, "a") as f:
+        f.write("127.0.1.1\t%s\n" % name)
+
+
 class ForkyLeg(Leg):
     """Debian testing in a chroot (scripts/build-forky.sh): Orthanc 1.13.0, plugin 7.1, Python 3.14."""
 
@@ -165,6 +184,7 @@ class ForkyLeg(Leg):
                              "run scripts/build-forky.sh (make test does it)")
 
     def open(self):
+        _resolve_own_hostname(self.root)
         # The plugin changes between runs: a fresh copy per session, beside the servers' storage.
         tmp = os.path.join(self.root, "tmp")
         os.makedirs(tmp, exist_ok=True)

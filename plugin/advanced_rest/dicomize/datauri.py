@@ -1,13 +1,15 @@
 """Data URIs (`data:MIME;base64,...`) as the core parses them, and what each MIME type is."""
-import base64
 import binascii
 import dataclasses
 import re
 
 from ..errors import BadFileFormat
 
-# The core accepts exactly this shape, case-insensitively, and nothing around it.
-_DATA_URI = re.compile(r"data:([^;]+);base64,([a-zA-Z0-9=+/]*)", re.IGNORECASE)
+# The core accepts exactly `data:MIME;base64,PAYLOAD`, case-insensitively, with nothing
+# around it. Only the header goes through a regular expression: the payload can be
+# megabytes, and bytes.translate checks its alphabet an order of magnitude faster.
+_HEADER = re.compile(r"data:([^;]+);base64,", re.IGNORECASE)
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
 # MIME strings the core knows, lower-cased -> the name it prints for them.
 KNOWN_MIME_TYPES = {
@@ -52,30 +54,50 @@ class DataUri:
     content: bytes
 
 
+def _split(text):
+    """(MIME, payload bytes) of a data URI, or None."""
+    match = _HEADER.match(text)
+    if match is None:
+        return None
+    try:
+        payload = text[match.end():].encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if payload.translate(None, _BASE64_ALPHABET):
+        return None
+    return match.group(1), payload
+
+
 def is_data_uri(text):
     """Whether `text` has the exact shape of a data URI the core decodes."""
-    return _DATA_URI.fullmatch(text) is not None
+    return _split(text) is not None
 
 
-def decode_base64(text):
+def decode_base64(payload):
     """Base64 as the core decodes it: padding optional, an incomplete last quantum dropped.
 
     Raises:
         BadFileFormat: on a character outside the base64 alphabet.
     """
-    if re.search(r"[^A-Za-z0-9+/=]", text):
+    if isinstance(payload, str):
+        try:
+            payload = payload.encode("ascii")
+        except UnicodeEncodeError:
+            raise BadFileFormat("Not a valid base64 string") from None
+    if payload.translate(None, _BASE64_ALPHABET):
         raise BadFileFormat("Not a valid base64 string")
-    text = text.split("=", 1)[0]
-    text = text[: len(text) - (len(text) % 4 == 1)]
+    payload = payload.split(b"=", 1)[0]
+    payload = payload[: len(payload) - (len(payload) % 4 == 1)]
     try:
-        return base64.b64decode(text + "=" * (-len(text) % 4))
+        return binascii.a2b_base64(payload + b"=" * (-len(payload) % 4))
     except binascii.Error as exc:
         raise BadFileFormat("Not a valid base64 string") from exc
 
 
 def parse(text):
     """The DataUri in `text`, or None when `text` is not a data URI."""
-    match = _DATA_URI.fullmatch(text)
-    if match is None:
+    split = _split(text)
+    if split is None:
         return None
-    return DataUri(match.group(1).lower(), decode_base64(match.group(2)))
+    mime, payload = split
+    return DataUri(mime.lower(), decode_base64(payload))
