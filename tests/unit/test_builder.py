@@ -229,3 +229,46 @@ def test_encapsulate_refuses_what_is_not_jpeg():
     with pytest.raises(AdvancedRestError) as caught:
         build({"Tags": {}, "Encapsulate": True, "Content": png("L")})
     assert caught.value.code == 2 and "image/png" in caught.value.details
+
+
+def _raw_png(color_type, depth, width=3, height=2):
+    """A PNG made by hand (Pillow cannot write 16-bit colour), sample = x*5000 + y*3000 + c*9000."""
+    import struct
+    import zlib
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    rows = b"".join(b"\0" + b"".join(((x * 5000 + y * 3000 + c * 9000) % (1 << depth)).to_bytes(depth // 8, "big")
+                                     for x in range(width) for c in range(channels)) for y in range(height))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
+    png_data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png_data).decode()
+
+
+@pytest.mark.parametrize("color_type, depth, channels_kept, photometric", [
+    (0, 16, 1, "MONOCHROME2"),
+    (2, 16, 3, "RGB"),
+    (4, 16, 1, "MONOCHROME2"),
+    (6, 16, 3, "RGB"),
+    (2, 8, 3, "RGB"),
+    (4, 8, 1, "MONOCHROME2"),
+    (6, 8, 3, "RGB"),
+], ids=["gray16", "rgb16", "gray-alpha16", "rgba16", "rgb8", "gray-alpha8", "rgba8"])
+def test_png_samples_are_kept_exactly_and_alpha_dropped(color_type, depth, channels_kept, photometric):
+    (ds,) = build({"Tags": {}, "Content": _raw_png(color_type, depth)})
+    expected = [(x * 5000 + y * 3000 + c * 9000) % (1 << depth)
+                for y in range(2) for x in range(3) for c in range(channels_kept)]
+    width = depth // 8
+    got = [int.from_bytes(ds.PixelData[i:i + width], "little") for i in range(0, len(expected) * width, width)]
+    assert got == expected
+    assert (ds.PhotometricInterpretation, ds.BitsStored, ds.SamplesPerPixel) == (photometric, depth, channels_kept)
+
+
+def test_low_bit_depth_gray_is_scaled_to_8_bits():
+    image = Image.new("L", (4, 1))
+    image.putdata([0, 85, 170, 255])
+    out = io.BytesIO()
+    image.convert("L").save(out, "PNG", bits=2)
+    (ds,) = build({"Tags": {}, "Content": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()})
+    assert ds.BitsAllocated == 8 and list(ds.PixelData[:4]) == [0, 85, 170, 255]

@@ -3,9 +3,9 @@ import dataclasses
 import io
 import struct
 import warnings
-import zlib
 
 import numpy
+import pyspng
 from PIL import Image
 
 from ..errors import BadFileFormat, UnsupportedFormat
@@ -32,75 +32,39 @@ def _check_size(width, height, max_pixels):
                             % (width, height, max_pixels))
 
 
-# ---- PNG of 16 bits per sample with colour or alpha: Pillow reduces them to 8 bits
+# ---- PNG through libspng: faster than Pillow, and keeps 16-bit colour ------------
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Colour types libspng decodes here (RGB, gray+alpha, RGBA at 8 or 16 bits) -> channels.
+# Gray goes through Pillow (pyspng returns 16-bit gray in a wrong shape), and so do
+# palettes and lower bit depths.
+_SPNG_COLOR_TYPES = {2: 3, 4: 2, 6: 4}
 
 
 def _png_header(content):
-    """(width, height, bit depth, colour type, interlace) of a PNG, or None."""
+    """(width, height, bit depth, colour type) of a PNG, or None."""
     if len(content) < 33 or not content.startswith(_PNG_SIGNATURE) or content[12:16] != b"IHDR":
         return None
-    width, height, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", content[16:29])
-    return width, height, depth, color, interlace
+    return struct.unpack(">IIBB", content[16:26])
 
 
-def _paeth(a, b, c):
-    p = a + b - c
-    pa, pb, pc = numpy.abs(p - a), numpy.abs(p - b), numpy.abs(p - c)
-    return numpy.where((pa <= pb) & (pa <= pc), a, numpy.where(pb <= pc, b, c))
-
-
-def _unfilter(raw, height, stride, bpp):
-    rows = numpy.zeros((height, stride), dtype=numpy.int32)
-    prior = numpy.zeros(stride, dtype=numpy.int32)
-    view = numpy.frombuffer(raw, dtype=numpy.uint8)
-    if len(view) < height * (stride + 1):
-        raise BadFileFormat("Truncated PNG image")
-    view = view[: height * (stride + 1)].reshape(height, stride + 1).astype(numpy.int32)
-    for y in range(height):
-        kind, line = view[y, 0], view[y, 1:].copy()
-        if kind == 2:
-            line = (line + prior) & 0xFF
-        elif kind in (1, 3, 4):
-            # These filters depend on the byte bpp places before: go through the row in steps.
-            for x in range(0, stride, bpp):
-                left = line[x - bpp:x] if x else numpy.zeros(bpp, dtype=numpy.int32)
-                up = prior[x:x + bpp]
-                if kind == 1:
-                    pred = left
-                elif kind == 3:
-                    pred = (left + up) // 2
-                else:
-                    upleft = prior[x - bpp:x] if x else numpy.zeros(bpp, dtype=numpy.int32)
-                    pred = _paeth(left, up, upleft)
-                line[x:x + bpp] = (line[x:x + bpp] + pred) & 0xFF
-        elif kind != 0:
-            raise BadFileFormat("Bad PNG filter type %d" % kind)
-        rows[y] = line
-        prior = line
-    return rows.astype(numpy.uint8)
-
-
-def _decode_png16(content, width, height, channels):
-    chunks, offset = [], 8
-    while offset + 8 <= len(content):
-        length, kind = struct.unpack(">I4s", content[offset:offset + 8])
-        if kind == b"IDAT":
-            chunks.append(content[offset + 8:offset + 8 + length])
-        elif kind == b"IEND":
-            break
-        offset += 12 + length
+def _decode_with_spng(content, width, height, depth, color):
     try:
-        raw = zlib.decompress(b"".join(chunks))
-    except zlib.error as exc:
-        raise BadFileFormat("Corrupted PNG image") from exc
-    stride = width * channels * 2
-    rows = _unfilter(raw, height, stride, channels * 2)
-    samples = rows.view(">u2").reshape(height, width, channels)
-    # Keep gray or RGB, drop alpha.
-    fmt, kept = (GRAY16, 1) if channels <= 2 else (RGB48, 3)
-    return Pixels(fmt, width, height, samples[:, :, :kept].astype("<u2").tobytes())
+        array = pyspng.load(content)
+    except Exception as exc:  # libspng's errors carry no common type
+        raise BadFileFormat("Cannot decode the PNG image: %s" % exc) from exc
+    if array.shape[:2] != (height, width):
+        raise BadFileFormat("Inconsistent PNG image")
+    channels = _SPNG_COLOR_TYPES[color]
+    if array.ndim != 3 or array.shape[2] < channels:
+        raise BadFileFormat("Inconsistent PNG image")
+    if channels == 2:
+        kept, fmt = array[:, :, 0], (GRAY16 if depth == 16 else GRAY8)  # alpha dropped
+    else:
+        kept, fmt = array[:, :, :3], (RGB48 if depth == 16 else RGB24)  # alpha dropped
+    if depth == 16:
+        kept = kept.astype("<u2", copy=False)
+    return Pixels(fmt, width, height, kept.tobytes())
 
 
 # ---- PAM (the core's image/x-portable-arbitrarymap) ---------------------------
@@ -217,11 +181,8 @@ def decode(content, kind, max_pixels):
         return _decode_pam(content, max_pixels)
     if kind == "png":
         header = _png_header(content)
-        if header and header[2] == 16 and header[3] in (2, 4, 6):
-            # Pillow reduces these to 8 bits per sample: decode them here, at full depth.
-            width, height, _, color, interlace = header
+        if header and header[2] in (8, 16) and header[3] in _SPNG_COLOR_TYPES:
+            width, height, depth, color = header
             _check_size(width, height, max_pixels)
-            if interlace:
-                raise UnsupportedFormat("Interlaced 16-bit PNG images with colour or alpha are not supported")
-            return _decode_png16(content, width, height, {2: 3, 4: 2, 6: 4}[color])
+            return _decode_with_spng(content, width, height, depth, color)
     return _decode_with_pillow(content, max_pixels)
