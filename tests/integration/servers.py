@@ -279,6 +279,9 @@ class Server:
         }
         if self.plugin:
             config["PythonScript"] = self.leg.entrypoint
+            # As deployed (orthanc.json, docker/): the GIL is released during calls into
+            # Orthanc where the Python plugin can (4.3+); older ones ignore the option.
+            config["Python"] = {"AllowThreads": True}
         config.update(self.extra_config)
         return {k: v for k, v in config.items() if v is not None}
 
