@@ -7,7 +7,6 @@ import subprocess
 
 import pydicom
 import pytest
-from PIL import Image
 
 from create_dicom_cases import MTL_TEXT, OBJ_TEXT, STL_ASCII, jpeg_bytes, pdf_bytes, png_data_uri
 

@@ -121,7 +121,7 @@ def _new_instance(env):
 
 def _inject_tags(instance, tags, request, private_creator):
     if not isinstance(tags, dict):
-        raise BadRequest("Tags field is not an array")
+        raise BadRequest("Tags must be a JSON object")
     context = instance.context(private_creator, request.interpret_binary_tags)
     for name in sorted(tags):
         tag = instance.env.dictionary.parse_tag(name)
@@ -139,7 +139,7 @@ def _inject_tags(instance, tags, request, private_creator):
             embed_content(instance, value)  # the core treats it as Content
             continue
         if tag in (SOP_CLASS_UID, SOP_INSTANCE_UID) and not isinstance(value, str):
-            raise BadParameterType("Bad Parameter type for tag %s" % format_tag(tag))
+            raise BadParameterType("Tag %s (%s) takes a string" % (format_tag(tag), name))
         if isinstance(value, str) and value == "":
             vr = instance.env.dictionary.vr(tag, private_creator if is_private(tag) else "")
             instance.elements[tag] = Element(values.concrete_vr(vr), b"")
@@ -207,7 +207,7 @@ def embed_content(instance, text, encapsulate=False):
         raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
     if encapsulate:
         if mime != "image/jpeg":
-            raise UnsupportedFormat("Cannot encapsulate pixel data from MIME type: %s" % mime)
+            raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
         _encapsulate_jpeg(instance, parsed.content)
     elif mime in _IMAGES:
         _embed_pixels(instance, images.decode(parsed.content, _IMAGES[mime], instance.env.max_image_pixels))
@@ -215,10 +215,10 @@ def embed_content(instance, text, encapsulate=False):
         instance.elements[PIXEL_DATA] = Element("OW", parsed.content)
     elif mime in _DOCUMENTS:
         if mime == "application/pdf" and not parsed.content.startswith(b"%PDF-"):
-            raise BadFileFormat("Not a PDF file")
+            raise BadFileFormat("The content is not a PDF file (it does not start with %PDF-)")
         _embed_document(instance, mime, parsed.content)
     else:
-        raise UnsupportedFormat("Unsupported MIME type for the content of a new DICOM file: %s" % mime)
+        raise UnsupportedFormat("Content of type %s cannot go into a DICOM instance" % mime)
 
 
 # ---- whole requests ------------------------------------------------------------------
@@ -257,7 +257,7 @@ def _legacy(request, env):
         if tag == PIXEL_DATA:
             embed_content(instance, value)
         elif is_private(tag):
-            raise AdvancedRestError("Cannot apply this function to private tags: %s" % format_tag(tag))
+            raise AdvancedRestError("A legacy body cannot set the private tag %s" % format_tag(tag))
         else:
             instance.set_string(tag, value)
             if tag == SPECIFIC_CHARACTER_SET:
@@ -297,16 +297,26 @@ def build(request, env, parent=None):
     instance.set_string(0x00200105, "1")  # Number of Temporal Positions
     files = []
     for index, item in enumerate(request.content):
-        one = instance.copy()
-        one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.new_uid()))
-        if not item.has_content:
-            raise AdvancedRestError(code=CREATE_DICOM_NO_PAYLOAD)
-        if item.tags is not None:
-            _inject_tags(one, item.tags, request, private_creator)
-        if not isinstance(item.content, str):
-            raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
-        embed_content(one, item.content, request.encapsulate)
-        one.set_string(0x00200013, str(index + 1))  # Instance Number
-        one.set_string(0x00541330, str(index + 1))  # Image Index
-        files.append(_finish(one, request, _requested(env.dictionary, request.tags, item.tags)))
+        try:
+            files.append(_series_item(instance, index, item, request, private_creator))
+        except AdvancedRestError as error:
+            error.details = "Content[%d]: %s" % (index, error.details or error.message)
+            raise
     return files
+
+
+def _series_item(instance, index, item, request, private_creator):
+    """The file of one item of a series."""
+    env = instance.env
+    one = instance.copy()
+    one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.new_uid()))
+    if not item.has_content:
+        raise AdvancedRestError(code=CREATE_DICOM_NO_PAYLOAD)
+    if item.tags is not None:
+        _inject_tags(one, item.tags, request, private_creator)
+    if not isinstance(item.content, str):
+        raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
+    embed_content(one, item.content, request.encapsulate)
+    one.set_string(0x00200013, str(index + 1))  # Instance Number
+    one.set_string(0x00541330, str(index + 1))  # Image Index
+    return _finish(one, request, _requested(env.dictionary, request.tags, item.tags))

@@ -88,7 +88,7 @@ def parse(body):
         term = tags["SpecificCharacterSet"]
         encoding = charsets.from_term(term) if isinstance(term, str) else None
         if encoding is None:
-            raise ParameterOutOfRange("Unknown specific character set: %s" % (term,))
+            raise ParameterOutOfRange("Unknown Specific Character Set: %r" % (term,))
 
     content = document.get("Content")
     if isinstance(content, list):

@@ -111,8 +111,7 @@ def element_from_string(tag, vr, text, context):
             return Element("AT", b"".join(struct.pack("<HH", t >> 16, t & 0xFFFF) for t in values))
     except _OutOfRange:
         pass
-    raise BadFileFormat('While creating a DICOM instance, tag (%s) has out-of-range value: "%s"'
-                        % (format_tag(tag), text))
+    raise BadFileFormat('Tag %s (VR %s) cannot hold the value "%s"' % (format_tag(tag), concrete_vr(vr), text))
 
 
 def element_from_json(tag, value, context):
@@ -130,9 +129,10 @@ def element_from_json(tag, value, context):
         return element_from_string(tag, vr, "", context)
     if isinstance(value, list):
         if vr != "SQ":
-            raise BadParameterType("Bad Parameter type for tag %s" % format_tag(tag))
+            raise BadParameterType("Tag %s is not a sequence: it takes a string, not an array" % format_tag(tag))
         return Element("SQ", [_item(entry, context) for entry in value])
-    raise BadParameterType("Bad Parameter type for tag %s" % format_tag(tag))
+    raise BadParameterType("Tag %s takes a string, null or (for a sequence) an array, not %s"
+                           % (format_tag(tag), type(value).__name__))
 
 
 def _item(entry, context):
@@ -144,4 +144,4 @@ def _item(entry, context):
         return item
     if isinstance(entry, list) and not entry:
         return {}  # an empty array stands for an empty item (Lua cannot tell {} from [])
-    raise BadParameterType("Bad item in a sequence")
+    raise BadParameterType("An item of a sequence must be a JSON object, not %s" % type(entry).__name__)

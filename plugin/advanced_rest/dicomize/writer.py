@@ -7,6 +7,8 @@ rather than through pydicom's Dataset keeps small images as cheap as the core's.
 import collections
 import struct
 
+from ..errors import BadFileFormat
+
 Element = collections.namedtuple("Element", "vr value")
 # The value of an encapsulated Pixel Data element: compressed frames, one fragment each.
 Fragments = collections.namedtuple("Fragments", "frames")
@@ -69,7 +71,7 @@ def encode_dataset(elements):
             out.append(_HEADER_LONG.pack(group, element, vr.encode(), 0, len(data)))
         else:
             if len(data) > 0xFFFF:
-                raise ValueError("value too long for VR %s in %04x,%04x" % (vr, group, element))
+                raise BadFileFormat("Tag %04x,%04x (VR %s) cannot hold more than 65534 bytes" % (group, element, vr))
             out.append(_HEADER_SHORT.pack(group, element, vr.encode(), len(data)))
         out.append(data)
     return b"".join(out)
