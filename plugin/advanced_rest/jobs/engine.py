@@ -1,0 +1,342 @@
+"""The plugin's jobs engine: one lock owns every job; workers take the queue by priority.
+
+Lock rule: job state is read and changed only under `Engine._lock`; a runner's step,
+and anything calling Orthanc, runs with the lock released.
+"""
+import collections
+import datetime
+import heapq
+import itertools
+import logging
+import threading
+import time
+import uuid
+
+from ..errors import AdvancedRestError
+from . import model
+
+logger = logging.getLogger(__name__)
+
+
+class Runner:
+    """The work of one job, in steps; the engine calls these from a worker thread.
+
+    `steps()` may be called again after a resubmission: a run always starts at step 0,
+    or where a pause left it.
+    """
+
+    def steps(self):
+        """How many steps the job has."""
+        raise NotImplementedError
+
+    def step(self, index):
+        """Do step `index` (0-based). Raise to fail the job."""
+        raise NotImplementedError
+
+    def content(self):
+        """The job's Content while it runs and when it fails."""
+        return {}
+
+    def result(self):
+        """(Content, outputs) once every step succeeded; outputs: name -> (bytes, MIME type)."""
+        return self.content(), {}
+
+    def rollback(self):
+        """Undo what the steps did (called when the job fails or is cancelled)."""
+
+
+class UnknownJob(AdvancedRestError):
+    """No plugin job has this id."""
+
+    code = 7  # InexistentItem
+
+
+class IllegalTransition(AdvancedRestError):
+    """The action is not allowed in the job's state (the core answers 400)."""
+
+    code = 8
+    status = 400
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+class Engine:
+    """Jobs, their queue and their workers."""
+
+    def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None):
+        self._lock = threading.Condition()
+        self._jobs = {}
+        self._queue = []  # heap of (-priority, sequence, job id)
+        self._history = collections.deque()  # finished job ids, oldest first
+        self._sequence = itertools.count()
+        self._concurrent_jobs = max(1, concurrent_jobs)
+        self._history_size = max(0, history_size)
+        self._clock = clock
+        self._on_change = on_change  # (job JSON) -> None, called outside the lock
+        self._threads = []
+        self._stopping = False
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def start(self):
+        """Start the worker threads."""
+        with self._lock:
+            self._stopping = False
+            if self._threads:
+                return
+            for index in range(self._concurrent_jobs):
+                thread = threading.Thread(target=self._work, name="advanced-rest-job-%d" % index, daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def stop(self, timeout=30.0):
+        """Stop the workers after their current step; running jobs go back to Pending."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout)
+
+    # ---- submission and queries ----------------------------------------------------
+
+    def submit(self, job_type, runner, priority=0, job_id=None):
+        """Queue a new job; its id."""
+        now = self._clock()
+        with self._lock:
+            job = model.Job(id=job_id or str(uuid.uuid4()), type=job_type, priority=int(priority), runner=runner,
+                            sequence=next(self._sequence), created=now, changed=now)
+            job.content = runner.content()
+            self._jobs[job.id] = job
+            self._enqueue(job)
+            snapshot = job.to_json()
+        self._notify(snapshot)
+        return job.id
+
+    def get(self, job_id):
+        """The JSON of a plugin job, or None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return job.to_json() if job else None
+
+    def ids(self):
+        """Ids of every plugin job, in submission order."""
+        with self._lock:
+            return [job.id for job in sorted(self._jobs.values(), key=lambda j: j.sequence)]
+
+    def all(self):
+        """The JSON of every plugin job, in submission order."""
+        with self._lock:
+            return [job.to_json() for job in sorted(self._jobs.values(), key=lambda j: j.sequence)]
+
+    def output(self, job_id, name):
+        """(bytes, MIME type) of a job's output, or None."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise UnknownJob("No job found with this id: %s" % job_id)
+            return job.outputs.get(name)
+
+    def delete_output(self, job_id, name):
+        """Forget an output; False when the job has none of that name."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise UnknownJob("No job found with this id: %s" % job_id)
+            return job.outputs.pop(name, None) is not None
+
+    def wait(self, job_id, timeout):
+        """The job's JSON once it is finished, or when `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                job = self._jobs.get(job_id)
+                if job is None:
+                    raise UnknownJob("No job found with this id: %s" % job_id)
+                remaining = deadline - time.monotonic()
+                if job.state in model.FINISHED or remaining <= 0:
+                    return job.to_json()
+                self._lock.wait(remaining)
+
+    # ---- actions ----------------------------------------------------------------------
+
+    def act(self, job_id, action):
+        """Apply "pause", "cancel", "resume" or "resubmit", as the core does.
+
+        Raises:
+            UnknownJob, IllegalTransition.
+        """
+        rollback = None
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise UnknownJob("No job found with this id: %s" % job_id)
+            outcome = model.TRANSITIONS.get((action, job.state))
+            if outcome is None:
+                raise IllegalTransition("Cannot %s a job in state %s" % (action, job.state))
+            if outcome == "later":
+                if action == "pause":
+                    job.pause_requested = True
+                else:
+                    job.cancel_requested = True
+                return
+            if outcome == "nothing":
+                return
+            if action == "cancel":
+                rollback = job.runner
+                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+            elif action == "resubmit":
+                self._history.remove(job.id)
+                job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
+                job.error_code, job.error_description, job.error_details = 0, "Success", ""
+                job.content = job.runner.content()
+                self._set_state(job, model.PENDING)
+                self._enqueue(job)
+            elif action == "resume":
+                self._set_state(job, model.PENDING)
+                self._enqueue(job)
+            else:
+                self._set_state(job, outcome)
+            snapshot = job.to_json()
+        if rollback is not None:
+            self._rollback(job_id, rollback)
+        self._notify(snapshot)
+
+    def delete(self, job_id):
+        """Forget a finished job.
+
+        Raises:
+            UnknownJob, IllegalTransition (a job that is not finished).
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise UnknownJob("No job found with this id: %s" % job_id)
+            if job.state not in model.FINISHED:
+                raise IllegalTransition("Only a finished job can be deleted; this one is %s" % job.state)
+            del self._jobs[job_id]
+            self._history.remove(job_id)
+            self._lock.notify_all()
+
+    # ---- internals (call with the lock held) -----------------------------------------------
+
+    def _enqueue(self, job):
+        heapq.heappush(self._queue, (-job.priority, job.sequence, job.id))
+        self._lock.notify_all()
+
+    def _set_state(self, job, state):
+        job.state = state
+        job.changed = self._clock()
+        self._lock.notify_all()
+
+    def _finish(self, job, state, code, description, details):
+        job.error_code, job.error_description, job.error_details = code, description, details
+        if state == model.FAILURE:
+            job.content = job.runner.content()
+        job.completed = self._clock()
+        self._set_state(job, state)
+        self._history.append(job.id)
+        while len(self._history) > self._history_size:
+            del self._jobs[self._history.popleft()]
+
+    def _next_job(self):
+        while self._queue:
+            _, _, job_id = heapq.heappop(self._queue)
+            job = self._jobs.get(job_id)
+            if job is not None and job.state == model.PENDING:
+                return job
+        return None
+
+    # ---- workers -----------------------------------------------------------------------------
+
+    def _work(self):
+        while True:
+            with self._lock:
+                job = None
+                while not self._stopping:
+                    job = self._next_job()
+                    if job is not None:
+                        break
+                    self._lock.wait()
+                if self._stopping:
+                    return
+                self._set_state(job, model.RUNNING)
+                snapshot = job.to_json()
+            self._notify(snapshot)
+            self._run(job)
+
+    def _run(self, job):
+        runner = job.runner
+        try:
+            total = max(1, runner.steps())
+            result = runner.result() if self._steps(job, runner, total) else None
+        except AdvancedRestError as error:
+            self._fail(job, error.code, error.message, error.details or "")
+            return
+        except Exception as error:  # a job that raises fails; the worker lives on
+            logger.exception("Job %s (%s) failed", job.id, job.type)
+            self._fail(job, -1, "Internal error", "%s: %s" % (type(error).__name__, error))
+            return
+        rollback = False
+        with self._lock:
+            if job.cancel_requested:
+                rollback = True
+                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+            elif result is not None:
+                job.content, job.outputs = result
+                job.progress = 100.0
+                self._finish(job, model.SUCCESS, 0, "Success", "")
+            elif job.pause_requested:
+                self._set_state(job, model.PAUSED)
+            else:
+                self._set_state(job, model.PENDING)  # stopping: taken up again at the next start
+            job.cancel_requested = job.pause_requested = False
+            snapshot = job.to_json()
+        if rollback:
+            self._rollback(job.id, runner)
+        self._notify(snapshot)
+
+    def _steps(self, job, runner, total):
+        """Run steps until done, or a pause, cancel or stop is asked; True when all are done."""
+        while True:
+            with self._lock:
+                if job.cancel_requested or job.pause_requested or self._stopping:
+                    return False
+                if job.step >= total:
+                    return True
+                index = job.step
+            began = time.monotonic()
+            if index < runner.steps():  # a job of no step still runs once, to produce its result
+                runner.step(index)
+            with self._lock:
+                job.runtime += time.monotonic() - began
+                job.step = index + 1
+                job.progress = 100.0 * job.step / total
+                job.content = runner.content()
+                job.changed = self._clock()
+                self._lock.notify_all()
+                snapshot = job.to_json()
+            self._notify(snapshot)
+
+    def _fail(self, job, code, description, details):
+        self._rollback(job.id, job.runner)
+        with self._lock:
+            job.cancel_requested = job.pause_requested = False
+            self._finish(job, model.FAILURE, code, description, details)
+            snapshot = job.to_json()
+        self._notify(snapshot)
+
+    def _rollback(self, job_id, runner):
+        try:
+            runner.rollback()
+        except Exception:
+            logger.exception("Could not undo the work of job %s", job_id)
+
+    def _notify(self, snapshot):
+        if self._on_change is not None:
+            try:
+                self._on_change(snapshot)
+            except Exception:
+                logger.exception("Job change listener failed")

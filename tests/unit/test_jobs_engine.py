@@ -1,0 +1,208 @@
+"""The jobs engine with fake runners: states, transitions, priorities, history."""
+import threading
+
+import pytest
+
+from advanced_rest.errors import BadFileFormat
+from advanced_rest.jobs import model
+from advanced_rest.jobs.engine import Engine, IllegalTransition, Runner, UnknownJob
+
+
+class Steps(Runner):
+    """`count` steps; each waits for `gate` when given; `fail_at` raises there (once)."""
+
+    def __init__(self, count=3, gate=None, fail_at=None, log=None, name=""):
+        self.count, self.gate, self.fail_at, self.log, self.name = count, gate, fail_at, log, name
+        self.done, self.rolled_back = [], 0
+
+    def steps(self):
+        return self.count
+
+    def step(self, index):
+        if isinstance(self.gate, threading.Event):
+            assert self.gate.wait(10)
+        elif self.gate is not None:
+            assert self.gate.acquire(timeout=10)
+        if index == self.fail_at:
+            self.fail_at = None
+            raise BadFileFormat("broken at step %d" % index)
+        self.done.append(index)
+        if self.log is not None:
+            self.log.append(self.name)
+
+    def content(self):
+        return {"Done": len(self.done)}
+
+    def result(self):
+        return {"Done": len(self.done), "Name": self.name}, {"out": (b"data", "text/plain")}
+
+    def rollback(self):
+        self.rolled_back += 1
+        self.done.clear()
+
+
+@pytest.fixture
+def engine():
+    engine = Engine(concurrent_jobs=1, history_size=10)
+    engine.start()
+    yield engine
+    engine.stop(timeout=5)
+
+
+def _wait_state(engine, job_id, state, timeout=5):
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if engine.get(job_id)["State"] == state:
+            return engine.get(job_id)
+        time.sleep(0.005)
+    raise AssertionError("job %s is %s, not %s" % (job_id, engine.get(job_id)["State"], state))
+
+
+def test_a_job_runs_to_success_with_its_content_and_output(engine):
+    job_id = engine.submit("Test", Steps(name="a"), priority=3)
+    job = engine.wait(job_id, 5)
+    assert (job["State"], job["Progress"], job["Type"], job["Priority"]) == ("Success", 100, "Test", 3)
+    assert job["Content"] == {"Done": 3, "Name": "a"} and job["ErrorCode"] == 0
+    assert "CompletionTime" in job and job["CreationTime"] <= job["CompletionTime"]
+    assert engine.output(job_id, "out") == (b"data", "text/plain")
+
+
+def test_priority_then_submission_order(engine):
+    gate, log = threading.Event(), []
+    blocker = engine.submit("Test", Steps(1, gate=gate))
+    _wait_state(engine, blocker, "Running")
+    ids = [engine.submit("Test", Steps(1, log=log, name=name), priority=priority)
+           for name, priority in (("low", -1), ("first-high", 5), ("mid", 0), ("second-high", 5))]
+    gate.set()
+    for job_id in ids:
+        engine.wait(job_id, 5)
+    assert log == ["first-high", "second-high", "mid", "low"]
+
+
+def test_pause_and_cancel_of_pending_jobs_act_at_once(engine):
+    gate = threading.Event()
+    blocker = engine.submit("Test", Steps(1, gate=gate))
+    _wait_state(engine, blocker, "Running")
+    paused, cancelled = engine.submit("Test", Steps()), engine.submit("Test", Steps())
+    engine.act(paused, "pause")
+    engine.act(cancelled, "cancel")
+    assert engine.get(paused)["State"] == "Paused"
+    job = engine.get(cancelled)
+    assert (job["State"], job["ErrorCode"], job["ErrorDescription"]) == ("Failure", 37, "This job was canceled")
+    gate.set()
+    engine.wait(blocker, 5)
+    assert engine.get(paused)["State"] == "Paused"
+    engine.act(paused, "resume")
+    assert engine.wait(paused, 5)["State"] == "Success"
+
+
+def test_a_running_job_pauses_between_steps_and_resumes_where_it_was(engine):
+    gate = threading.Semaphore(0)
+    runner = Steps(4, gate=gate)
+    job_id = engine.submit("Test", runner)
+    gate.release()
+    _wait_state(engine, job_id, "Running")
+    engine.act(job_id, "pause")
+    gate.release()
+    job = _wait_state(engine, job_id, "Paused")
+    assert 0 < job["Progress"] < 100
+    engine.act(job_id, "resume")
+    for _ in range(4):
+        gate.release()
+    assert engine.wait(job_id, 5)["State"] == "Success"
+    assert runner.done == [0, 1, 2, 3]
+
+
+def test_cancelling_a_running_job_rolls_its_work_back(engine):
+    gate = threading.Semaphore(0)
+    runner = Steps(4, gate=gate)
+    job_id = engine.submit("Test", runner)
+    gate.release()
+    _wait_state(engine, job_id, "Running")
+    engine.act(job_id, "cancel")
+    gate.release()
+    job = engine.wait(job_id, 5)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert runner.rolled_back == 1 and runner.done == []
+
+
+def test_a_failing_step_fails_the_job_and_the_worker_lives_on(engine):
+    runner = Steps(3, fail_at=1)
+    job_id = engine.submit("Test", runner)
+    job = engine.wait(job_id, 5)
+    assert (job["State"], job["ErrorCode"], job["ErrorDetails"]) == ("Failure", 15, "broken at step 1")
+    assert runner.rolled_back == 1
+    assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
+    engine.act(job_id, "resubmit")
+    job = engine.wait(job_id, 5)
+    assert (job["State"], job["ErrorCode"], job["Content"]["Done"]) == ("Success", 0, 3)
+
+
+@pytest.mark.parametrize("action, state", [
+    ("resume", "Success"), ("resubmit", "Success"), ("resume", "Failure"),
+])
+def test_illegal_transitions_are_refused(engine, action, state):
+    job_id = engine.submit("Test", Steps(1, fail_at=0 if state == "Failure" else None))
+    engine.wait(job_id, 5)
+    with pytest.raises(IllegalTransition):
+        engine.act(job_id, action)
+
+
+def test_finished_jobs_accept_pause_and_cancel_without_change(engine):
+    job_id = engine.submit("Test", Steps(1))
+    engine.wait(job_id, 5)
+    engine.act(job_id, "pause")
+    engine.act(job_id, "cancel")
+    assert engine.get(job_id)["State"] == "Success"
+
+
+def test_unknown_ids():
+    engine = Engine()
+    for call in (lambda: engine.act("nope", "pause"), lambda: engine.delete("nope"),
+                 lambda: engine.wait("nope", 0), lambda: engine.output("nope", "x")):
+        with pytest.raises(UnknownJob):
+            call()
+
+
+def test_history_keeps_the_newest_finished_jobs():
+    engine = Engine(concurrent_jobs=1, history_size=2)
+    engine.start()
+    try:
+        ids = [engine.submit("Test", Steps(1)) for _ in range(3)]
+        engine.wait(ids[-1], 5)  # one worker, equal priorities: the others finished before
+        assert engine.ids() == ids[1:]
+    finally:
+        engine.stop(5)
+
+
+def test_only_finished_jobs_can_be_deleted(engine):
+    gate = threading.Event()
+    job_id = engine.submit("Test", Steps(1, gate=gate))
+    with pytest.raises(IllegalTransition):
+        engine.delete(job_id)
+    gate.set()
+    engine.wait(job_id, 5)
+    engine.delete(job_id)
+    assert engine.get(job_id) is None
+
+
+def test_wait_returns_at_the_timeout_with_the_current_state(engine):
+    gate = threading.Event()
+    job_id = engine.submit("Test", Steps(1, gate=gate))
+    assert engine.wait(job_id, 0.05)["State"] in ("Pending", "Running")
+    gate.set()
+
+
+def test_stopping_puts_a_running_job_back_to_pending():
+    gate = threading.Semaphore(0)
+    engine = Engine(concurrent_jobs=1)
+    engine.start()
+    job_id = engine.submit("Test", Steps(3, gate=gate))
+    gate.release()
+    _wait_state(engine, job_id, "Running")
+    stopper = threading.Thread(target=engine.stop)
+    stopper.start()
+    gate.release()
+    stopper.join(5)
+    assert engine.get(job_id)["State"] == model.PENDING
