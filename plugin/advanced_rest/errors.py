@@ -8,6 +8,8 @@
     ├── UnknownDicomTag          a tag name no dictionary knows            400 / 27
     ├── NotImplemented           a format the plugin cannot convert        500 / 2
     ├── UnknownResource          an Orthanc id that does not exist         404 / 17
+    ├── UnknownJob               a job id that does not exist              404 / 7
+    ├── IllegalTransition        a job action its state does not allow     400 / 8
     └── OrthancError             any other Orthanc error code, by number
 
 `web.py` turns each into the core's JSON error body.
@@ -121,3 +123,11 @@ class UnknownResource(AdvancedRestError):
 
 class OrthancError(AdvancedRestError):
     """An error code raised by Orthanc itself (e.g. from a REST call into the core)."""
+
+
+class UnknownJob(AdvancedRestError):
+    code = 7
+
+
+class IllegalTransition(AdvancedRestError):
+    code = 8

@@ -158,3 +158,40 @@ def install_logging():
         root.addHandler(handler)
     root.setLevel(logging.INFO)
     root.propagate = False
+
+
+# ---- changes, properties ---------------------------------------------------------
+
+def register_on_change(handlers):
+    """Route Orthanc's change events to `handlers`: change name -> callable(resource id).
+
+    Names are ChangeType members (ORTHANC_STARTED, ORTHANC_STOPPED, JOB_SUCCESS...). Only
+    one on-change callback exists per interpreter, so every feature goes through here.
+    The callback runs on Orthanc's change thread; a failing handler is logged, never raised.
+    """
+    by_value = {}
+    for name, handler in handlers.items():
+        value = getattr(orthanc.ChangeType, name, None)
+        if value is None:
+            logger.warning("This Orthanc reports no %s changes", name)
+            continue
+        by_value.setdefault(int(value), []).append((name, handler))
+
+    def on_change(change_type, level, resource):
+        for name, handler in by_value.get(int(change_type), ()):
+            try:
+                handler(resource)
+            except Exception:
+                logger.exception("Handling the %s change failed", name)
+
+    orthanc.RegisterOnChangeCallback(on_change)
+
+
+def get_global_property(identifier, default=""):
+    """A global property of this Orthanc server (a string)."""
+    return orthanc.GetGlobalProperty(identifier, default)
+
+
+def set_global_property(identifier, value):
+    """Store a global property of this Orthanc server."""
+    orthanc.SetGlobalProperty(identifier, value)

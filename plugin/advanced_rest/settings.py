@@ -1,6 +1,7 @@
 """The `AdvancedRest` section of Orthanc's configuration, read once into frozen settings."""
 import dataclasses
 import logging
+import os
 import re
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,9 @@ class Settings:
     max_image_pixels: int = 178956970  # Pillow's own default guard
     default_private_creator: str = ""
     dictionary: dict = dataclasses.field(default_factory=dict)
+    concurrent_jobs: int = 2
+    jobs_history_size: int = 10
+    save_jobs: bool = True
 
 
 class SettingsError(ValueError):
@@ -48,7 +52,8 @@ def from_configuration(config):
     section = config.get("AdvancedRest", {})
     if not isinstance(section, dict):
         raise SettingsError("AdvancedRest must be a JSON object, not %r" % (section,))
-    known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels"}
+    known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels", "ConcurrentJobs", "JobsHistorySize",
+             "SaveJobs"}
     for key in sorted(set(section) - known):
         problems.append("AdvancedRest.%s is not a known option (known: %s)" % (key, ", ".join(sorted(known))))
 
@@ -62,6 +67,16 @@ def from_configuration(config):
     max_pixels = _expect(problems, section, "MaxImagePixels", int, Settings.max_image_pixels)
     if max_pixels <= 0:
         problems.append("AdvancedRest.MaxImagePixels must be positive, not %r" % max_pixels)
+
+    # The engine's options default to Orthanc's own options of the same names.
+    concurrent = _expect(problems, section, "ConcurrentJobs", int, _orthanc_int(config, "ConcurrentJobs", 2))
+    history = _expect(problems, section, "JobsHistorySize", int, _orthanc_int(config, "JobsHistorySize", 10))
+    save_default = config.get("SaveJobs", True)
+    save_jobs = _expect(problems, section, "SaveJobs", bool, save_default if isinstance(save_default, bool) else True)
+    if concurrent < 0 or history < 0:
+        problems.append("AdvancedRest.ConcurrentJobs and JobsHistorySize cannot be negative")
+    if concurrent == 0:
+        concurrent = os.cpu_count() or 1  # as Orthanc: 0 means one per core
 
     creator = config.get("DefaultPrivateCreator", "")
     if not isinstance(creator, str):
@@ -79,4 +94,12 @@ def from_configuration(config):
         max_image_pixels=max_pixels,
         default_private_creator=creator,
         dictionary=dictionary,
+        concurrent_jobs=concurrent,
+        jobs_history_size=history,
+        save_jobs=save_jobs,
     )
+
+
+def _orthanc_int(config, key, default):
+    value = config.get(key, default)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import logging
+import urllib.parse
 
 from .errors import HTTP_REASONS, AdvancedRestError
 
@@ -51,6 +52,11 @@ def error_body(error, method, uri):
     return json.dumps(document, indent="\t", separators=(",", " : "), sort_keys=True).encode("utf-8")
 
 
+def _arguments(get):
+    # Some Orthanc versions (1.10) hand GET arguments over still percent-encoded.
+    return {key: urllib.parse.unquote(value) if "%" in value else value for key, value in get.items()}
+
+
 @dataclasses.dataclass(frozen=True)
 class Transport:
     """The few calls answering needs; host.py provides the real ones, tests fakes."""
@@ -83,7 +89,7 @@ class Router:
                     transport.method_not_allowed(output, allowed)
                     return
                 response = handler(Request(method, uri, tuple(request.get("groups", ())),
-                                           request.get("get", {}), request.get("headers", {}),
+                                           _arguments(request.get("get", {})), request.get("headers", {}),
                                            request.get("body", b"")))
             except AdvancedRestError as error:
                 logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")

@@ -12,6 +12,8 @@ SUBCLASSES = [
     (errors.UnknownDicomTag, 400, 27, "Unknown DICOM tag"),
     (errors.UnsupportedFormat, 500, 2, "Not implemented yet"),
     (errors.UnknownResource, 404, 17, "Unknown resource"),
+    (errors.UnknownJob, 404, 7, "Accessing an inexistent item"),
+    (errors.IllegalTransition, 400, 8, "Bad request"),
 ]
 
 

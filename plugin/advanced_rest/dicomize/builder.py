@@ -66,6 +66,7 @@ class Environment:
     now: object  # a datetime in UTC
     new_uid: object  # callable -> str
     new_patient_id: object  # callable -> str
+    item_uid: object = None  # callable(index) -> SOP Instance UID of a series item; None: new_uid
 
 
 def _us(value):
@@ -265,6 +266,60 @@ def _legacy(request, env):
     return [_finish(instance)]
 
 
+class Plan:
+    """The files of a request, built one at a time (a job builds one per step).
+
+    The constructor checks and prepares what all files share; `file(index)` decodes the
+    content of one file and encodes it. Nothing is stored here.
+
+    Raises:
+        AdvancedRestError: (constructor and `file`) any mistake in the request.
+    """
+
+    def __init__(self, request, env, parent=None):
+        self.request, self.env = request, env
+        self.count = len(request.content) if isinstance(request.content, tuple) else 1
+        if request.legacy:
+            return
+        instance = _new_instance(env)
+        instance.set_encoding(request.encoding or env.default_encoding)
+        if parent is not None:
+            term = parent.character_set()
+            if term is not None:
+                instance.set_encoding(charsets.from_term(term) or env.default_encoding)
+            for tag, text in parent.inherited():
+                instance.set_string(tag, text)
+        self.private_creator = env.default_private_creator if request.private_creator is None \
+            else request.private_creator
+        _dates(instance, parent.level if parent else None)
+        _inject_tags(instance, request.tags, request, self.private_creator)
+        if isinstance(request.content, tuple):
+            instance.set_string(0x00201002, str(self.count))  # Images in Acquisition
+            instance.set_string(0x00200105, "1")  # Number of Temporal Positions
+        self.base = instance
+
+    @property
+    def is_series(self):
+        """Whether the request makes a series (a Content array)."""
+        return isinstance(self.request.content, tuple)
+
+    def file(self, index):
+        """The bytes of file `index` (0 for a single instance)."""
+        request, env = self.request, self.env
+        if request.legacy:
+            return _legacy(request, env)[0]
+        if not self.is_series:
+            instance = self.base.copy()
+            if isinstance(request.content, str):
+                embed_content(instance, request.content, request.encapsulate)
+            return _finish(instance, request, _requested(env.dictionary, request.tags))
+        try:
+            return _series_item(self.base, index, request.content[index], request, self.private_creator)
+        except AdvancedRestError as error:
+            error.details = "Content[%d]: %s" % (index, error.details or error.message)
+            raise
+
+
 def build(request, env, parent=None):
     """The DICOM files (bytes) for `request`: one, or one per item of a series.
 
@@ -273,43 +328,15 @@ def build(request, env, parent=None):
     Raises:
         AdvancedRestError: any mistake in the request, with the core's error code.
     """
-    if request.legacy:
-        return _legacy(request, env)
-    instance = _new_instance(env)
-    instance.set_encoding(request.encoding or env.default_encoding)
-    if parent is not None:
-        term = parent.character_set()
-        if term is not None:
-            instance.set_encoding(charsets.from_term(term) or env.default_encoding)
-        for tag, text in parent.inherited():
-            instance.set_string(tag, text)
-    private_creator = env.default_private_creator if request.private_creator is None else request.private_creator
-    _dates(instance, parent.level if parent else None)
-    _inject_tags(instance, request.tags, request, private_creator)
-
-    if isinstance(request.content, str):
-        embed_content(instance, request.content, request.encapsulate)
-    if not isinstance(request.content, tuple):
-        return [_finish(instance, request, _requested(env.dictionary, request.tags))]
-
-    count = len(request.content)
-    instance.set_string(0x00201002, str(count))  # Images in Acquisition
-    instance.set_string(0x00200105, "1")  # Number of Temporal Positions
-    files = []
-    for index, item in enumerate(request.content):
-        try:
-            files.append(_series_item(instance, index, item, request, private_creator))
-        except AdvancedRestError as error:
-            error.details = "Content[%d]: %s" % (index, error.details or error.message)
-            raise
-    return files
+    plan = Plan(request, env, parent)
+    return [plan.file(index) for index in range(plan.count)]
 
 
 def _series_item(instance, index, item, request, private_creator):
     """The file of one item of a series."""
     env = instance.env
     one = instance.copy()
-    one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.new_uid()))
+    one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.item_uid(index) if env.item_uid else env.new_uid()))
     if not item.has_content:
         raise AdvancedRestError(code=CREATE_DICOM_NO_PAYLOAD)
     if item.tags is not None:

@@ -32,6 +32,8 @@ class CreateRequest:
     encoding: object = None  # charsets.Encoding from Tags' SpecificCharacterSet, or None
     encapsulate: bool = False  # keep JPEG content compressed (Orthanc 1.13's "Encapsulate")
     strict: bool = None  # None: AdvancedRest.StrictDicom decides
+    asynchronous: bool = False  # run as a job (the core's "Asynchronous" / "Synchronous" fields)
+    priority: int = 0  # of that job
 
 
 def _field(body, name, kind, default):
@@ -39,8 +41,14 @@ def _field(body, name, kind, default):
         return default
     value = body[name]
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise BadRequest("The %s field must be a %s" % (name, {bool: "Boolean", str: "string"}[kind]))
+        raise BadRequest("The %s field must be a %s" % (name, {bool: "Boolean", str: "string", int: "integer"}[kind]))
     return value
+
+
+def _asynchronous(document):
+    asynchronous = _field(document, "Asynchronous", bool, False)
+    synchronous = _field(document, "Synchronous", bool, not asynchronous)
+    return asynchronous or not synchronous
 
 
 def _parent(document):
@@ -105,4 +113,6 @@ def parse(body):
         encoding=encoding,
         encapsulate=_field(document, "Encapsulate", bool, False),
         strict=_field(document, "Strict", bool, None),
+        asynchronous=_asynchronous(document),
+        priority=_field(document, "Priority", int, 0),
     )

@@ -6,9 +6,9 @@ import logging
 import uuid
 
 from .. import __version__
-from ..errors import AdvancedRestError
+from ..errors import AdvancedRestError, BadRequest
 from ..web import json_response
-from . import builder, charsets, parents, request as requests_
+from . import builder, charsets, job, parents, request as requests_
 
 logger = logging.getLogger(__name__)
 
@@ -29,17 +29,23 @@ class Services:
 
 
 class CreateDicom:
-    """The create-dicom handler, bound to settings, dictionary and Orthanc's services."""
+    """The create-dicom handler, bound to settings, dictionary, Orthanc's services and the jobs engine."""
 
-    def __init__(self, settings, dictionary, services, clock=None, uid=new_uid):
+    def __init__(self, settings, dictionary, services, engine=None, clock=None, uid=new_uid):
         self._settings = settings
         self._dictionary = dictionary
         self._services = services
+        self._engine = engine
         self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self._uid = uid
 
-    def environment(self):
-        """The builder's environment for one request (now, current default encoding)."""
+    def environment(self, seed=None):
+        """The builder's environment for one request (now, current default encoding).
+
+        With a `seed` (a job's), identifiers are derived from it rather than random.
+        """
+        new, item, patient = (self._uid, None, lambda: str(uuid.uuid4())) if seed is None \
+            else job.seeded_identifiers(seed)
         return builder.Environment(
             dictionary=self._dictionary,
             default_encoding=charsets.from_name(self._services.default_encoding()),
@@ -48,17 +54,17 @@ class CreateDicom:
             strict=self._settings.strict_dicom,
             software_version="advanced-rest %s" % __version__,
             now=self._clock(),
-            new_uid=self._uid,
-            new_patient_id=lambda: str(uuid.uuid4()),
+            new_uid=new,
+            new_patient_id=patient,
+            item_uid=item,
         )
 
-    def build(self, body):
-        """(request, files) for a body; nothing stored."""
-        parsed = requests_.parse(body)
+    def plan(self, parsed, seed=None):
+        """The checked Plan of a parsed request (its parent looked up)."""
         parent = None
         if parsed.parent is not None:
             parent = parents.resolve(parsed.parent, self._services.rest_get_json)
-        return parsed, builder.build(parsed, self.environment(), parent)
+        return builder.Plan(parsed, self.environment(seed), parent)
 
     def store(self, files):
         """Store all `files`, or none: what was stored is deleted if one fails; the answers."""
@@ -76,10 +82,24 @@ class CreateDicom:
             raise
         return answers
 
+    def submit(self, parsed):
+        """Queue the request as a CreateDicom job; the core's answer to an asynchronous call."""
+        if self._engine is None:
+            raise BadRequest("Asynchronous create-dicom needs the jobs engine")
+        seed = str(uuid.uuid4())
+        plan = self.plan(parsed, seed)
+        runner = job.CreateDicomRunner(plan, job.store_with(self._services.rest_post), self._services.rest_delete)
+        job_id = self._engine.submit(job.JOB_TYPE, runner, parsed.priority)
+        return json_response({"ID": job_id, "Path": "/jobs/%s" % job_id})
+
     def __call__(self, request):
-        parsed, files = self.build(request.body)
-        answers = self.store(files)
-        if isinstance(parsed.content, tuple):
+        parsed = requests_.parse(request.body)
+        if parsed.asynchronous:
+            return self.submit(parsed)
+        plan = self.plan(parsed)
+        # Build every file before storing any: a bad item leaves nothing behind.
+        answers = self.store([plan.file(index) for index in range(plan.count)])
+        if plan.is_series:
             series = answers[-1]["ParentSeries"]
             return json_response({"ID": series, "Path": "/series/%s" % series, "Status": "Success"})
         return json_response(answers[0])

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-from ..errors import AdvancedRestError
+from ..errors import AdvancedRestError, IllegalTransition, UnknownJob
 from . import model
 
 logger = logging.getLogger(__name__)
@@ -43,19 +43,6 @@ class Runner:
 
     def rollback(self):
         """Undo what the steps did (called when the job fails or is cancelled)."""
-
-
-class UnknownJob(AdvancedRestError):
-    """No plugin job has this id."""
-
-    code = 7  # InexistentItem
-
-
-class IllegalTransition(AdvancedRestError):
-    """The action is not allowed in the job's state (the core answers 400)."""
-
-    code = 8
-    status = 400
 
 
 def _now():
@@ -185,8 +172,10 @@ class Engine:
             if outcome == "nothing":
                 return
             if action == "cancel":
+                # Undo first, so that whoever sees the Failure finds nothing left behind;
+                # the flag keeps workers off the job meanwhile.
+                job.cancel_requested = True
                 rollback = job.runner
-                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             elif action == "resubmit":
                 self._history.remove(job.id)
                 job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
@@ -202,6 +191,10 @@ class Engine:
             snapshot = job.to_json()
         if rollback is not None:
             self._rollback(job_id, rollback)
+            with self._lock:
+                job.cancel_requested = False
+                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+                snapshot = job.to_json()
         self._notify(snapshot)
 
     def delete(self, job_id):
@@ -245,7 +238,7 @@ class Engine:
         while self._queue:
             _, _, job_id = heapq.heappop(self._queue)
             job = self._jobs.get(job_id)
-            if job is not None and job.state == model.PENDING:
+            if job is not None and job.state == model.PENDING and not job.cancel_requested:
                 return job
         return None
 
@@ -279,10 +272,12 @@ class Engine:
             logger.exception("Job %s (%s) failed", job.id, job.type)
             self._fail(job, -1, "Internal error", "%s: %s" % (type(error).__name__, error))
             return
-        rollback = False
         with self._lock:
-            if job.cancel_requested:
-                rollback = True
+            cancelled = job.cancel_requested
+        if cancelled:
+            self._rollback(job.id, runner)  # before the Failure shows: nothing is left behind then
+        with self._lock:
+            if cancelled:
                 self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             elif result is not None:
                 job.content, job.outputs = result
@@ -294,8 +289,6 @@ class Engine:
                 self._set_state(job, model.PENDING)  # stopping: taken up again at the next start
             job.cancel_requested = job.pause_requested = False
             snapshot = job.to_json()
-        if rollback:
-            self._rollback(job.id, runner)
         self._notify(snapshot)
 
     def _steps(self, job, runner, total):

@@ -1,0 +1,69 @@
+"""create-dicom as a job: one step per instance, everything stored or nothing."""
+import itertools
+import json
+import logging
+import uuid
+
+from ..errors import AdvancedRestError
+from ..jobs.engine import Runner
+
+logger = logging.getLogger(__name__)
+
+JOB_TYPE = "CreateDicom"
+
+
+def seeded_identifiers(seed):
+    """(new_uid, item_uid, new_patient_id) derived from `seed`: a job run again makes the same files,
+    so that storing them again finds them already stored instead of duplicating them."""
+    counter = itertools.count()
+    namespace = uuid.UUID(seed)
+
+    def new_uid():
+        return "2.25.%d" % uuid.uuid5(namespace, "uid-%d" % next(counter)).int
+
+    def item_uid(index):
+        return "2.25.%d" % uuid.uuid5(namespace, "item-%d" % index).int
+
+    def new_patient_id():
+        return str(uuid.uuid5(namespace, "patient"))
+
+    return new_uid, item_uid, new_patient_id
+
+
+class CreateDicomRunner(Runner):
+    """Builds and stores file `index` at step `index`; rollback deletes what it stored."""
+
+    def __init__(self, plan, store, delete):
+        self._plan, self._store, self._delete = plan, store, delete
+        self._answers = {}
+
+    def steps(self):
+        return self._plan.count
+
+    def step(self, index):
+        self._answers[index] = self._store(self._plan.file(index))
+
+    def content(self):
+        return {"Description": "REST API", "InstancesCount": self._plan.count, "InstancesStored": len(self._answers)}
+
+    def result(self):
+        if self._plan.is_series:
+            series = self._answers[self._plan.count - 1]["ParentSeries"]
+            return {"ID": series, "Path": "/series/%s" % series, "Status": "Success"}, {}
+        return dict(self._answers[0]), {}
+
+    def rollback(self):
+        for answer in self._answers.values():
+            if answer.get("Status") == "Success":
+                try:
+                    self._delete("/instances/%s" % answer["ID"])
+                except AdvancedRestError:
+                    logger.exception("Could not remove instance %s of a failed job", answer["ID"])
+        self._answers.clear()
+
+
+def store_with(rest_post):
+    """A store callable: POST /instances, answer parsed."""
+    def store(data):
+        return json.loads(rest_post("/instances", data))
+    return store
