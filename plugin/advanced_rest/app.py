@@ -7,7 +7,8 @@ from . import __version__, host, settings as settings_
 from .dicomize.dictionary import Dictionary
 from .dicomize.routes import CreateDicom, Services
 from .jobs.engine import Engine
-from .jobs.routes import Core, CoreJobEvents, JobsApi
+from .jobs.changes import ChangeFeed, CoreWatcher
+from .jobs.routes import Core, JobsApi
 from .web import Router, Transport, json_response
 
 logger = logging.getLogger(__name__)
@@ -36,27 +37,37 @@ def register():
         logger.error("NOT SERVING ANYTHING: bad configuration: %s", exc)
         return
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route))
-    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size)
-    events = CoreJobEvents()
+    feed = ChangeFeed()
+    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size,
+                    on_change=lambda job: feed.record(job, "plugin"))
+    watcher = CoreWatcher(feed, host.rest_get)
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
     create_dicom = CreateDicom(settings, dictionary, services, engine)
-    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), events)
+    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed)
 
     roots = [re.escape(settings.root)] + ([""] if settings.serve_core_routes else [])
     router.add(roots[0] + "/system", {"GET": _system})
     for root in roots:
         router.add(root + "/tools/create-dicom", {"POST": create_dicom})
-        for suffix, handlers in jobs.routes():
+        for suffix, handlers in jobs.routes(own=root == roots[0]):
             router.add(root + suffix, handlers)
 
     # Workers run between ORTHANC_STARTED and ORTHANC_STOPPED: calls into Orthanc are
     # not allowed while plugins are still being initialised.
+    def started(_):
+        engine.start()
+        watcher.start()
+
+    def stopped(_):
+        watcher.stop()
+        engine.stop()
+
     host.register_on_change({
-        "ORTHANC_STARTED": lambda _: engine.start(),
-        "ORTHANC_STOPPED": lambda _: engine.stop(),
-        "JOB_SUBMITTED": events.changed,
-        "JOB_SUCCESS": events.changed,
-        "JOB_FAILURE": events.changed,
+        "ORTHANC_STARTED": started,
+        "ORTHANC_STOPPED": stopped,
+        "JOB_SUBMITTED": watcher.changed,
+        "JOB_SUCCESS": watcher.changed,
+        "JOB_FAILURE": watcher.changed,
     })
     logger.warning("advanced-rest %s serving under %s (core routes: %s)",
                    __version__, settings.root, "on" if settings.serve_core_routes else "off")

@@ -200,3 +200,42 @@ def test_history_keeps_the_newest_finished_jobs(orthanc_factory):
     _wait(server, ids[-1])
     listed = server.get("/jobs").json()
     assert ids[0] not in listed and ids[1] in listed and ids[2] in listed
+
+
+def test_changes_follow_plugin_and_core_jobs_with_one_open_request(plugin):
+    import threading
+
+    start = plugin.get("/advanced-rest/jobs/changes").json()["Last"]
+    holder = {}
+
+    def listen():
+        holder["answer"] = plugin.get("/advanced-rest/jobs/changes", params={"since": start, "timeout": 20}, timeout=30)
+        holder["at"] = time.monotonic()
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    time.sleep(0.3)
+    submitted = time.monotonic()
+    job_id = _submit(plugin, {"Tags": {}})
+    listener.join(30)
+    assert holder["answer"].status_code == 200 and holder["at"] - submitted < 5
+    assert job_id in [c["ID"] for c in holder["answer"].json()["Changes"]]
+
+    study = plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}})).json()["ParentStudy"]
+    core_id = plugin.post("/studies/%s/archive" % study, data=json.dumps({"Asynchronous": True})).json()["ID"]
+    _wait(plugin, core_id)
+    _wait(plugin, job_id)
+    seen, since, deadline = {}, start, time.monotonic() + 20
+    while time.monotonic() < deadline and not ({job_id, core_id} <= set(seen) and
+                                               seen[job_id][-1] == seen[core_id][-1] == "Success"):
+        answer = plugin.get("/advanced-rest/jobs/changes", params={"since": since, "timeout": 5}).json()
+        for change in answer["Changes"]:
+            seen.setdefault(change["ID"], []).append(change["State"])
+            assert change["Origin"] == ("core" if change["ID"] == core_id else "plugin") or change["ID"] not in (job_id, core_id)
+        since = answer["Last"]
+    assert seen[job_id][-1] == "Success" and seen[core_id][-1] == "Success"
+
+
+@pytest.mark.parametrize("params", [{"since": "x"}, {"since": "-1"}, {"timeout": "x"}, {"timeout": "99999"}])
+def test_bad_changes_arguments_are_refused(plugin, params):
+    assert plugin.get("/advanced-rest/jobs/changes", params=params).status_code == 400

@@ -5,7 +5,6 @@ same JSON shapes. Beyond the core: ?state= and ?type= filters, and /jobs/{id}/wa
 """
 import dataclasses
 import json
-import threading
 import time
 
 from ..errors import BadRequest, OrthancError, UnknownJob
@@ -14,7 +13,6 @@ from . import model
 
 ACTIONS = ("cancel", "pause", "resume", "resubmit")
 MAX_WAIT = 3600.0
-_CORE_POLL = 0.5  # the core tells nothing when a pending job is cancelled: look this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,21 +24,6 @@ class Core:
     delete: object  # uri -> None
 
 
-class CoreJobEvents:
-    """Wakes waiters when Orthanc reports a core job change (JOB_SUCCESS, JOB_FAILURE...)."""
-
-    def __init__(self):
-        self._condition = threading.Condition()
-
-    def changed(self, _job_id=None):
-        with self._condition:
-            self._condition.notify_all()
-
-    def wait(self, seconds):
-        with self._condition:
-            self._condition.wait(seconds)
-
-
 def _comma_list(get, name):
     if name not in get:
         return None
@@ -48,6 +31,18 @@ def _comma_list(get, name):
     if not all(values):
         raise BadRequest("The %s filter needs one or more comma-separated values" % name)
     return set(values)
+
+
+def _number(get, name, default, kind, lowest, highest):
+    if name not in get:
+        return default
+    try:
+        value = kind(get[name])
+    except ValueError:
+        raise BadRequest("%s must be a number, not %r" % (name, get[name])) from None
+    if not lowest <= value <= highest:
+        raise BadRequest("%s must be between %s and %s" % (name, lowest, highest))
+    return value
 
 
 def _sniff_mime(data):
@@ -61,8 +56,8 @@ def _sniff_mime(data):
 class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's engine and the core."""
 
-    def __init__(self, engine, core, events):
-        self._engine, self._core, self._events = engine, core, events
+    def __init__(self, engine, core, feed):
+        self._engine, self._core, self._feed = engine, core, feed
 
     # ---- GET /jobs -------------------------------------------------------------------
 
@@ -143,26 +138,31 @@ class JobsApi:
             self._core.delete("/jobs/%s/%s" % (job_id, name))
         return json_response({})
 
+    def changes(self, request):
+        """GET {Root}/jobs/changes?since=N&timeout=S: job changes after N, waiting up to S s for one."""
+        since = _number(request.get, "since", 0, int, 0, 2 ** 63)
+        timeout = _number(request.get, "timeout", 0.0, float, 0, MAX_WAIT)
+        return json_response(self._feed.since(since, timeout))
+
     def _wait(self, job_id, get):
-        try:
-            timeout = float(get.get("timeout", "30"))
-        except ValueError:
-            raise BadRequest("timeout must be a number of seconds, not %r" % get.get("timeout")) from None
-        if not 0 <= timeout <= MAX_WAIT:
-            raise BadRequest("timeout must be between 0 and %d seconds" % MAX_WAIT)
+        timeout = _number(get, "timeout", 30.0, float, 0, MAX_WAIT)
         if self._engine.get(job_id) is not None:
             return json_response(self._engine.wait(job_id, timeout))
         deadline = time.monotonic() + timeout
+        seq = self._feed.last()
         while True:
             job = self._core_job(job_id)
             remaining = deadline - time.monotonic()
             if job.get("State") in model.FINISHED or remaining <= 0:
                 return json_response(job)
-            self._events.wait(min(remaining, _CORE_POLL))
+            # The feed moves on core job events and on its periodic look at the core.
+            seq = self._feed.wait_after(seq, remaining)
 
-    def routes(self):
-        """(pattern suffix, handlers) of every jobs route, relative to a root ("" or {Root})."""
-        return [
+    def routes(self, own):
+        """(pattern suffix, handlers) of the jobs routes under a root; `own`: the plugin's root,
+        which also serves what the core lacks (registered first: it would match /jobs/{id})."""
+        extra = [("/jobs/changes", {"GET": self.changes})] if own else []
+        return extra + [
             ("/jobs", {"GET": self.list}),
             ("/jobs/([^/]+)", {"GET": self.job, "DELETE": self.delete}),
             ("/jobs/([^/]+)/([^/]+)", {"GET": self.get, "POST": self.post, "DELETE": self.delete_output}),

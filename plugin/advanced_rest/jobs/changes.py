@@ -1,0 +1,118 @@
+"""One feed of job changes (plugin and core jobs), numbered, that a client can wait on.
+
+Plugin jobs report every change themselves. Core jobs are followed through Orthanc's
+JOB_SUBMITTED, JOB_SUCCESS and JOB_FAILURE events, plus a light periodic look at the
+core's /jobs, since the core says nothing when a job is paused, resumed, progresses,
+or is cancelled while pending.
+"""
+import collections
+import json
+import logging
+import threading
+import time
+
+logger = logging.getLogger(__name__)
+
+KEPT_CHANGES = 10000
+CORE_LOOK_EVERY = 1.0  # seconds
+
+
+def _entry(job, origin):
+    return {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
+            "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"), "Origin": origin}
+
+
+class ChangeFeed:
+    """Job changes numbered from 1; the newest KEPT_CHANGES are kept."""
+
+    def __init__(self, kept=KEPT_CHANGES):
+        self._condition = threading.Condition()
+        self._changes = collections.deque(maxlen=kept)
+        self._last = 0
+        self._seen = {}  # job id -> (State, Progress) last reported, to report changes only
+
+    def record(self, job, origin):
+        """Report a job's JSON; a change is recorded only if its state or progress moved."""
+        key = (job.get("State"), job.get("Progress"))
+        with self._condition:
+            if self._seen.get(job.get("ID")) == key:
+                return
+            self._seen[job.get("ID")] = key
+            self._last += 1
+            self._changes.append(dict(_entry(job, origin), Seq=self._last))
+            self._condition.notify_all()
+
+    def forget(self, job_id):
+        with self._condition:
+            self._seen.pop(job_id, None)
+
+    def last(self):
+        with self._condition:
+            return self._last
+
+    def wait_after(self, seq, timeout):
+        """Wait up to `timeout` s for a change numbered above `seq`; the newest number."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._last <= seq:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            return self._last
+
+    def since(self, since, timeout, limit=1000):
+        """{"Changes", "Last", "Done"}: changes after `since`, waiting up to `timeout` s for one.
+
+        "Last" is what to ask with next time; a `since` beyond the newest change (the
+        plugin restarted) answers the newest number, so that the client starts over.
+        """
+        self.wait_after(since, timeout)
+        with self._condition:
+            found = [change for change in self._changes if change["Seq"] > since][:limit]
+            if found:
+                last = found[-1]["Seq"]
+            else:
+                last = since if since <= self._last else self._last
+            return {"Changes": found, "Last": last, "Done": last >= self._last}
+
+
+class CoreWatcher:
+    """Feeds the core's jobs into a ChangeFeed: on events, and every CORE_LOOK_EVERY seconds."""
+
+    def __init__(self, feed, get_json):
+        self._feed, self._get_json = feed, get_json
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def changed(self, _job_id=None):
+        """A core job event: look now."""
+        self._wake.set()
+
+    def start(self):
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="advanced-rest-core-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _loop(self):
+        listed = set()
+        while not self._stop.is_set():
+            try:
+                jobs = json.loads(self._get_json("/jobs?expand"))
+                for job in jobs:
+                    self._feed.record(job, "core")
+                now_listed = {job.get("ID") for job in jobs}
+                for gone in listed - now_listed:
+                    self._feed.forget(gone)  # out of the core's history
+                listed = now_listed
+            except Exception:
+                logger.exception("Could not look at the core's jobs")
+            self._wake.wait(CORE_LOOK_EVERY)
+            self._wake.clear()
