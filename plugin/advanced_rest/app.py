@@ -6,7 +6,9 @@ import sys
 from . import __version__, host, settings as settings_
 from .dicomize.dictionary import Dictionary
 from .dicomize.routes import CreateDicom, Services
-from .jobs.engine import Engine
+from .dicomize.job import JOB_TYPE
+from .jobs.engine import Engine, Restored
+from .jobs.store import Store
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.routes import Core, JobsApi
 from .web import Router, Transport, json_response
@@ -27,6 +29,18 @@ def _system(request):
     })
 
 
+def _runner_for(create_dicom):
+    """Re-creates the runner of a saved job (a stand-in when it cannot run again)."""
+    def runner_for(job_type, payload, record):
+        if payload is not None and job_type == JOB_TYPE:
+            try:
+                return create_dicom.runner_from(payload)
+            except Exception:
+                logger.exception("Cannot restore job %s", record.get("ID"))
+        return Restored(record.get("Content"))
+    return runner_for
+
+
 def register():
     """Serve every feature the configuration enables."""
     host.install_logging()
@@ -38,8 +52,16 @@ def register():
         return
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route))
     feed = ChangeFeed()
-    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size,
-                    on_change=lambda job: feed.record(job, "plugin"))
+    store = None
+
+    def job_changed(job):
+        feed.record(job, "plugin")
+        if store is not None:
+            store.changed()
+
+    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed)
+    if settings.save_jobs:
+        store = Store(engine, host.get_global_property, host.set_global_property)
     watcher = CoreWatcher(feed, host.rest_get)
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
     create_dicom = CreateDicom(settings, dictionary, services, engine)
@@ -52,15 +74,22 @@ def register():
         for suffix, handlers in jobs.routes(own=root == roots[0]):
             router.add(root + suffix, handlers)
 
-    # Workers run between ORTHANC_STARTED and ORTHANC_STOPPED: calls into Orthanc are
-    # not allowed while plugins are still being initialised.
+    # Work starts at ORTHANC_STARTED: the database is not open while plugins initialise.
     def started(_):
+        if store is not None:
+            if "--no-jobs" in host.command_line_arguments():
+                logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
+            else:
+                store.load(_runner_for(create_dicom))
+            store.start()
         engine.start()
         watcher.start()
 
     def stopped(_):
         watcher.stop()
         engine.stop()
+        if store is not None:
+            store.stop()
 
     host.register_on_change({
         "ORTHANC_STARTED": started,

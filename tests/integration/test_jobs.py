@@ -239,3 +239,66 @@ def test_changes_follow_plugin_and_core_jobs_with_one_open_request(plugin):
 @pytest.mark.parametrize("params", [{"since": "x"}, {"since": "-1"}, {"timeout": "x"}, {"timeout": "99999"}])
 def test_bad_changes_arguments_are_refused(plugin, params):
     assert plugin.get("/advanced-rest/jobs/changes", params=params).status_code == 400
+
+
+def _wait_after_restart(server, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = server.get("/jobs/%s/wait" % job_id, params={"timeout": 5})
+        if answer.status_code == 200 and answer.json()["State"] in ("Success", "Failure"):
+            return answer.json()
+        time.sleep(0.2)
+    raise AssertionError("job %s did not finish after the restart" % job_id)
+
+
+def test_jobs_survive_a_clean_restart(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    done = _wait(server, _submit(server, {"Tags": {"PatientName": "Before^Restart"}}))
+    paused = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
+    server.post("/jobs/%s/pause" % paused)
+    _until(server, paused, lambda j: j["State"] == "Paused")
+    time.sleep(1.5)  # saved within a second of the change
+    server.restart()
+    restored = server.get("/jobs/%s" % done["ID"]).json()
+    assert (restored["State"], restored["Content"]) == ("Success", done["Content"])
+    assert server.get("/jobs/%s" % paused).json()["State"] == "Paused"
+    assert server.post("/jobs/%s/resume" % paused).status_code == 200
+    job = _wait_after_restart(server, paused)
+    assert job["State"] == "Success"
+    assert len(server.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 30
+
+
+def test_a_series_interrupted_by_kill_9_finishes_after_restart_without_duplicates(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    before = _instances(server)
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 60})
+    # The job is saved (with its request) as soon as it is submitted, then within a second of each change.
+    _until(server, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 5)
+    stored_before_crash = len(_instances(server) - before)
+    server.kill()
+    server.start()
+    job = _wait_after_restart(server, job_id)
+    assert job["State"] == "Success", job
+    assert 0 < stored_before_crash < 60, "the crash must come in the middle of the series"
+    assert len(_instances(server) - before) == 60
+    assert len(server.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 60
+
+
+def test_no_jobs_on_the_command_line_skips_the_reload(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    job_id = _submit(server, {"Tags": {}})
+    _wait(server, job_id)
+    time.sleep(1.5)
+    server.stop()
+    server.args = tuple(server.args) + ("--no-jobs",)
+    server.start()
+    assert server.get("/jobs/%s" % job_id).status_code == 404
+
+
+def test_save_jobs_off_keeps_nothing(orthanc_factory):
+    server = orthanc_factory(config={"SaveJobs": False})
+    job_id = _submit(server, {"Tags": {}})
+    _wait(server, job_id)
+    time.sleep(1.2)
+    server.restart()
+    assert server.get("/jobs/%s" % job_id).status_code == 404

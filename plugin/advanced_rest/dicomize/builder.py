@@ -243,7 +243,7 @@ def _finish(instance, request=None, requested=()):
     return writer.encode_file(instance.elements, instance.transfer_syntax)
 
 
-def _requested(dictionary, *tag_sets):
+def requested_tags(dictionary, *tag_sets):
     """The tags a request sets itself (names it cannot resolve were refused before)."""
     return {dictionary.parse_tag(name) for tags in tag_sets if isinstance(tags, dict) for name in tags}
 
@@ -312,7 +312,7 @@ class Plan:
             instance = self.base.copy()
             if isinstance(request.content, str):
                 embed_content(instance, request.content, request.encapsulate)
-            return _finish(instance, request, _requested(env.dictionary, request.tags))
+            return _finish(instance, request, requested_tags(env.dictionary, request.tags))
         try:
             return _series_item(self.base, index, request.content[index], request, self.private_creator)
         except AdvancedRestError as error:
@@ -346,4 +346,4 @@ def _series_item(instance, index, item, request, private_creator):
     embed_content(one, item.content, request.encapsulate)
     one.set_string(0x00200013, str(index + 1))  # Instance Number
     one.set_string(0x00541330, str(index + 1))  # Image Index
-    return _finish(one, request, _requested(env.dictionary, request.tags, item.tags))
+    return _finish(one, request, requested_tags(env.dictionary, request.tags, item.tags))

@@ -33,8 +33,12 @@ def seeded_identifiers(seed):
 class CreateDicomRunner(Runner):
     """Builds and stores file `index` at step `index`; rollback deletes what it stored."""
 
-    def __init__(self, plan, store, delete):
+    def __init__(self, plan, store, delete, payload=None, user_sop_uid=False):
         self._plan, self._store, self._delete = plan, store, delete
+        self._payload = payload
+        # Run again after a restart, a step finds its instance already stored: it is
+        # ours, since its UID derives from the job's seed, unless the request set it.
+        self._ours = ("Success",) if user_sop_uid else ("Success", "AlreadyStored")
         self._answers = {}
 
     def steps(self):
@@ -54,12 +58,16 @@ class CreateDicomRunner(Runner):
 
     def rollback(self):
         for answer in self._answers.values():
-            if answer.get("Status") == "Success":
+            if answer.get("Status") in self._ours:
                 try:
                     self._delete("/instances/%s" % answer["ID"])
                 except AdvancedRestError:
                     logger.exception("Could not remove instance %s of a failed job", answer["ID"])
         self._answers.clear()
+
+
+    def payload(self):
+        return self._payload
 
 
 def store_with(rest_post):

@@ -1,4 +1,5 @@
 """POST /tools/create-dicom: parse, build in memory, then store everything or nothing."""
+import base64
 import dataclasses
 import datetime
 import json
@@ -39,21 +40,22 @@ class CreateDicom:
         self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self._uid = uid
 
-    def environment(self, seed=None):
+    def environment(self, seed=None, now=None, encoding=None):
         """The builder's environment for one request (now, current default encoding).
 
-        With a `seed` (a job's), identifiers are derived from it rather than random.
+        With a `seed` (a job's), identifiers are derived from it rather than random;
+        a job restored after a restart gives its own `now` and `encoding` too.
         """
         new, item, patient = (self._uid, None, lambda: str(uuid.uuid4())) if seed is None \
             else job.seeded_identifiers(seed)
         return builder.Environment(
             dictionary=self._dictionary,
-            default_encoding=charsets.from_name(self._services.default_encoding()),
+            default_encoding=charsets.from_name(encoding or self._services.default_encoding()),
             default_private_creator=self._settings.default_private_creator,
             max_image_pixels=self._settings.max_image_pixels,
             strict=self._settings.strict_dicom,
             software_version="advanced-rest %s" % __version__,
-            now=self._clock(),
+            now=now or self._clock(),
             new_uid=new,
             new_patient_id=patient,
             item_uid=item,
@@ -65,6 +67,20 @@ class CreateDicom:
         if parsed.parent is not None:
             parent = parents.resolve(parsed.parent, self._services.rest_get_json)
         return builder.Plan(parsed, self.environment(seed), parent)
+
+    def _runner(self, parsed, env, parent, payload):
+        plan = builder.Plan(parsed, env, parent)
+        item_tags = [item.tags for item in parsed.content] if isinstance(parsed.content, tuple) else []
+        user_sop_uid = builder.SOP_INSTANCE_UID in builder.requested_tags(self._dictionary, parsed.tags, *item_tags)
+        return job.CreateDicomRunner(plan, job.store_with(self._services.rest_post), self._services.rest_delete,
+                                     payload, user_sop_uid)
+
+    def runner_from(self, payload):
+        """The runner of a job saved with `payload` (see submit), for a restart."""
+        parsed = requests_.parse(base64.b64decode(payload["Body"]))
+        env = self.environment(payload["Seed"], datetime.datetime.fromisoformat(payload["Now"]), payload["Encoding"])
+        parent = parents.Parent(**payload["Parent"]) if payload.get("Parent") else None
+        return self._runner(parsed, env, parent, payload)
 
     def store(self, files):
         """Store all `files`, or none: what was stored is deleted if one fails; the answers."""
@@ -82,20 +98,28 @@ class CreateDicom:
             raise
         return answers
 
-    def submit(self, parsed):
+    def submit(self, parsed, body):
         """Queue the request as a CreateDicom job; the core's answer to an asynchronous call."""
         if self._engine is None:
             raise BadRequest("Asynchronous create-dicom needs the jobs engine")
         seed = str(uuid.uuid4())
-        plan = self.plan(parsed, seed)
-        runner = job.CreateDicomRunner(plan, job.store_with(self._services.rest_post), self._services.rest_delete)
+        env = self.environment(seed)
+        parent = None
+        if parsed.parent is not None:
+            parent = parents.resolve(parsed.parent, self._services.rest_get_json)
+        payload = {
+            "Body": base64.b64encode(body).decode("ascii"), "Seed": seed, "Now": env.now.isoformat(),
+            "Encoding": env.default_encoding.name,
+            "Parent": {"level": parent.level, "tags": parent.tags} if parent else None,
+        }
+        runner = self._runner(parsed, env, parent, payload)
         job_id = self._engine.submit(job.JOB_TYPE, runner, parsed.priority)
         return json_response({"ID": job_id, "Path": "/jobs/%s" % job_id})
 
     def __call__(self, request):
         parsed = requests_.parse(request.body)
         if parsed.asynchronous:
-            return self.submit(parsed)
+            return self.submit(parsed, request.body)
         plan = self.plan(parsed)
         # Build every file before storing any: a bad item leaves nothing behind.
         answers = self.store([plan.file(index) for index in range(plan.count)])

@@ -44,9 +44,40 @@ class Runner:
     def rollback(self):
         """Undo what the steps did (called when the job fails or is cancelled)."""
 
+    def payload(self):
+        """What re-creating this runner after a restart needs (JSON), or None if it cannot be."""
+        return None
+
+
+class Restored(Runner):
+    """A job restored without what running it needs: it shows, but cannot run again."""
+
+    def __init__(self, content):
+        self._content = content
+
+    def steps(self):
+        raise AdvancedRestError("This job was restored after a restart without its request: it cannot run again")
+
+    def content(self):
+        return dict(self._content or {})
+
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _parse_time(text):
+    return datetime.datetime.fromisoformat(text) if text else None
+
+
+def _record(job):
+    return {
+        "ID": job.id, "Type": job.type, "Priority": job.priority, "State": job.state,
+        "Progress": job.progress, "CreationTime": job.created.isoformat(),
+        "CompletionTime": job.completed.isoformat() if job.completed else None, "Runtime": job.runtime,
+        "ErrorCode": job.error_code, "ErrorDescription": job.error_description,
+        "ErrorDetails": job.error_details, "Content": job.content,
+    }
 
 
 class Engine:
@@ -212,6 +243,45 @@ class Engine:
             del self._jobs[job_id]
             self._history.remove(job_id)
             self._lock.notify_all()
+            snapshot = dict(job.to_json(), State="Deleted")
+        self._notify(snapshot)
+
+    # ---- persistence ----------------------------------------------------------------------------
+
+    def export(self):
+        """Every job as a plain record (JSON-able), with its runner, for the store."""
+        with self._lock:
+            return [(_record(job), job.runner) for job in sorted(self._jobs.values(), key=lambda j: j.sequence)]
+
+    def restore(self, records, runner_for):
+        """Take back jobs saved by `export`; `runner_for(record)` re-creates each runner.
+
+        Unfinished jobs run again from their first step (their work must be safe to
+        repeat); finished ones go back to the history. Call before `start`.
+        """
+        with self._lock:
+            for record in records:
+                runner = runner_for(record)
+                state = record["State"]
+                if state in (model.RUNNING, model.RETRY):
+                    state = model.PENDING
+                job = model.Job(
+                    id=record["ID"], type=record["Type"], priority=record["Priority"], runner=runner,
+                    sequence=next(self._sequence), state=state,
+                    progress=0.0 if state not in model.FINISHED else record["Progress"],
+                    created=_parse_time(record["CreationTime"]), changed=self._clock(),
+                    completed=_parse_time(record.get("CompletionTime")), runtime=record.get("Runtime", 0.0),
+                    error_code=record["ErrorCode"], error_description=record["ErrorDescription"],
+                    error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}))
+                if state not in model.FINISHED:
+                    job.content = runner.content()
+                self._jobs[job.id] = job
+                if state in model.FINISHED:
+                    self._history.append(job.id)
+                elif state == model.PENDING:
+                    self._enqueue(job)
+            while len(self._history) > self._history_size:
+                del self._jobs[self._history.popleft()]
 
     # ---- internals (call with the lock held) -----------------------------------------------
 
