@@ -302,3 +302,35 @@ def test_save_jobs_off_keeps_nothing(orthanc_factory):
     time.sleep(1.2)
     server.restart()
     assert server.get("/jobs/%s" % job_id).status_code == 404
+
+
+def test_the_client_waits_for_jobs_and_its_command_line_shows_progress(plugin):
+    import os
+    import subprocess
+    import sys
+
+    from advanced_rest.client import Client, JobTimeout
+
+    client = Client(plugin.url)
+    job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
+    assert client.wait_for_job(job["ID"], timeout=60)["State"] == "Success"
+    assert job["ID"] in client.jobs(states=["Success"], types=["CreateDicom"])
+
+    job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
+    plugin_dir = os.path.join(os.path.dirname(__file__), "..", "..", "plugin")
+    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url, "monitor", job["ID"],
+                          "--timeout", "60"], capture_output=True, text=True, timeout=90,
+                         env=dict(os.environ, PYTHONPATH=plugin_dir))
+    assert run.returncode == 0, run.stderr
+    assert "100% Success" in run.stdout
+
+    failing = client.create_dicom({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, asynchronous=True)
+    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url, "monitor",
+                          failing["ID"]], capture_output=True, text=True, timeout=90,
+                         env=dict(os.environ, PYTHONPATH=plugin_dir))
+    assert run.returncode == 1 and "Failure" in run.stdout
+
+    slow = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 40}, asynchronous=True)
+    with pytest.raises(JobTimeout):
+        client.wait_for_job(slow["ID"], timeout=0.01)
+    client.wait_for_job(slow["ID"], timeout=120)

@@ -1,0 +1,145 @@
+"""A small client of the plugin's REST API, and `python -m advanced_rest.client monitor JOB_ID`.
+
+Needs `requests` (not a dependency of the plugin itself):
+
+    from advanced_rest.client import Client
+    orthanc = Client("http://localhost:8042", "user", "password")
+    job = orthanc.create_dicom({"Tags": {"PatientName": "A"}, "Content": uri}, asynchronous=True)
+    print(orthanc.wait_for_job(job["ID"], timeout=600)["State"])
+"""
+import argparse
+import sys
+import time
+
+FINISHED = ("Success", "Failure")
+_LONG_POLL = 30.0  # seconds per request: below common proxy time-outs
+
+
+class JobTimeout(TimeoutError):
+    """The job did not finish in time; `job` holds its last known JSON."""
+
+    def __init__(self, job):
+        super().__init__("job %s is still %s" % (job.get("ID"), job.get("State")))
+        self.job = job
+
+
+class Client:
+    """An Orthanc with the advanced-rest plugin, over HTTP."""
+
+    def __init__(self, url="http://localhost:8042", username=None, password=None, root="/advanced-rest",
+                 session=None):
+        import requests
+
+        self.url, self.root = url.rstrip("/"), root
+        self.session = session or requests.Session()
+        if username is not None:
+            self.session.auth = (username, password or "")
+
+    def _call(self, method, path, **kwargs):
+        answer = self.session.request(method, self.url + path, **kwargs)
+        answer.raise_for_status()
+        return answer.json() if answer.content else None
+
+    def create_dicom(self, body, asynchronous=False, priority=0):
+        """POST /tools/create-dicom; with `asynchronous`, the job's {ID, Path}."""
+        if asynchronous:
+            body = dict(body, Asynchronous=True, Priority=priority)
+        return self._call("POST", self.root + "/tools/create-dicom", json=body)
+
+    def job(self, job_id):
+        """GET /jobs/{id} (core or plugin job)."""
+        return self._call("GET", self.root + "/jobs/%s" % job_id)
+
+    def jobs(self, states=None, types=None, expand=False):
+        """GET /jobs with the plugin's filters: ids, or whole jobs with `expand`."""
+        params = {}
+        if states:
+            params["state"] = ",".join(states)
+        if types:
+            params["type"] = ",".join(types)
+        if expand:
+            params["expand"] = ""
+        return self._call("GET", self.root + "/jobs", params=params)
+
+    def act(self, job_id, action):
+        """POST /jobs/{id}/{cancel|pause|resume|resubmit}."""
+        return self._call("POST", self.root + "/jobs/%s/%s" % (job_id, action), data=b"")
+
+    def changes(self, since=0, timeout=0.0):
+        """GET {Root}/jobs/changes: {"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s."""
+        return self._call("GET", self.root + "/jobs/changes", params={"since": since, "timeout": timeout},
+                          timeout=timeout + 30)
+
+    def wait_for_job(self, job_id, timeout=None):
+        """The job's JSON once it is finished (the server holds each request: no polling).
+
+        Raises:
+            JobTimeout: when `timeout` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            chunk = _LONG_POLL if deadline is None else max(0.0, min(_LONG_POLL, deadline - time.monotonic()))
+            job = self._call("GET", self.root + "/jobs/%s/wait" % job_id, params={"timeout": chunk},
+                             timeout=chunk + 30)
+            if job["State"] in FINISHED:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeout(job)
+
+
+def wait_for_job(url, job_id, timeout=None, username=None, password=None):
+    """Shortcut: Client(url, username, password).wait_for_job(job_id, timeout)."""
+    return Client(url, username, password).wait_for_job(job_id, timeout)
+
+
+def _bar(job, width=30):
+    done = int(width * job.get("Progress", 0) / 100)
+    return "[%s%s] %3d%% %-8s %s %s" % ("#" * done, "." * (width - done), job.get("Progress", 0),
+                                        job.get("State", "?"), job.get("Type", ""), job.get("ID", ""))
+
+
+def monitor(client, job_id, timeout=None, out=sys.stdout):
+    """Show a progress bar until the job ends; its final JSON."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    job = client.job(job_id)
+    since = client.changes()["Last"]
+    out.write(_bar(job))
+    out.flush()
+    while job["State"] not in FINISHED:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobTimeout(job)
+        wait = 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
+        answer = client.changes(since, wait)
+        since = answer["Last"]
+        if any(change["ID"] == job_id for change in answer["Changes"]) or not answer["Changes"]:
+            job = client.job(job_id)
+            out.write("\r" + _bar(job))
+            out.flush()
+    out.write("\n")
+    if job["State"] == "Failure":
+        out.write("%s: %s %s\n" % (job["ErrorCode"], job["ErrorDescription"], job.get("ErrorDetails", "")))
+    return job
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m advanced_rest.client", description=__doc__.split("\n")[0])
+    parser.add_argument("--url", default="http://localhost:8042")
+    parser.add_argument("--user")
+    parser.add_argument("--password")
+    parser.add_argument("--root", default="/advanced-rest")
+    commands = parser.add_subparsers(dest="command", required=True)
+    watch = commands.add_parser("monitor", help="show a job's progress until it ends (exit 0 on Success)")
+    watch.add_argument("job_id")
+    watch.add_argument("--timeout", type=float)
+    args = parser.parse_args(argv)
+    client = Client(args.url, args.user, args.password, args.root)
+    try:
+        job = monitor(client, args.job_id, args.timeout)
+    except JobTimeout as error:
+        print("\ntimed out: %s" % error, file=sys.stderr)
+        return 2
+    return 0 if job["State"] == "Success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
