@@ -42,3 +42,4 @@ def test_limit_and_done():
         feed.record(_job("a", "Running", index), "plugin")
     answer = feed.since(0, 0, limit=2)
     assert (len(answer["Changes"]), answer["Last"], answer["Done"]) == (2, 2, False)
+
