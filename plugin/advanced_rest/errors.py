@@ -10,6 +10,7 @@
     ├── UnknownResource          an Orthanc id that does not exist         404 / 17
     ├── UnknownJob               a job id that does not exist              404 / 7
     ├── IllegalTransition        a job action its state does not allow     400 / 8
+    ├── MethodNotAllowed         a method the route lacks (on this Orthanc) 405, with Allow
     └── OrthancError             any other Orthanc error code, by number
 
 `web.py` turns each into the core's JSON error body.
@@ -131,3 +132,14 @@ class UnknownJob(AdvancedRestError):
 
 class IllegalTransition(AdvancedRestError):
     code = 8
+
+
+class MethodNotAllowed(AdvancedRestError):
+    """Answered with 405 and the Allow header (the core has no body for it)."""
+
+    code = 8
+    status = 405
+
+    def __init__(self, allowed, details=None):
+        super().__init__(details)
+        self.allowed = allowed

@@ -4,7 +4,7 @@ import json
 import logging
 import urllib.parse
 
-from .errors import HTTP_REASONS, AdvancedRestError
+from .errors import HTTP_REASONS, AdvancedRestError, MethodNotAllowed
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,9 @@ class Router:
                 response = handler(Request(method, uri, tuple(request.get("groups", ())),
                                            _arguments(request.get("get", {})), request.get("headers", {}),
                                            request.get("body", b"")))
+            except MethodNotAllowed as error:
+                transport.method_not_allowed(output, error.allowed)
+                return
             except AdvancedRestError as error:
                 logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")
                 transport.send_status(output, error.http_status, error_body(error, method, uri))

@@ -334,3 +334,21 @@ def test_the_client_waits_for_jobs_and_its_command_line_shows_progress(plugin):
     with pytest.raises(JobTimeout):
         client.wait_for_job(slow["ID"], timeout=0.01)
     client.wait_for_job(slow["ID"], timeout=120)
+
+
+def test_core_job_routes_answer_like_the_core(orthanc_factory):
+    # With ServeCoreRoutes off, /jobs is the core's own route: compare ours with it, job by job.
+    server = orthanc_factory(config={"AdvancedRest": {"ServeCoreRoutes": False}})
+    study = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}})).json()["ParentStudy"]
+    ids = [server.post("/studies/%s/archive" % study, data=json.dumps({"Asynchronous": True})).json()["ID"]
+           for _ in range(2)]
+    for job_id in ids:
+        server.get("/advanced-rest/jobs/%s/wait" % job_id, params={"timeout": 30})
+    ours, theirs = (server.get(root + "/jobs/%s" % ids[0]).json() for root in ("/advanced-rest", ""))
+    ours.pop("Timestamp"), theirs.pop("Timestamp")  # the core gives the time of the request
+    assert ours == theirs
+    for action in ("pause", "resume", "resubmit", "cancel"):
+        theirs = server.post("/jobs/%s/%s" % (ids[0], action)).status_code
+        assert server.post("/advanced-rest/jobs/%s/%s" % (ids[0], action)).status_code == theirs, action
+    theirs = server.delete("/jobs/%s" % ids[0]).status_code
+    assert server.delete("/advanced-rest/jobs/%s" % ids[1]).status_code == theirs

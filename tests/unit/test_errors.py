@@ -24,7 +24,7 @@ def _all_subclasses(cls):
 
 
 def test_table_covers_every_subclass():
-    covered = {row[0] for row in SUBCLASSES} | {errors.OrthancError}
+    covered = {row[0] for row in SUBCLASSES} | {errors.OrthancError, errors.MethodNotAllowed}
     assert set(_all_subclasses(errors.AdvancedRestError)) == covered
 
 
@@ -51,3 +51,8 @@ def test_orthanc_code_takes_the_status_the_core_gives_it():
 
 def test_unknown_code_is_a_server_error():
     assert errors.OrthancError(code=123456).http_status == 500
+
+
+def test_method_not_allowed_carries_allow():
+    error = errors.MethodNotAllowed("GET")
+    assert (error.http_status, error.allowed) == (405, "GET")

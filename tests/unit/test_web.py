@@ -41,3 +41,9 @@ def test_unexpected_exception_is_a_500_not_a_crash():
 
 def test_other_methods_get_405_with_allow():
     assert _serve(lambda request: None, method="GET") == (405, "POST", None)
+
+
+def test_method_not_allowed_from_a_handler_goes_through_the_allow_call():
+    def handler(request):
+        raise errors.MethodNotAllowed("GET")
+    assert _serve(handler) == (405, "GET", None)

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import time
 
-from ..errors import BadRequest, OrthancError, UnknownJob
+from ..errors import BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
 from ..web import Response, json_response
 from . import model
 
@@ -108,8 +108,14 @@ class JobsApi:
         job_id = request.groups[0]
         if self._engine.get(job_id) is not None:
             self._engine.delete(job_id)
-        else:
+            return json_response({})
+        try:
             self._core.delete("/jobs/%s" % job_id)
+        except OrthancError:
+            job = self._core_job(job_id)  # 404 when unknown
+            if job.get("State") in model.FINISHED:
+                raise MethodNotAllowed("GET", "This Orthanc cannot delete its jobs") from None
+            raise IllegalTransition("Only a finished job can be deleted; this one is %s" % job.get("State")) from None
         return json_response({})
 
     # ---- /jobs/{id}/{name}: actions, wait, outputs ------------------------------------------
