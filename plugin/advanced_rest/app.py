@@ -8,7 +8,11 @@ from .dicomize.dictionary import Dictionary
 from .dicomize.routes import CreateDicom, Services
 from .dicomize.job import JOB_TYPE
 from .jobs.engine import Engine, Restored
+from .jobs.model import FINISHED
 from .jobs.store import Store
+from .metrics.families import Metrics, modality_of
+from .metrics.push import Pusher, headline
+from .metrics.routes import MetricsApi
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.routes import Core, JobsApi
 from .web import Router, Transport, json_response
@@ -50,8 +54,10 @@ def register():
     except Exception as exc:  # a bad configuration must not take Orthanc down
         logger.error("NOT SERVING ANYTHING: bad configuration: %s", exc)
         return
-    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route))
-    feed = ChangeFeed()
+    metrics = Metrics(host.MetricsSwitch())
+    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
+                    observe=metrics.request)
+    feed = ChangeFeed(listeners=[lambda job: metrics.job_finished(job) if job.get("State") in FINISHED else None])
     store = None
 
     def job_changed(job):
@@ -64,11 +70,20 @@ def register():
         store = Store(engine, host.get_global_property, host.set_global_property)
     watcher = CoreWatcher(feed, host.rest_get)
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
-    create_dicom = CreateDicom(settings, dictionary, services, engine)
+    create_dicom = CreateDicom(settings, dictionary, services, engine, observe=metrics.create_dicom)
+    metrics.add_job_source(engine.all)
+    metrics.add_job_source(watcher.jobs)
+    pusher = Pusher(lambda: headline(engine.all), host.set_metric, metrics.enabled)
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"))
     jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed)
 
     roots = [re.escape(settings.root)] + ([""] if settings.serve_core_routes else [])
     router.add(roots[0] + "/system", {"GET": _system})
+    router.add(roots[0] + "/metrics", {"GET": metrics_api.own})
+    if settings.serve_core_routes:
+        router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
+    host.on_stored_instance(lambda origin, syntax, data: metrics.instance_received(
+        origin, modality_of(data), syntax))
     for root in roots:
         router.add(root + "/tools/create-dicom", {"POST": create_dicom})
         for suffix, handlers in jobs.routes(own=root == roots[0]):
@@ -84,8 +99,10 @@ def register():
             store.start()
         engine.start()
         watcher.start()
+        pusher.start()
 
     def stopped(_):
+        pusher.stop()
         watcher.stop()
         engine.stop()
         if store is not None:

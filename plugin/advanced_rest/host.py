@@ -6,6 +6,7 @@ of the package runs (and is unit-tested) without Orthanc.
 import json
 import logging
 import sys
+import time
 
 import orthanc
 
@@ -195,3 +196,46 @@ def get_global_property(identifier, default=""):
 def set_global_property(identifier, value):
     """Store a global property of this Orthanc server."""
     orthanc.SetGlobalProperty(identifier, value)
+
+
+# ---- metrics and stored instances -------------------------------------------------
+
+class MetricsSwitch:
+    """Orthanc's metrics switch (MetricsEnabled, PUT /tools/metrics), read at most once a second."""
+
+    def __init__(self, ttl=1.0):
+        self._ttl, self._value, self._read_at = ttl, True, -1e9
+
+    def __call__(self):
+        now = time.monotonic()
+        if now - self._read_at > self._ttl:
+            try:
+                self._value = rest_get("/tools/metrics").strip() != b"0"
+            except OrthancError:
+                self._value = True
+            self._read_at = now
+        return self._value
+
+
+def set_metric(name, value):
+    """Push a value into Orthanc's own metrics (float32, no HELP/TYPE: the SDK has none)."""
+    orthanc.SetMetricsValue(name, float(value), orthanc.MetricsType.DEFAULT)
+
+
+def on_stored_instance(handler):
+    """Call `handler(origin, transfer_syntax, data)` for every instance Orthanc stores.
+
+    Runs on the storing thread: the handler must be quick. `origin` is the name of
+    Orthanc's InstanceOrigin (REST_API, DICOM_PROTOCOL...); `data` the file's bytes.
+    """
+    origins = {int(getattr(orthanc.InstanceOrigin, name)): name
+               for name in dir(orthanc.InstanceOrigin) if name.isupper()}
+
+    def callback(dicom, instance_id):
+        try:
+            handler(origins.get(int(dicom.GetInstanceOrigin()), "UNKNOWN"), dicom.GetInstanceTransferSyntaxUid(),
+                    dicom.GetInstanceData())
+        except Exception:
+            logger.exception("Counting a stored instance failed")
+
+    orthanc.RegisterOnStoredInstanceCallback(callback)

@@ -2,6 +2,8 @@
 import dataclasses
 import json
 import logging
+import re
+import time
 import urllib.parse
 
 from .errors import HTTP_REASONS, AdvancedRestError, MethodNotAllowed
@@ -52,6 +54,14 @@ def error_body(error, method, uri):
     return json.dumps(document, indent="\t", separators=(",", " : "), sort_keys=True).encode("utf-8")
 
 
+_GROUP = re.compile(r"\(\[\^/\]\+\)")
+
+
+def route_label(pattern):
+    """A route's name for metrics: its pattern with each group shown as {} (e.g. /jobs/{}/{})."""
+    return _GROUP.sub("{}", pattern).replace("\\", "")
+
+
 def _arguments(get):
     # Some Orthanc versions (1.10) hand GET arguments over still percent-encoded.
     return {key: urllib.parse.unquote(value) if "%" in value else value for key, value in get.items()}
@@ -70,39 +80,52 @@ class Transport:
 class Router:
     """Registers routes and wraps each handler so that no exception reaches Orthanc."""
 
-    def __init__(self, transport):
+    def __init__(self, transport, observe=None):
         self._transport = transport
+        self._observe = observe  # (route label, method, status, seconds), after each answer
 
     def add(self, pattern, handlers):
         """Serve `pattern` with `handlers`, a dict method -> handler(Request) -> Response."""
-        self._transport.register(pattern, self._callback(handlers))
+        self._transport.register(pattern, self._callback(handlers, route_label(pattern)))
 
-    def _callback(self, handlers):
-        transport = self._transport
-        allowed = ",".join(sorted(handlers))
+    def _callback(self, handlers, route):
+        observe = self._observe
 
         def callback(output, uri, **request):
-            method = request.get("method", "")
-            try:
-                handler = handlers.get(method)
-                if handler is None:
-                    transport.method_not_allowed(output, allowed)
-                    return
-                response = handler(Request(method, uri, tuple(request.get("groups", ())),
-                                           _arguments(request.get("get", {})), request.get("headers", {}),
-                                           request.get("body", b"")))
-            except MethodNotAllowed as error:
-                transport.method_not_allowed(output, error.allowed)
-                return
-            except AdvancedRestError as error:
-                logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")
-                transport.send_status(output, error.http_status, error_body(error, method, uri))
-                return
-            except Exception:  # any bug answers 500, never crashes Orthanc's thread
-                logger.exception("Unexpected error on %s %s", method, uri)
-                error = AdvancedRestError("Unexpected error in the advanced-rest plugin, see Orthanc's log")
-                transport.send_status(output, 500, error_body(error, method, uri))
-                return
-            transport.answer(output, response.body, response.mime)
+            began = time.perf_counter()
+            status = self._answer(handlers, output, uri, request)
+            if observe is not None:
+                try:
+                    observe(route, request.get("method", ""), status, time.perf_counter() - began)
+                except Exception:
+                    logger.exception("Observing %s failed", route)
 
         return callback
+
+    def _answer(self, handlers, output, uri, request):
+        """Serve one request; the HTTP status answered."""
+        transport = self._transport
+        allowed = ",".join(sorted(handlers))
+        method = request.get("method", "")
+        try:
+            handler = handlers.get(method)
+            if handler is None:
+                transport.method_not_allowed(output, allowed)
+                return 405
+            response = handler(Request(method, uri, tuple(request.get("groups", ())),
+                                       _arguments(request.get("get", {})), request.get("headers", {}),
+                                       request.get("body", b"")))
+        except MethodNotAllowed as error:
+            transport.method_not_allowed(output, error.allowed)
+            return 405
+        except AdvancedRestError as error:
+            logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")
+            transport.send_status(output, error.http_status, error_body(error, method, uri))
+            return error.http_status
+        except Exception:  # any bug answers 500, never crashes Orthanc's thread
+            logger.exception("Unexpected error on %s %s", method, uri)
+            error = AdvancedRestError("Unexpected error in the advanced-rest plugin, see Orthanc's log")
+            transport.send_status(output, 500, error_body(error, method, uri))
+            return 500
+        transport.answer(output, response.body, response.mime)
+        return 200

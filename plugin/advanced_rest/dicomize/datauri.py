@@ -68,6 +68,12 @@ def _split(text):
     return match.group(1), payload
 
 
+def mime_of(text):
+    """The lower-cased MIME type in a data URI's header, or None (the payload is not checked)."""
+    match = _HEADER.match(text)
+    return match.group(1).lower() if match else None
+
+
 def is_data_uri(text):
     """Whether `text` has the exact shape of a data URI the core decodes."""
     return _split(text) is not None

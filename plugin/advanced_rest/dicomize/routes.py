@@ -4,14 +4,26 @@ import dataclasses
 import datetime
 import json
 import logging
+import time
 import uuid
 
 from .. import __version__
 from ..errors import AdvancedRestError, BadRequest
 from ..web import json_response
-from . import builder, charsets, job, parents, request as requests_
+from . import builder, charsets, datauri, job, parents, request as requests_
 
 logger = logging.getLogger(__name__)
+
+
+def _content_kind(parsed):
+    """What a request embeds, for metrics: "series", "none", or the data URI's MIME type."""
+    if isinstance(parsed.content, tuple):
+        return "series"
+    if isinstance(parsed.content, str):
+        return datauri.mime_of(parsed.content) or "other"
+    if parsed.legacy and isinstance(parsed.tags.get("PixelData"), str):
+        return datauri.mime_of(parsed.tags["PixelData"]) or "other"
+    return "none"
 
 
 def new_uid():
@@ -32,7 +44,8 @@ class Services:
 class CreateDicom:
     """The create-dicom handler, bound to settings, dictionary, Orthanc's services and the jobs engine."""
 
-    def __init__(self, settings, dictionary, services, engine=None, clock=None, uid=new_uid):
+    def __init__(self, settings, dictionary, services, engine=None, clock=None, uid=new_uid, observe=None):
+        self._observe = observe  # (content kind, HTTP status, seconds) after each request
         self._settings = settings
         self._dictionary = dictionary
         self._services = services
@@ -117,9 +130,23 @@ class CreateDicom:
         return json_response({"ID": job_id, "Path": "/jobs/%s" % job_id})
 
     def __call__(self, request):
-        parsed = requests_.parse(request.body)
+        began, kind, status = time.perf_counter(), "other", 500
+        try:
+            parsed = requests_.parse(request.body)
+            kind = _content_kind(parsed)
+            response = self._answer(parsed, request.body)
+            status = 200
+            return response
+        except AdvancedRestError as error:
+            status = error.http_status
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe(kind, status, time.perf_counter() - began)
+
+    def _answer(self, parsed, body):
         if parsed.asynchronous:
-            return self.submit(parsed, request.body)
+            return self.submit(parsed, body)
         plan = self.plan(parsed)
         # Build every file before storing any: a bad item leaves nothing behind.
         answers = self.store([plan.file(index) for index in range(plan.count)])

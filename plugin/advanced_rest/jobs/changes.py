@@ -25,7 +25,8 @@ def _entry(job, origin):
 class ChangeFeed:
     """Job changes numbered from 1; the newest KEPT_CHANGES are kept."""
 
-    def __init__(self, kept=KEPT_CHANGES):
+    def __init__(self, kept=KEPT_CHANGES, listeners=()):
+        self._listeners = list(listeners)  # called with each recorded change's job JSON
         self._condition = threading.Condition()
         self._changes = collections.deque(maxlen=kept)
         self._last = 0
@@ -41,6 +42,11 @@ class ChangeFeed:
             self._last += 1
             self._changes.append(dict(_entry(job, origin), Seq=self._last))
             self._condition.notify_all()
+        for listener in self._listeners:
+            try:
+                listener(job)
+            except Exception:
+                logger.exception("A job change listener failed")
 
     def forget(self, job_id):
         with self._condition:
@@ -82,9 +88,14 @@ class CoreWatcher:
 
     def __init__(self, feed, get_json):
         self._feed, self._get_json = feed, get_json
+        self._latest = []  # the core's jobs at the last look
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = None
+
+    def jobs(self):
+        """The core's jobs as last seen (no call into Orthanc)."""
+        return list(self._latest)
 
     def changed(self, _job_id=None):
         """A core job event: look now."""
@@ -106,6 +117,7 @@ class CoreWatcher:
         while not self._stop.is_set():
             try:
                 jobs = json.loads(self._get_json("/jobs?expand"))
+                self._latest = jobs
                 for job in jobs:
                     self._feed.record(job, "core")
                 now_listed = {job.get("ID") for job in jobs}

@@ -1,0 +1,1 @@
+"""Prometheus metrics that Orthanc does not publish, built on prometheus-client."""

@@ -1,0 +1,122 @@
+"""The plugin's metric families, on a registry of their own, and their exposition."""
+import collections
+import re
+import struct
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
+
+from . import labels
+
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+class JobsCollector:
+    """orthanc_jobs{type, state}: counted on each scrape from in-memory lists, never the database."""
+
+    def __init__(self, sources):
+        self.sources = sources  # callables -> lists of job JSON
+
+    def describe(self):
+        return [GaugeMetricFamily("orthanc_jobs", "Jobs of the core and of the plugin, by type and state",
+                                  labels=["type", "state"])]
+
+    def collect(self):
+        counts = collections.Counter()
+        types = set()
+        for source in self.sources:
+            for job in source():
+                job_type = labels.bounded(job.get("Type"), labels.JOB_TYPES)
+                types.add(job_type)
+                counts[(job_type, labels.bounded(job.get("State"), labels.JOB_STATES))] += 1
+        family = GaugeMetricFamily("orthanc_jobs", "Jobs of the core and of the plugin, by type and state",
+                                   labels=["type", "state"])
+        for job_type in sorted(types):
+            for state in sorted(labels.JOB_STATES):
+                family.add_metric([job_type, state], counts[(job_type, state)])
+        yield family
+
+
+class Metrics:
+    """Every family the plugin publishes; recording does nothing while `enabled()` is false."""
+
+    def __init__(self, enabled, job_sources=()):
+        self.enabled = enabled
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self._create_dicom = Counter("orthanc_create_dicom_requests", "create-dicom requests answered by the "
+                                     "plugin, by content type and HTTP status", ["content_type", "status"],
+                                     registry=registry)
+        self._create_dicom_seconds = Histogram("orthanc_create_dicom_duration_seconds", "Time to answer a "
+                                               "create-dicom request", ["content_type"], buckets=DURATION_BUCKETS,
+                                               registry=registry)
+        self._requests = Counter("orthanc_plugin_requests", "Requests to the plugin's routes",
+                                 ["route", "method", "status"], registry=registry)
+        self._request_seconds = Histogram("orthanc_plugin_request_duration_seconds", "Time to answer a request "
+                                          "to one of the plugin's routes", ["route"], buckets=DURATION_BUCKETS,
+                                          registry=registry)
+        self._job_seconds = Histogram("orthanc_job_duration_seconds", "Effective run time of finished jobs "
+                                      "(core and plugin)", ["type", "state"], buckets=JOB_BUCKETS,
+                                      registry=registry)
+        self._instances = Counter("orthanc_instances_received", "Instances stored by Orthanc, by origin, "
+                                  "modality and transfer syntax", ["origin", "modality", "transfer_syntax"],
+                                  registry=registry)
+        self._jobs = JobsCollector(list(job_sources))
+        registry.register(self._jobs)
+
+    def add_job_source(self, source):
+        """Another list of jobs for orthanc_jobs (a callable returning job JSONs)."""
+        self._jobs.sources.append(source)
+
+    def create_dicom(self, content_type, status, seconds):
+        if self.enabled():
+            label = content_type if content_type in ("series", "none") else \
+                labels.bounded(content_type, labels.CONTENT_TYPES)
+            self._create_dicom.labels(label, labels.bounded(str(status), labels.STATUSES)).inc()
+            self._create_dicom_seconds.labels(label).observe(seconds)
+
+    def request(self, route, method, status, seconds):
+        if self.enabled():
+            self._requests.labels(route, labels.bounded(method, labels.METHODS),
+                                  labels.bounded(str(status), labels.STATUSES)).inc()
+            self._request_seconds.labels(route).observe(seconds)
+
+    def job_finished(self, job):
+        if self.enabled():
+            self._job_seconds.labels(labels.bounded(job.get("Type"), labels.JOB_TYPES),
+                                     labels.bounded(job.get("State"), labels.JOB_STATES)).observe(
+                float(job.get("EffectiveRuntime") or 0.0))
+
+    def instance_received(self, origin, modality, transfer_syntax):
+        if self.enabled():
+            self._instances.labels(labels.bounded(origin, labels.ORIGINS),
+                                   labels.bounded(modality, labels.MODALITIES),
+                                   labels.bounded(transfer_syntax, labels.TRANSFER_SYNTAXES)).inc()
+
+    def exposition(self, accept=""):
+        """(bytes, content type): OpenMetrics when `accept` asks for it, else the text format."""
+        if "application/openmetrics-text" in (accept or ""):
+            return openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+_MODALITY_EXPLICIT = re.compile(rb"\x08\x00\x60\x00CS(..)", re.DOTALL)
+_MODALITY_IMPLICIT = re.compile(rb"\x08\x00\x60\x00(....)", re.DOTALL)
+
+
+def modality_of(data, window=65536):
+    """The Modality (0008,0060) of a little-endian DICOM file, read from its first bytes; "" if none."""
+    head = data[:window]
+    match = _MODALITY_EXPLICIT.search(head)
+    if match:
+        length = struct.unpack("<H", match.group(1))[0]
+    else:
+        match = _MODALITY_IMPLICIT.search(head)
+        if not match:
+            return ""
+        length = struct.unpack("<I", match.group(1))[0]
+        if length > 16:
+            return ""
+    start = match.end()
+    return head[start:start + length].decode("ascii", "replace").strip(" \0")
