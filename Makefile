@@ -12,7 +12,7 @@ host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
 
 test-packages: host-packages
-	scripts/apt-install.sh debootstrap dicom3tools
+	scripts/apt-install.sh debootstrap dicom3tools prometheus
 
 plugin-venv: host-packages
 	scripts/make-venv.sh .venv/plugin plugin/requirements.txt $(HOST_PYTHON)

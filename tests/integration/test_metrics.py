@@ -1,0 +1,167 @@
+"""Metrics on real Orthanc servers: valid exposition (prometheus-client's parser, promtool), true values."""
+import json
+import shutil
+import subprocess
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from create_dicom_cases import png_data_uri
+
+OWN = "/advanced-rest/metrics"
+CORE = "/tools/metrics-prometheus"
+FAMILIES = {
+    "orthanc_create_dicom_requests": "counter",
+    "orthanc_create_dicom_duration_seconds": "histogram",
+    "orthanc_jobs": "gauge",
+    "orthanc_job_duration_seconds": "histogram",
+    "orthanc_instances_received": "counter",
+    "orthanc_plugin_requests": "counter",
+    "orthanc_plugin_request_duration_seconds": "histogram",
+}
+PROMTOOL = shutil.which("promtool")
+
+
+def _samples(text):
+    """{(name, sorted labels): value} of every sample in an exposition text."""
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def _value(text, name, **labels):
+    return _samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _promtool(text):
+    result = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.fixture
+def fresh(orthanc_factory):
+    return orthanc_factory()
+
+
+def test_every_family_has_help_and_type_and_parses(plugin):
+    plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": png_data_uri("L")}))
+    text = plugin.get(OWN).text
+    kinds = {family.name: family.type for family in text_string_to_metric_families(text)}
+    for name, kind in FAMILIES.items():
+        assert kinds.get(name) == kind, name
+        printed = name + "_total" if kind == "counter" else name  # the text format names counters so
+        assert "# HELP %s " % printed in text and "# TYPE %s %s" % (printed, kind) in text
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
+def test_promtool_accepts_both_endpoints(plugin):
+    plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": png_data_uri("RGB")}))
+    code, output = _promtool(plugin.get(OWN).text)
+    assert code == 0, output
+    # The core's own lines have no HELP and abbreviated units (lint problems, exit 3), which
+    # cannot change without renaming them; the document must parse, and ours be clean.
+    code, output = _promtool(plugin.get(CORE).text)
+    assert code in (0, 3), output
+    problems = [line for line in output.splitlines() if line.strip()]
+    ours = {name + "_total" if kind == "counter" else name for name, kind in FAMILIES.items()}
+    assert not [line for line in problems if line.split()[0] in ours], problems
+
+
+def test_the_core_endpoint_keeps_the_core_lines_then_adds_the_plugins(plugin):
+    text = plugin.get(CORE).text
+    names = {family.name for family in text_string_to_metric_families(text)}
+    assert {"orthanc_count_instances", "orthanc_jobs_pending"} <= names  # the core's
+    assert set(FAMILIES) <= names  # ours
+    line = next(line for line in text.splitlines() if line.startswith("orthanc_count_instances "))
+    assert len(line.split()) == 3  # value and timestamp kept
+
+
+def test_openmetrics_when_asked(plugin):
+    answer = plugin.get(OWN, headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert answer.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert answer.text.rstrip().endswith("# EOF")
+
+
+def test_values_follow_what_happened(fresh):
+    server = fresh
+    for body in ({"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
+                 {"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
+                 {"Tags": {"NoSuchTag": "x"}},
+                 {"Tags": {}, "Content": [png_data_uri("L"), png_data_uri("L")]}):
+        server.post("/tools/create-dicom", data=json.dumps(body))
+    job = server.post("/tools/create-dicom", data=json.dumps({"Tags": {"Modality": "MR"}, "Asynchronous": True})).json()
+    server.get("/jobs/%s/wait" % job["ID"], params={"timeout": 30})
+    data = server.get("/instances/%s/file" % server.get("/instances").json()[0]).content
+    server.delete("/instances/%s" % server.get("/instances").json()[0])
+    server.post("/instances", data=data)  # a CT instance over REST
+    time.sleep(1.5)  # the jobs gauge sees the core's jobs through a look every second
+    text = server.get(OWN).text
+    assert _value(text, "orthanc_create_dicom_requests_total", content_type="png", status="200") == 2
+    assert _value(text, "orthanc_create_dicom_requests_total", content_type="none", status="400") == 1
+    assert _value(text, "orthanc_create_dicom_requests_total", content_type="series", status="200") == 1
+    assert _value(text, "orthanc_create_dicom_duration_seconds_count", content_type="png") == 2
+    assert _value(text, "orthanc_instances_received_total", origin="Plugins", modality="CT",
+                  transfer_syntax="explicit-le") == 2
+    assert _value(text, "orthanc_instances_received_total", origin="RestApi", modality="CT",
+                  transfer_syntax="explicit-le") == 1
+    assert _value(text, "orthanc_jobs", type="CreateDicom", state="Success") == 1
+    assert _value(text, "orthanc_jobs", type="CreateDicom", state="Running") == 0
+    assert _value(text, "orthanc_job_duration_seconds_count", type="CreateDicom", state="Success") == 1
+    assert _value(text, "orthanc_plugin_requests_total", route="/tools/create-dicom", method="POST",
+                  status="400") == 1
+
+
+def test_an_instance_received_over_dicom_is_counted(fresh, orthanc_factory):
+    sender = orthanc_factory(plugin=False, config={
+        "DicomModalities": {"target": [fresh.aet, "127.0.0.1", fresh.dicom_port]}})
+    body = {"Tags": {"Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.7"}, "Content": png_data_uri("L")}
+    instance = sender.post("/tools/create-dicom", data=json.dumps(body)).json()["ID"]
+    answer = sender.post("/modalities/target/store", data=json.dumps({"Resources": [instance]}))
+    assert answer.status_code == 200, answer.text
+    text = fresh.get(OWN).text
+    assert _value(text, "orthanc_instances_received_total", origin="DicomProtocol", modality="MR",
+                  transfer_syntax="explicit-le") + _value(
+        text, "orthanc_instances_received_total", origin="DicomProtocol", modality="MR",
+        transfer_syntax="implicit-le") == 1
+
+
+def test_labels_stay_bounded(fresh):
+    fresh.post("/tools/create-dicom", data=json.dumps({"Tags": {"Modality": "WEIRD%d" % 1}}))
+    fresh.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": "data:image/gif;base64,AAAA"}))
+    text = fresh.get(OWN).text
+    assert _value(text, "orthanc_instances_received_total", origin="Plugins", modality="other",
+                  transfer_syntax="explicit-le") == 1
+    assert _value(text, "orthanc_create_dicom_requests_total", content_type="other", status="500") == 1
+
+
+def test_metrics_switched_off_record_and_serve_nothing_of_ours(orthanc_factory):
+    server = orthanc_factory(config={"MetricsEnabled": False})
+    server.post("/tools/create-dicom", data=json.dumps({"Tags": {}}))
+    assert server.get(OWN).text == ""
+    assert "orthanc_create_dicom" not in server.get(CORE).text
+
+    server = orthanc_factory()
+    assert server.put("/tools/metrics", data="0").status_code == 200
+    time.sleep(1.2)  # the switch is read at most once a second
+    server.post("/tools/create-dicom", data=json.dumps({"Tags": {}}))
+    assert server.put("/tools/metrics", data="1").status_code == 200
+    time.sleep(1.2)
+    assert _value(server.get(OWN).text, "orthanc_create_dicom_requests_total", content_type="none",
+                  status="200") == 0
+
+
+def test_headline_values_reach_the_core_registry(orthanc_factory):
+    server = orthanc_factory(config={"AdvancedRest": {"ServeCoreRoutes": False}})
+    job = server.post("/advanced-rest/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True})).json()
+    server.get("/advanced-rest/jobs/%s/wait" % job["ID"], params={"timeout": 30})
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        text = server.get(CORE).text  # the core's own route here
+        if "orthanc_advanced_rest_jobs_success 1" in text:
+            break
+        time.sleep(0.5)
+    assert "orthanc_advanced_rest_jobs_success 1" in text
+    assert "orthanc_create_dicom_requests" not in text
