@@ -244,6 +244,9 @@ class Server:
         self.process = None
         self._terminating = False
         self.session = requests.Session()
+        users = self.extra_config.get("RegisteredUsers") or {}
+        if self.extra_config.get("AuthenticationEnabled") and users:
+            self.session.auth = next(iter(users.items()))  # the first registered user
         Server.live.append(self)
         if start:
             try:

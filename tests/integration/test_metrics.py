@@ -165,3 +165,48 @@ def test_headline_values_reach_the_core_registry(orthanc_factory):
         time.sleep(0.5)
     assert "orthanc_advanced_rest_jobs_success 1" in text
     assert "orthanc_create_dicom_requests" not in text
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus (Debian's package) is not installed")
+def test_a_real_prometheus_scrapes_the_plugin_with_basic_auth(orthanc_factory, tmp_path):
+    import requests
+
+    from servers import free_port
+
+    server = orthanc_factory(config={"AuthenticationEnabled": True, "RegisteredUsers": {"scraper": "s3cret"}})
+    assert requests.get(server.url + OWN).status_code == 401  # the route is protected like the core's
+    for _ in range(3):
+        server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": png_data_uri("L")}))
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: orthanc\n"
+        "    metrics_path: /tools/metrics-prometheus\n"
+        "    basic_auth: {username: scraper, password: s3cret}\n"
+        "    static_configs: [{targets: ['127.0.0.1:%d']}]\n" % server.http_port)
+    process = subprocess.Popen([PROMETHEUS, "--config.file=%s" % (tmp_path / "prometheus.yml"),
+                                "--storage.tsdb.path=%s" % (tmp_path / "data"),
+                                "--web.listen-address=127.0.0.1:%d" % port],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        api = "http://127.0.0.1:%d/api/v1" % port
+        deadline, value, health = time.monotonic() + 60, None, None
+        while time.monotonic() < deadline and value != "3":
+            time.sleep(1)
+            try:
+                targets = requests.get(api + "/targets", timeout=5).json()["data"]["activeTargets"]
+                health = targets[0]["health"] if targets else None
+                query = 'orthanc_create_dicom_requests_total{content_type="png",status="200"}'
+                result = requests.get(api + "/query", params={"query": query}, timeout=5).json()["data"]["result"]
+                value = result[0]["value"][1] if result else None
+            except (requests.RequestException, KeyError, IndexError):
+                continue
+        assert health == "up"
+        assert value == "3"
+    finally:
+        process.terminate()
+        process.wait(20)
