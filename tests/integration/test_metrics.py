@@ -210,3 +210,26 @@ def test_a_real_prometheus_scrapes_the_plugin_with_basic_auth(orthanc_factory, t
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_every_dashboard_expression_names_an_existing_family(plugin):
+    import os
+    import re
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docker", "grafana", "dashboards", "advanced-rest.json")
+    with open(path) as f:
+        dashboard = json.load(f)
+    expressions = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert expressions
+    plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": png_data_uri("L")}))
+    exposed = set()
+    for family in text_string_to_metric_families(plugin.get(CORE).text):
+        exposed.add(family.name)
+        exposed.update(sample.name for sample in family.samples)
+    for expression in expressions:
+        names = set(re.findall(r"\borthanc_[a-z0-9_]+", expression))
+        assert names, expression
+        # A histogram with no observation yet has its family, not its _bucket samples.
+        missing = {name for name in names if name not in exposed and re.sub(
+            r"_(bucket|count|sum|total)$", "", name) not in exposed}
+        assert not missing, (expression, missing)
