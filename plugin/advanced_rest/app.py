@@ -5,16 +5,16 @@ import sys
 
 from . import __version__, host, settings as settings_
 from .dicomize.dictionary import Dictionary
-from .dicomize.routes import CreateDicom, Services
 from .dicomize.job import JOB_TYPE
+from .dicomize.routes import CreateDicom, Services
+from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
+from .jobs.routes import Core, JobsApi
 from .jobs.store import Store
 from .metrics.families import Metrics, modality_of
 from .metrics.push import Pusher, headline
 from .metrics.routes import MetricsApi
-from .jobs.changes import ChangeFeed, CoreWatcher
-from .jobs.routes import Core, JobsApi
 from .web import Router, Transport, json_response
 
 logger = logging.getLogger(__name__)
@@ -45,18 +45,51 @@ def _runner_for(create_dicom):
     return runner_for
 
 
+class _Background:
+    """The plugin's threads: started with Orthanc (ORTHANC_STARTED), stopped with it.
+
+    Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
+    """
+
+    def __init__(self, engine, store, watcher, pusher, runner_for):
+        self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
+        self._runner_for = runner_for
+
+    def started(self, _):
+        if self.store is not None:
+            if "--no-jobs" in host.command_line_arguments():
+                logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
+            else:
+                self.store.load(self._runner_for)
+            self.store.start()
+        self.engine.start()
+        self.watcher.start()
+        self.pusher.start()
+
+    def stopped(self, _):
+        self.pusher.stop()
+        self.watcher.stop()
+        self.engine.stop()  # running jobs go back to Pending, and are saved so
+        if self.store is not None:
+            self.store.stop()
+
+
+def _read_settings():
+    try:
+        settings = settings_.from_configuration(host.configuration())
+        return settings, Dictionary(settings.dictionary)
+    except Exception as exc:  # a bad configuration must not take Orthanc down
+        logger.error("NOT SERVING ANYTHING: bad configuration: %s", exc)
+        return None, None
+
+
 def register():
     """Serve every feature the configuration enables."""
     host.install_logging()
-    try:
-        settings = settings_.from_configuration(host.configuration())
-        dictionary = Dictionary(settings.dictionary)
-    except Exception as exc:  # a bad configuration must not take Orthanc down
-        logger.error("NOT SERVING ANYTHING: bad configuration: %s", exc)
+    settings, dictionary = _read_settings()
+    if settings is None:
         return
     metrics = Metrics(host.MetricsSwitch())
-    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
-                    observe=metrics.request)
     feed = ChangeFeed(listeners=[lambda job: metrics.job_finished(job) if job.get("State") in FINISHED else None])
     store = None
 
@@ -69,48 +102,33 @@ def register():
     if settings.save_jobs:
         store = Store(engine, host.get_global_property, host.set_global_property)
     watcher = CoreWatcher(feed, host.rest_get)
-    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
-    create_dicom = CreateDicom(settings, dictionary, services, engine, observe=metrics.create_dicom)
     metrics.add_job_source(engine.all)
     metrics.add_job_source(watcher.jobs)
-    pusher = Pusher(lambda: headline(engine.all), host.set_metric, metrics.enabled)
-    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"))
-    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed)
 
-    roots = [re.escape(settings.root)] + ([""] if settings.serve_core_routes else [])
-    router.add(roots[0] + "/system", {"GET": _system})
-    router.add(roots[0] + "/metrics", {"GET": metrics_api.own})
+    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
+    create_dicom = CreateDicom(settings, dictionary, services, engine, observe=metrics.create_dicom)
+    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed)
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"))
+
+    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
+                    observe=metrics.request)
+    own = re.escape(settings.root)
+    router.add(own + "/system", {"GET": _system})
+    router.add(own + "/metrics", {"GET": metrics_api.own})
+    for root in [own] + ([""] if settings.serve_core_routes else []):
+        router.add(root + "/tools/create-dicom", {"POST": create_dicom})
+        for suffix, handlers in jobs.routes(own=root == own):
+            router.add(root + suffix, handlers)
     if settings.serve_core_routes:
         router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
+
     host.on_stored_instance(lambda origin, syntax, data: metrics.instance_received(
         origin, modality_of(data), syntax))
-    for root in roots:
-        router.add(root + "/tools/create-dicom", {"POST": create_dicom})
-        for suffix, handlers in jobs.routes(own=root == roots[0]):
-            router.add(root + suffix, handlers)
-
-    # Work starts at ORTHANC_STARTED: the database is not open while plugins initialise.
-    def started(_):
-        if store is not None:
-            if "--no-jobs" in host.command_line_arguments():
-                logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
-            else:
-                store.load(_runner_for(create_dicom))
-            store.start()
-        engine.start()
-        watcher.start()
-        pusher.start()
-
-    def stopped(_):
-        pusher.stop()
-        watcher.stop()
-        engine.stop()
-        if store is not None:
-            store.stop()
-
+    background = _Background(engine, store, watcher, Pusher(lambda: headline(engine.all), host.set_metric,
+                                                             metrics.enabled), _runner_for(create_dicom))
     host.register_on_change({
-        "ORTHANC_STARTED": started,
-        "ORTHANC_STOPPED": stopped,
+        "ORTHANC_STARTED": background.started,
+        "ORTHANC_STOPPED": background.stopped,
         "JOB_SUBMITTED": watcher.changed,
         "JOB_SUCCESS": watcher.changed,
         "JOB_FAILURE": watcher.changed,
