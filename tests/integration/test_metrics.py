@@ -87,15 +87,16 @@ def test_openmetrics_when_asked(plugin):
 
 def test_values_follow_what_happened(fresh):
     server = fresh
-    for body in ({"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
-                 {"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
-                 {"Tags": {"NoSuchTag": "x"}},
-                 {"Tags": {}, "Content": [png_data_uri("L"), png_data_uri("L")]}):
-        server.post("/tools/create-dicom", data=json.dumps(body))
+    answers = [server.post("/tools/create-dicom", data=json.dumps(body)) for body in (
+        {"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
+        {"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")},
+        {"Tags": {"NoSuchTag": "x"}},
+        {"Tags": {}, "Content": [png_data_uri("L"), png_data_uri("L")]})]
+    ct_instance = answers[0].json()["ID"]
     job = server.post("/tools/create-dicom", data=json.dumps({"Tags": {"Modality": "MR"}, "Asynchronous": True})).json()
     server.get("/jobs/%s/wait" % job["ID"], params={"timeout": 30})
-    data = server.get("/instances/%s/file" % server.get("/instances").json()[0]).content
-    server.delete("/instances/%s" % server.get("/instances").json()[0])
+    data = server.get("/instances/%s/file" % ct_instance).content
+    server.delete("/instances/%s" % ct_instance)
     server.post("/instances", data=data)  # a CT instance over REST
     time.sleep(1.5)  # the jobs gauge sees the core's jobs through a look every second
     text = server.get(OWN).text

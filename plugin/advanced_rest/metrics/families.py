@@ -3,15 +3,16 @@ import collections
 import re
 import struct
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from . import labels
 
-DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+# Few buckets: rendering them is most of a scrape's cost (prometheus-client formats each line).
+DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
+JOB_BUCKETS = (0.1, 1, 10, 60, 600, 3600)
 class JobsCollector:
     """orthanc_jobs{type, state}: counted on each scrape from in-memory lists, never the database."""
 
@@ -42,6 +43,9 @@ class Metrics:
     """Every family the plugin publishes; recording does nothing while `enabled()` is false."""
 
     def __init__(self, enabled, job_sources=()):
+        # The _created samples would add a line per series that Prometheus does not use.
+        # (A setting of prometheus-client's, set once at start: this registry is the process's only one.)
+        disable_created_metrics()
         self.enabled = enabled
         self.registry = CollectorRegistry()
         registry = self.registry
