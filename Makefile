@@ -6,7 +6,7 @@ SHELL := /bin/bash
 HOST_PYTHON := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup
+.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup docker-image
 
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
@@ -31,3 +31,9 @@ run: plugin-venv
 
 test: test-setup
 	.venv/test/bin/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+
+# The image of docker/Dockerfile on the local base (a forky rootfs brought in with docker import,
+# since no registry can be reached here); elsewhere: docker compose -f docker/docker-compose.yml up --build
+docker-image: test-venv forky
+	scripts/docker-base.sh
+	docker build -f docker/Dockerfile --build-arg BASE_IMAGE=advanced-rest/forky-base:latest -t advanced-rest:local .
