@@ -6,7 +6,7 @@ SHELL := /bin/bash
 HOST_PYTHON := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup docker-image
+.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup docker-image docker-leg
 
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
@@ -24,7 +24,12 @@ test-venv: host-packages
 forky: test-packages
 	scripts/build-forky.sh || echo "==> forky leg unavailable: its tests will be skipped"
 
-test-setup: test-packages plugin-venv test-venv forky
+# The docker leg runs wherever a Docker engine answers; elsewhere it is skipped with the reason.
+docker-leg: test-venv forky
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then $(MAKE) docker-image; \
+	else echo "==> no Docker engine: the docker leg will be skipped"; fi
+
+test-setup: test-packages plugin-venv test-venv forky docker-leg
 
 run: plugin-venv
 	scripts/run-orthanc.sh orthanc.json

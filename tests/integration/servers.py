@@ -207,7 +207,49 @@ class ForkyLeg(Leg):
         return _run(["chroot", self.root, "python3", "--version"]).split()[-1]
 
 
-LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg)}
+class DockerLeg(Leg):
+    """A container of the image built from docker/Dockerfile (make docker-image): on this machine,
+    on the local forky base (Orthanc 1.13.0, plugin 7.1, Python 3.14).
+
+    Each server is one `docker run` in the foreground on the host's network (so that ports,
+    loopback-only access and DICOM between servers work as on the other legs), its folder
+    mounted at the same path; its log is the container's output.
+    """
+
+    name = "docker"
+    image = os.environ.get("ADVANCED_REST_IMAGE", "advanced-rest:local")
+    entrypoint_in_image = "/opt/advanced-rest/plugin/entrypoint.py"
+    _containers = itertools.count(1)
+
+    def unavailable_reason(self):
+        if not shutil.which("docker"):
+            return "no docker command on this machine"
+        try:
+            _run(["docker", "image", "inspect", "--format", "{{.Id}}", self.image])
+        except (subprocess.CalledProcessError, OSError):
+            return f"no image {self.image}: run make docker-image (make test does it)"
+        return None
+
+    def open(self):
+        self.work_dir = tempfile.mkdtemp(prefix="advanced-rest-docker-")
+        self.entrypoint = self.entrypoint_in_image
+        self.site_packages = None  # the image's PYTHONPATH applies inside the container
+
+    def orthanc_argv(self, config_host_path):
+        folder = os.path.dirname(config_host_path)
+        self.last_container = "advanced-rest-test-%d-%d" % (os.getpid(), next(self._containers))
+        return ["docker", "run", "--rm", "--name", self.last_container, "--network", "host",
+                "-v", f"{folder}:{folder}", self.image, self.orthanc_bin, config_host_path]
+
+    def signal(self, server, name):
+        """Deliver a signal to the server's container (the docker client would not pass SIGKILL)."""
+        subprocess.run(["docker", "kill", "--signal", name, server.container], capture_output=True)
+
+    def python_version(self):
+        return _run(["docker", "run", "--rm", "--entrypoint", "python3", self.image, "--version"]).split()[-1]
+
+
+LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg, DockerLeg)}
 
 
 class StartError(RuntimeError):
@@ -322,7 +364,9 @@ class Server:
         raise StartError(f"Orthanc {self.name} {why}; log {self.log_path}:\n{self.log_text()}")
 
     def _argv(self):
-        return self.leg.orthanc_argv(self.config_path) + list(self.args)
+        argv = self.leg.orthanc_argv(self.config_path) + list(self.args)
+        self.container = getattr(self.leg, "last_container", None)
+        return argv
 
     def _wait_ready(self):
         deadline = time.monotonic() + self.timeout
@@ -348,6 +392,8 @@ class Server:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._append_log(f"==== advanced-rest tests: no exit {STOP_TIMEOUT:.0f} s after SIGTERM, SIGKILL\n")
+                if getattr(self, "container", None):
+                    self.leg.signal(self, "KILL")
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode if self.process else None
@@ -361,6 +407,8 @@ class Server:
     def kill(self):
         """SIGKILL (a crash: no clean shutdown). Returns the exit code."""
         if self.running():
+            if getattr(self, "container", None):
+                self.leg.signal(self, "KILL")
             self.process.kill()
             self.process.wait()
         return self.process.returncode if self.process else None
