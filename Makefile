@@ -6,7 +6,7 @@ SHELL := /bin/bash
 HOST_PYTHON := /usr/bin/python3
 PYTEST_ARGS ?=
 
-.PHONY: run test host-packages test-packages plugin-venv test-venv forky test-setup docker-image docker-leg
+.PHONY: run test test-against host-packages test-packages plugin-venv test-venv forky test-setup docker-image docker-leg
 
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
@@ -42,3 +42,10 @@ test: test-setup
 docker-image: test-venv forky
 	scripts/docker-base.sh
 	docker build -f docker/Dockerfile --build-arg BASE_IMAGE=advanced-rest/forky-base:latest -t advanced-rest:local .
+
+# Your own Orthanc with the plugin: make test-against URL=http://host:8042 [USER=... PASSWORD=...]
+# Runs what needs no server of its own; deletes the patients the run creates.
+test-against: test-venv
+	@test -n "$(URL)" || { echo "usage: make test-against URL=http://host:8042 [USER=u PASSWORD=p]"; exit 2; }
+	ADVANCED_REST_URL_USER="$(USER)" ADVANCED_REST_URL_PASSWORD="$(PASSWORD)" \
+	  .venv/test/bin/python -m pytest tests/integration --legs "url=$(URL)" $(PYTEST_ARGS)

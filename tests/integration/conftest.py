@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from servers import LEGS, Server, probe_versions
+from servers import LEGS, Server, UrlLeg, probe_versions
 
 # leg name -> "Orthanc ..., Python plugin ..., Python ..." or "skipped: ..." / "error: ..."
 LEG_STATUS = {}
@@ -22,32 +22,39 @@ LOG_LIMIT = 30_000  # characters of one server's log in a failure report
 
 
 def selected_legs(config):
-    """Return the leg names chosen by --legs, else $ADVANCED_REST_LEGS, else all, in LEGS order."""
+    """Return the legs chosen by --legs, else $ADVANCED_REST_LEGS, else all, in LEGS order;
+    `url=http://host:8042` selects an Orthanc the user runs."""
     raw = config.getoption("--legs") or os.environ.get("ADVANCED_REST_LEGS") or ",".join(LEGS)
     names = [n.strip() for n in raw.split(",") if n.strip()]
-    unknown = [n for n in names if n not in LEGS]
+    urls = [n for n in names if n.startswith("url=")]
+    unknown = [n for n in names if n not in LEGS and n not in urls]
     if unknown:
-        raise pytest.UsageError(f"unknown leg(s) {', '.join(unknown)}; known: {', '.join(LEGS)}")
-    return [n for n in LEGS if n in names]
+        raise pytest.UsageError(f"unknown leg(s) {', '.join(unknown)}; known: {', '.join(LEGS)}, url=URL")
+    return [n for n in LEGS if n in names] + urls
 
 
 def pytest_generate_tests(metafunc):
     if "leg" in metafunc.fixturenames:
         names = selected_legs(metafunc.config)
-        metafunc.parametrize("leg", names, indirect=True, scope="session", ids=names)
+        ids = ["url" if name.startswith("url=") else name for name in names]
+        metafunc.parametrize("leg", names, indirect=True, scope="session", ids=ids)
 
 
 @pytest.fixture(scope="session")
 def leg(request):
     """The current leg, opened for the session; skips when it cannot run here."""
-    leg = LEGS[request.param]()
+    if request.param.startswith("url="):
+        leg = UrlLeg(request.param[len("url="):])
+    else:
+        leg = LEGS[request.param]()
     reason = leg.unavailable_reason()
     if reason:
         LEG_STATUS[leg.name] = f"skipped: {reason}"
         pytest.skip(f"leg {leg.name}: {reason}")
     leg.open()
     try:
-        probe_versions(leg)
+        if not isinstance(leg, UrlLeg):
+            probe_versions(leg)
     except Exception as e:
         LEG_STATUS[leg.name] = f"error: {str(e).splitlines()[0]}"
         leg.close()
@@ -57,16 +64,24 @@ def leg(request):
     leg.close()
 
 
+NO_OWN_SERVERS = "the url leg runs against a given Orthanc: tests that start servers of their own do not run"
+
+
 @pytest.fixture(scope="session")
 def core(leg):
     """Orthanc with no plugin on the current leg, for parity checks."""
+    if isinstance(leg, UrlLeg):
+        pytest.skip(NO_OWN_SERVERS)
     with Server(leg, plugin=False, name=f"{leg.name}-core") as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def plugin(leg):
-    """Orthanc with our plugin on the current leg, default configuration."""
+    """Orthanc with our plugin on the current leg, default configuration (the url leg's Orthanc)."""
+    if isinstance(leg, UrlLeg):
+        yield leg.server
+        return
     with Server(leg, plugin=True, name=f"{leg.name}-plugin") as server:
         yield server
 
@@ -94,6 +109,8 @@ class OrthancFactory:
 @pytest.fixture
 def orthanc_factory(leg):
     """orthanc_factory(plugin=True, config=None, args=()) -> a started Server, stopped at teardown."""
+    if isinstance(leg, UrlLeg):
+        pytest.skip(NO_OWN_SERVERS)
     factory = OrthancFactory(leg)
     yield factory
     factory.close()
@@ -156,3 +173,5 @@ def pytest_terminal_summary(terminalreporter, config):
             status = ("skipped: not selected (--legs / ADVANCED_REST_LEGS)" if name not in selected
                       else "skipped: no test ran on it")
         terminalreporter.write_line(f"leg {name}: {status}")
+    if "url" in LEG_STATUS:
+        terminalreporter.write_line(f"leg url: {LEG_STATUS['url']}")

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 
 import requests
 
@@ -495,3 +496,94 @@ def probe_versions(leg):
             "python": leg.python_version(),
         }
     return leg.versions
+
+
+class UrlLeg(Leg):
+    """An Orthanc with the plugin that the user already runs: `--legs url=http://host:8042`.
+
+    Credentials from the URL (http://user:password@host) or ADVANCED_REST_URL_USER and
+    ADVANCED_REST_URL_PASSWORD. Only tests that need no server of their own run; the patients
+    the session creates are deleted at its end.
+    """
+
+    name = "url"
+
+    def __init__(self, url):
+        super().__init__()
+        parsed = urllib.parse.urlsplit(url)
+        self.auth = None
+        user = parsed.username or os.environ.get("ADVANCED_REST_URL_USER")
+        if user:
+            self.auth = (urllib.parse.unquote(user),
+                         urllib.parse.unquote(parsed.password or os.environ.get("ADVANCED_REST_URL_PASSWORD", "")))
+        netloc = parsed.hostname + (":%d" % parsed.port if parsed.port else "")
+        self.url = urllib.parse.urlunsplit((parsed.scheme, netloc, parsed.path.rstrip("/"), "", ""))
+        self.server = RemoteServer(self)
+        self._patients_before = set()
+
+    def unavailable_reason(self):
+        try:
+            answer = self.server.get("/system")
+        except requests.RequestException as error:
+            return f"{self.url} does not answer: {error}"
+        if answer.status_code != 200:
+            return f"GET {self.url}/system answered {answer.status_code} (credentials?)"
+        if self.server.get("/advanced-rest/system").status_code != 200:
+            return f"{self.url} answers, but not the advanced-rest plugin's /advanced-rest/system"
+        return None
+
+    def open(self):
+        self.work_dir = tempfile.mkdtemp(prefix="advanced-rest-url-")
+        self._patients_before = set(self.server.get("/patients").json())
+        system = self.server.get("/system").json()
+        ours = self.server.get("/advanced-rest/system").json()
+        self.versions = {"orthanc": system.get("Version", "?"), "python_plugin": ours.get("PythonPlugin", "?"),
+                         "python": ours.get("Python", "?")}
+
+    def close(self):
+        """Delete the patients this session created (those absent when it opened)."""
+        try:
+            for patient in set(self.server.get("/patients").json()) - self._patients_before:
+                self.server.delete("/patients/%s" % patient)
+        finally:
+            super().close()
+
+    def summary(self):
+        return super().summary() + f" at {self.url}"
+
+
+class RemoteServer:
+    """The `plugin` fixture on the url leg: the same HTTP helpers as Server, on the given Orthanc."""
+
+    def __init__(self, leg):
+        self.leg = leg
+        self.url = leg.url
+        self.session = requests.Session()
+        self.session.auth = leg.auth
+
+    @property
+    def aet(self):
+        return self.get("/system").json().get("DicomAet", "ORTHANC")
+
+    @property
+    def dicom_port(self):
+        return self.get("/system").json().get("DicomPort")
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", REQUEST_TIMEOUT)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    def log_text(self, start=0):
+        return ""

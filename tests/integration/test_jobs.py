@@ -311,22 +311,24 @@ def test_the_client_waits_for_jobs_and_its_command_line_shows_progress(plugin):
 
     from advanced_rest.client import Client, JobTimeout
 
-    client = Client(plugin.url)
+    user, password = plugin.session.auth or (None, None)
+    client = Client(plugin.url, user, password)
+    credentials = ["--user", user, "--password", password] if user else []
     job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
     assert client.wait_for_job(job["ID"], timeout=60)["State"] == "Success"
     assert job["ID"] in client.jobs(states=["Success"], types=["CreateDicom"])
 
     job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
     plugin_dir = os.path.join(os.path.dirname(__file__), "..", "..", "plugin")
-    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url, "monitor", job["ID"],
-                          "--timeout", "60"], capture_output=True, text=True, timeout=90,
+    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url] + credentials +
+                         ["monitor", job["ID"], "--timeout", "60"], capture_output=True, text=True, timeout=90,
                          env=dict(os.environ, PYTHONPATH=plugin_dir))
     assert run.returncode == 0, run.stderr
     assert "100% Success" in run.stdout
 
     failing = client.create_dicom({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, asynchronous=True)
-    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url, "monitor",
-                          failing["ID"]], capture_output=True, text=True, timeout=90,
+    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url] + credentials +
+                         ["monitor", failing["ID"]], capture_output=True, text=True, timeout=90,
                          env=dict(os.environ, PYTHONPATH=plugin_dir))
     assert run.returncode == 1 and "Failure" in run.stdout
 
