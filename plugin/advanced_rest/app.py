@@ -3,7 +3,7 @@ import logging
 import re
 import sys
 
-from . import __version__, host, settings as settings_
+from . import __version__, host, openapi, settings as settings_
 from .dicomize.dictionary import Dictionary
 from .dicomize.job import JOB_TYPE
 from .dicomize.routes import CreateDicom, Services
@@ -121,6 +121,12 @@ def register():
             router.add(root + suffix, handlers)
     if settings.serve_core_routes:
         router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
+    try:
+        description = json_response(openapi.document(router.registered + [(own + "/openapi.json", ["GET"])],
+                                                     settings.root))
+        router.add(own + "/openapi.json", {"GET": lambda request: description})
+    except KeyError as missing:  # a route without its description: everything else still serves
+        logger.error("No OpenAPI description for %s: not serving openapi.json", missing)
 
     host.on_stored_instance(lambda origin, syntax, data: metrics.instance_received(
         origin, modality_of(data), syntax))

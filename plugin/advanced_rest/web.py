@@ -83,9 +83,11 @@ class Router:
     def __init__(self, transport, observe=None):
         self._transport = transport
         self._observe = observe  # (route label, method, status, seconds), after each answer
+        self.registered = []  # (pattern, methods), in registration order
 
     def add(self, pattern, handlers):
         """Serve `pattern` with `handlers`, a dict method -> handler(Request) -> Response."""
+        self.registered.append((pattern, sorted(handlers)))
         self._transport.register(pattern, self._callback(handlers, route_label(pattern)))
 
     def _callback(self, handlers, route):
