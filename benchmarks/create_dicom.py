@@ -9,14 +9,10 @@ throughput of 4 concurrent clients. Targets are printed, never asserted.
 
     .venv/test/bin/python benchmarks/create_dicom.py [--leg bookworm|forky] [--repeat N] [--json FILE]
 """
-import argparse
 import base64
 import io
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -25,10 +21,8 @@ import numpy as np
 import requests
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-
-from servers import LEGS, Server  # noqa: E402  (the harness lives beside the tests)
+from bench import (Failure, abba, concurrently, machine, markdown_table, open_leg, options, report, servers,
+                   verdict)
 
 TARGET = 1.10  # plugin / core latency at most this; throughput plugin / core at least 1 / this
 WARMUP = 3  # requests per server before a case is timed
@@ -103,10 +97,6 @@ def make_cases(repeat):
 
 # -- measurement ------------------------------------------------------------------------------
 
-class Failure(RuntimeError):
-    pass
-
-
 def create(session, server, body):
     """POST create-dicom; return (seconds, instance or series ID). Raises Failure on non-200."""
     start = time.perf_counter()
@@ -128,44 +118,21 @@ def delete(session, server, instance_id):
 def latency_case(servers, body, repeat):
     """Alternate core and plugin (ABBA order), warm-up first; return {role: [seconds]}."""
     times = {role: [] for role in servers}
-    roles = list(servers)
-    for i in range(WARMUP + repeat):
-        for role in (roles if i % 2 == 0 else roles[::-1]):
-            server, session = servers[role]
-            elapsed, instance_id = create(session, server, body)
-            delete(session, server, instance_id)  # outside the timed part
-            if i >= WARMUP:
-                times[role].append(elapsed)
+    for i, role in abba(servers, WARMUP + repeat):
+        server, session = servers[role]
+        elapsed, instance_id = create(session, server, body)
+        delete(session, server, instance_id)  # outside the timed part
+        if i >= WARMUP:
+            times[role].append(elapsed)
     return times
 
 
 def throughput_block(server, body, requests_per_client):
     """CLIENTS threads, each its own Session, all starting together; return (req/s, ids)."""
-    sessions = [requests.Session() for _ in range(CLIENTS)]
-    ids = [[] for _ in range(CLIENTS)]
-    errors = []
-    barrier = threading.Barrier(CLIENTS + 1)
+    def client(k, session):
+        return [create(session, server, body)[1] for _ in range(requests_per_client)]
 
-    def client(k):
-        barrier.wait()
-        try:
-            for _ in range(requests_per_client):
-                ids[k].append(create(sessions[k], server, body)[1])
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(CLIENTS)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    for s in sessions:
-        s.close()
-    if errors:
-        raise errors[0]
+    elapsed, ids = concurrently(CLIENTS, client)
     return CLIENTS * requests_per_client / elapsed, [i for part in ids for i in part]
 
 
@@ -185,72 +152,19 @@ def delete_all(server, ids):
 def throughput_case(servers, body, rounds, requests_per_client):
     """Alternate core and plugin blocks (ABBA); return {role: [req/s per block]}."""
     rates = {role: [] for role in servers}
-    roles = list(servers)
-    for i in range(1 + rounds):  # round 0 warms up
-        for role in (roles if i % 2 == 0 else roles[::-1]):
-            server = servers[role][0]
-            rate, ids = throughput_block(server, body, requests_per_client if i else 5)
-            delete_all(server, ids)
-            if i:
-                rates[role].append(rate)
+    for i, role in abba(servers, 1 + rounds):  # round 0 warms up
+        server = servers[role][0]
+        rate, ids = throughput_block(server, body, requests_per_client if i else 5)
+        delete_all(server, ids)
+        if i:
+            rates[role].append(rate)
     return rates
 
 
-# -- machine and report -------------------------------------------------------------------------
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def git_revision():
-    try:
-        rev = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        return rev or "?"
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
-
-
-def machine(leg, core, plugin):
-    system = core.get("/system").json()
-    python = plugin.get("/plugins/python")
-    ours = plugin.get("/advanced-rest/system")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "leg": leg.name,
-        "orthanc": system.get("Version", "?"),
-        "python_plugin": python.json().get("Version", "?") if python.ok else "?",
-        "python": leg.python_version(),
-        "advanced_rest": ours.json().get("Version", "?") if ours.ok else "?",
-        "git": git_revision(),
-        "client_python": platform.python_version(),
-    }
-
-
-def machine_line(m):
-    line = (f"Machine: nproc {m['nproc']}, {m['cpu']}; leg {m['leg']}: Orthanc {m['orthanc']}, "
-            f"Python plugin {m['python_plugin']}, Python {m['python']}; advanced-rest "
-            f"{m['advanced_rest']} ({m['git']}); client Python {m['client_python']}")
-    if m.get("plugin_config"):
-        line += f"; plugin server configuration + {json.dumps(m['plugin_config'])}"
-    return line
-
-
-def verdict(ok):
-    return "PASS" if ok else "MISS"
-
+# -- report -------------------------------------------------------------------------------------
 
 def table(results, m):
-    lines = ["| case | core median ms | plugin median ms | ratio | target |",
-             "|---|---:|---:|---:|---|"]
+    lines = []
     for r in results["latency"]:
         ratio = r["plugin_ms"] / r["core_ms"]
         lines.append(f"| {r['label']} (n={r['n']}) | {r['core_ms']:.1f} | {r['plugin_ms']:.1f} | "
@@ -268,14 +182,10 @@ def table(results, m):
         ratio = enc["plugin_ms"] / dec["core_ms"]
         lines.append(f"| JPEG 1024x1024: plugin encapsulated / core decoded | {dec['core_ms']:.1f} | "
                      f"{enc['plugin_ms']:.1f} | {ratio:.3f} | < 1.00 {verdict(ratio < 1)} |")
-    lines.append("")
-    lines.append(machine_line(m))
-    return "\n".join(lines)
+    return markdown_table("core median ms", "plugin median ms", lines, m)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+def add_options(parser):
     parser.add_argument("--repeat", type=int, default=100,
                         help="timed requests per server and case (a quarter, at least 3, for "
                              "PNG 2048x2048 and the PDF); default %(default)s")
@@ -286,13 +196,11 @@ def main():
     parser.add_argument("--only", help="comma list of case names to run (throughput: 'throughput')")
     parser.add_argument("--plugin-config", metavar="JSON", type=json.loads, default=None,
                         help='merged over the plugin server\'s configuration, e.g. \'{"Python": {"AllowThreads": true}}\'')
-    parser.add_argument("--json", metavar="FILE", help="write the raw numbers (seconds) to FILE")
-    args = parser.parse_args()
 
-    leg = LEGS[args.leg]()
-    reason = leg.unavailable_reason()
-    if reason:
-        sys.exit(f"leg {leg.name} cannot run here: {reason}")
+
+def main():
+    args = options(__doc__, add_options)
+    leg = open_leg(args.leg)
     began = time.monotonic()
     print("building payloads ...", file=sys.stderr)
     cases = make_cases(args.repeat)
@@ -301,27 +209,17 @@ def main():
     if only:
         cases = [c for c in cases if c[0] in only]
 
-    leg.open()
-    core = plugin = None
-    try:
-        print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
-        core = Server(leg, plugin=False, name=f"{leg.name}-bench-core", start=False)
-        plugin = Server(leg, plugin=True, config=args.plugin_config, name=f"{leg.name}-bench-plugin",
-                        start=False)
-        core.start()
-        plugin.start()
+    print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
+    with servers(leg, ("core", {"plugin": False}),
+                 ("plugin", {"plugin": True, "config": args.plugin_config})) as (core, plugin):
         m = machine(leg, core, plugin)
         m.update(plugin_config=args.plugin_config)
-        if m["advanced_rest"] == "?":
-            sys.exit(f"the plugin does not answer GET /advanced-rest/system; log {plugin.log_path}")
-        servers = {}
-        for role, server in (("core", core), ("plugin", plugin)):
-            servers[role] = (server, requests.Session())
+        sessions = {role: (server, requests.Session()) for role, server in (("core", core), ("plugin", plugin))}
 
         results = {"machine": m, "target": TARGET, "warmup": WARMUP, "latency": [], "throughput": None}
         for name, label, body, n in cases:
             t0 = time.monotonic()
-            times = latency_case(servers, body, n)
+            times = latency_case(sessions, body, n)
             results["latency"].append({
                 "name": name, "label": label, "n": n, "body_bytes": len(body),
                 "core_ms": 1000 * statistics.median(times["core"]),
@@ -333,7 +231,7 @@ def main():
                   f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
         if not only or "throughput" in only:
             t0 = time.monotonic()
-            rates = throughput_case(servers, small, args.rounds, args.per_client)
+            rates = throughput_case(sessions, small, args.rounds, args.per_client)
             results["throughput"] = {
                 "clients": CLIENTS, "rounds": args.rounds, "requests_per_client": args.per_client,
                 "core_rps": statistics.median(rates["core"]), "plugin_rps": statistics.median(rates["plugin"]),
@@ -342,23 +240,10 @@ def main():
             print(f"  throughput: core {results['throughput']['core_rps']:.1f}/s, plugin "
                   f"{results['throughput']['plugin_rps']:.1f}/s ({time.monotonic() - t0:.0f} s)",
                   file=sys.stderr)
-        for _, session in servers.values():
+        for _, session in sessions.values():
             session.close()
-    finally:
-        for server in (core, plugin):
-            if server is not None:
-                server.terminate()
-        for server in (core, plugin):
-            if server is not None:
-                server.close()
-        leg.close()
 
-    results["seconds"] = time.monotonic() - began
-    print(table(results, m), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    print(f"({results['seconds']:.0f} s in all)", file=sys.stderr)
+    report(results, began, table(results, m), args.json)
 
 
 if __name__ == "__main__":

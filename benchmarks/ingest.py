@@ -11,27 +11,18 @@ the plugin's counter equals the number of instances it stored. Targets are print
 
     .venv/test/bin/python benchmarks/ingest.py [--leg bookworm|forky] [--json FILE]
 """
-import argparse
 import io
-import json
-import os
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
-import requests
 from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from servers import LEGS, Server  # noqa: E402  (the harness lives beside the tests)
-from create_dicom import machine, machine_line, verdict  # noqa: E402  (same machine line)
+from bench import (Failure, abba, concurrently, machine, markdown_table, open_leg, options, report, servers,
+                   verdict)
 
 TARGET = 0.95  # plugin / core throughput at least this
 CLIENTS = 4  # concurrent clients storing
@@ -44,10 +35,6 @@ PATIENT_ID = "BENCH-INGEST"
 COUNTER = "orthanc_instances_received"  # family name; the samples are ..._total
 OWN_METRICS = "/advanced-rest/metrics"
 UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, as generate_uid() uses
-
-
-class Failure(RuntimeError):
-    pass
 
 
 # -- payloads: deterministic, made at start-up ------------------------------------------------
@@ -112,31 +99,10 @@ def store_all(server, files, clients=CLIENTS):
 
     Returns (seconds, stored count, patient IDs).
     """
-    sessions = [requests.Session() for _ in range(clients)]
-    patients = [set() for _ in range(clients)]
-    errors = []
-    barrier = threading.Barrier(clients + 1)
+    def client(k, session):
+        return {store(session, server, data)["ParentPatient"] for data in files[k::clients]}
 
-    def client(k):
-        barrier.wait()
-        try:
-            for data in files[k::clients]:
-                patients[k].add(store(sessions[k], server, data)["ParentPatient"])
-        except Exception as e:  # reported by the main thread
-            errors.append(e)
-
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    start = time.perf_counter()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    for s in sessions:
-        s.close()
-    if errors:
-        raise errors[0]
+    elapsed, patients = concurrently(clients, client)
     return elapsed, len(files), set().union(*patients)
 
 
@@ -159,19 +125,17 @@ def ingest_case(servers, files, rounds):
     rates = {role: [] for role in servers}
     stored = {role: 0 for role in servers}
     deleting = {role: [] for role in servers}
-    roles = list(servers)
-    for i in range(1 + rounds):  # round 0 warms up
-        for role in (roles if i % 2 == 0 else roles[::-1]):
-            server = servers[role]
-            seconds, count, patients = store_all(server, files if i else files[:WARMUP_INSTANCES])
-            stored[role] += count
-            t0 = time.perf_counter()
-            empty(server, patients)
-            if i:
-                rates[role].append(count / seconds)
-                deleting[role].append(time.perf_counter() - t0)
-                print(f"  block {i} {role}: {count / seconds:.1f} instances/s "
-                      f"(delete {deleting[role][-1]:.1f} s)", file=sys.stderr)
+    for i, role in abba(servers, 1 + rounds):  # round 0 warms up
+        server = servers[role]
+        seconds, count, patients = store_all(server, files if i else files[:WARMUP_INSTANCES])
+        stored[role] += count
+        t0 = time.perf_counter()
+        empty(server, patients)
+        if i:
+            rates[role].append(count / seconds)
+            deleting[role].append(time.perf_counter() - t0)
+            print(f"  block {i} {role}: {count / seconds:.1f} instances/s "
+                  f"(delete {deleting[role][-1]:.1f} s)", file=sys.stderr)
     return rates, stored, deleting
 
 
@@ -195,9 +159,7 @@ def counted(server):
 def table(results, m):
     t = results["throughput"]
     ratio = t["plugin_rps"] / t["core_rps"]
-    lines = ["| case | core | plugin | ratio | target |",
-             "|---|---:|---:|---:|---|",
-             f"| POST /instances, {t['clients']} clients, {t['instances']} distinct {SIZE}x{SIZE} 8-bit gray files "
+    lines = [f"| POST /instances, {t['clients']} clients, {t['instances']} distinct {SIZE}x{SIZE} 8-bit gray files "
              f"({t['file_kib']:.1f} KiB each; median of {t['rounds']} blocks per server, ABBA) | "
              f"{t['core_rps']:.1f} req/s | {t['plugin_rps']:.1f} req/s | {ratio:.3f} | >= {TARGET:.2f} "
              f"{verdict(ratio >= TARGET)} |"]
@@ -206,45 +168,38 @@ def table(results, m):
                        for (o, mod, ts), v in sorted(c["samples"].items()))
     lines.append(f"| {COUNTER}_total on the plugin server: sum of samples vs instances it stored ({series}) | - | "
                  f"{c['sum']:.0f} / {c['stored']} | - | equal {verdict(c['sum'] == c['stored'])} |")
-    lines.append("")
-    lines.append(machine_line(m))
-    return "\n".join(lines)
+    return markdown_table("core", "plugin", lines, m)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+def add_options(parser):
     parser.add_argument("--instances", type=int, default=INSTANCES,
                         help="distinct instances stored in one block; default %(default)s")
     parser.add_argument("--rounds", type=int, default=5,
                         help="timed blocks per server (after one warm-up block of %d); default %%(default)s"
                         % WARMUP_INSTANCES)
-    parser.add_argument("--json", metavar="FILE", help="write the raw numbers to FILE")
-    args = parser.parse_args()
 
-    leg = LEGS[args.leg]()
-    reason = leg.unavailable_reason()
-    if reason:
-        sys.exit(f"leg {leg.name} cannot run here: {reason}")
+
+def raw_counter(results):
+    """results with the counter's samples as a list (JSON has no tuple keys)."""
+    samples = results["counter"]["samples"]
+    return dict(results, counter=dict(results["counter"], samples=[
+        {"origin": o, "modality": mod, "transfer_syntax": ts, "value": v}
+        for (o, mod, ts), v in sorted(samples.items())]))
+
+
+def main():
+    args = options(__doc__, add_options, json_help="write the raw numbers to FILE")
+    leg = open_leg(args.leg)
     began = time.monotonic()
     print(f"making {args.instances} DICOM files ...", file=sys.stderr)
     files = dicom_files(args.instances)
 
-    leg.open()
-    core = plugin = None
-    try:
-        print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
-        core = Server(leg, plugin=False, name=f"{leg.name}-bench-core", start=False)
-        plugin = Server(leg, plugin=True, name=f"{leg.name}-bench-plugin", start=False)
-        core.start()
-        plugin.start()
+    print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
+    with servers(leg, ("core", {"plugin": False}), ("plugin", {"plugin": True})) as (core, plugin):
         m = machine(leg, core, plugin)
-        if m["advanced_rest"] == "?":
-            sys.exit(f"the plugin does not answer GET /advanced-rest/system; log {plugin.log_path}")
-        servers = {"core": core, "plugin": plugin}
 
         t0 = time.monotonic()
-        rates, stored, deleting = ingest_case(servers, files, args.rounds)
+        rates, stored, deleting = ingest_case({"core": core, "plugin": plugin}, files, args.rounds)
         samples = counted(plugin)
         results = {
             "machine": m, "target": TARGET,
@@ -260,24 +215,8 @@ def main():
         }
         print(f"  ingest: core {results['throughput']['core_rps']:.1f}/s, plugin "
               f"{results['throughput']['plugin_rps']:.1f}/s ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
-    finally:
-        for server in (core, plugin):
-            if server is not None:
-                server.terminate()
-        for server in (core, plugin):
-            if server is not None:
-                server.close()
-        leg.close()
 
-    results["seconds"] = time.monotonic() - began
-    print(table(results, m), flush=True)
-    if args.json:
-        raw = dict(results, counter=dict(results["counter"], samples=[
-            {"origin": o, "modality": mod, "transfer_syntax": ts, "value": v}
-            for (o, mod, ts), v in sorted(samples.items())]))
-        with open(args.json, "w") as f:
-            json.dump(raw, f, indent=1)
-    print(f"({results['seconds']:.0f} s in all)", file=sys.stderr)
+    report(results, began, table(results, m), args.json, raw=raw_counter)
 
 
 if __name__ == "__main__":

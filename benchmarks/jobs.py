@@ -19,13 +19,11 @@ Targets are printed, never asserted.
 
     .venv/test/bin/python benchmarks/jobs.py [--leg bookworm|forky] [--json FILE]
 """
-import argparse
 import base64
 import concurrent.futures
 import datetime
 import io
 import json
-import os
 import statistics
 import sys
 import time
@@ -33,12 +31,7 @@ import time
 import requests
 from PIL import Image
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from servers import LEGS, Server  # noqa: E402  (the harness lives beside the tests)
-from create_dicom import machine, machine_line, verdict  # noqa: E402  (same machine line)
+from bench import Failure, abba, machine, markdown_table, ok, open_leg, options, report, servers, verdict
 
 WAIT_TARGET = 10.0  # polling median / wait median at least this
 LIST_TARGET = 1.5  # plugin / core GET /jobs?expand median at most this
@@ -51,16 +44,6 @@ THREADS = 4  # clients filling the history
 FINISHED = ("Success", "Failure")
 PLUGIN_ROOT = "/advanced-rest"
 HISTORY_CONFIG = {"JobsHistorySize": 1000, "AdvancedRest": {"ServeCoreRoutes": False}}
-
-
-class Failure(RuntimeError):
-    pass
-
-
-def ok(answer, what):
-    if answer.status_code != 200:
-        raise Failure(f"{what}: HTTP {answer.status_code}: {answer.text[:500]}")
-    return answer.json()
 
 
 def big_png():
@@ -138,11 +121,10 @@ def wait_case(server, repeat):
     methods = {"wait": learn_by_wait, "poll": learn_by_polling}
     latency = {name: [] for name in methods}
     durations = []
-    for i in range(repeat):
-        for name in (("wait", "poll") if i % 2 == 0 else ("poll", "wait")):
-            seconds, duration = run_job(session, server, body, methods[name])
-            latency[name].append(seconds)
-            durations.append(duration)
+    for _, name in abba(("wait", "poll"), repeat):
+        seconds, duration = run_job(session, server, body, methods[name])
+        latency[name].append(seconds)
+        durations.append(duration)
     session.close()
     return {
         "n": repeat, "copies": copies, "poll_interval_s": POLL_INTERVAL,
@@ -223,18 +205,16 @@ def list_case(server, repeat):
     session = requests.Session()
     times = {role: [] for role in paths}
     sizes = {}
-    roles = list(paths)
-    for i in range(WARMUP + repeat):
-        for role in (roles if i % 2 == 0 else roles[::-1]):
-            start = time.perf_counter()
-            answer = session.get(server.url + paths[role], params={"expand": ""}, timeout=60)
-            body = answer.content
-            elapsed = time.perf_counter() - start
-            if answer.status_code != 200:
-                raise Failure(f"GET {paths[role]}?expand: HTTP {answer.status_code}: {answer.text[:500]}")
-            if i >= WARMUP:
-                times[role].append(elapsed)
-            sizes[role] = (len(body), len(json.loads(body)))
+    for i, role in abba(paths, WARMUP + repeat):
+        start = time.perf_counter()
+        answer = session.get(server.url + paths[role], params={"expand": ""}, timeout=60)
+        body = answer.content
+        elapsed = time.perf_counter() - start
+        if answer.status_code != 200:
+            raise Failure(f"GET {paths[role]}?expand: HTTP {answer.status_code}: {answer.text[:500]}")
+        if i >= WARMUP:
+            times[role].append(elapsed)
+        sizes[role] = (len(body), len(json.loads(body)))
     session.close()
     return {
         "n": repeat,
@@ -249,8 +229,7 @@ def list_case(server, repeat):
 # -- report ---------------------------------------------------------------------------------------
 
 def table(results, m):
-    lines = ["| case | baseline median ms | advanced-rest median ms | ratio | target |",
-             "|---|---:|---:|---:|---|"]
+    lines = []
     w = results.get("wait")
     if w:
         ratio = w["poll_ms"] / w["wait_ms"]
@@ -269,14 +248,10 @@ def table(results, m):
         lines.append(f"| {text} (n={r['n']} each; {r['core_bytes'] / 1024:.0f} / {r['plugin_bytes'] / 1024:.0f} KiB) | "
                      f"{r['core_ms']:.1f} | {r['plugin_ms']:.1f} | {ratio:.3f} | <= {LIST_TARGET:.1f} "
                      f"{verdict(ratio <= LIST_TARGET)} |")
-    lines.append("")
-    lines.append(machine_line(m))
-    return "\n".join(lines)
+    return markdown_table("baseline median ms", "advanced-rest median ms", lines, m)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+def add_options(parser):
     parser.add_argument("--jobs", type=int, default=20,
                         help="wait-latency jobs per method (wait, polling); default %(default)s")
     parser.add_argument("--history", type=int, default=1000,
@@ -285,29 +260,20 @@ def main():
                         help="finished plugin jobs added for the last case; default %(default)s")
     parser.add_argument("--repeat", type=int, default=50,
                         help="timed GET /jobs?expand per route and case; default %(default)s")
-    parser.add_argument("--json", metavar="FILE", help="write the raw numbers (seconds) to FILE")
-    args = parser.parse_args()
 
-    leg = LEGS[args.leg]()
-    reason = leg.unavailable_reason()
-    if reason:
-        sys.exit(f"leg {leg.name} cannot run here: {reason}")
+
+def main():
+    args = options(__doc__, add_options)
+    leg = open_leg(args.leg)
     began = time.monotonic()
     history_config = dict(HISTORY_CONFIG, JobsHistorySize=args.history)
     results = {"wait_target": WAIT_TARGET, "list_target": LIST_TARGET, "warmup": WARMUP,
                "history_config": history_config}
 
-    leg.open()
-    waiter = lister = None
-    try:
-        print(f"starting two Orthanc servers ({leg.name}) with the plugin ...", file=sys.stderr)
-        waiter = Server(leg, plugin=True, name=f"{leg.name}-bench-wait", start=False)
-        lister = Server(leg, plugin=True, config=history_config, name=f"{leg.name}-bench-history", start=False)
-        waiter.start()
-        lister.start()
+    print(f"starting two Orthanc servers ({leg.name}) with the plugin ...", file=sys.stderr)
+    with servers(leg, ("wait", {"plugin": True}),
+                 ("history", {"plugin": True, "config": history_config})) as (waiter, lister):
         m = machine(leg, waiter, waiter)
-        if m["advanced_rest"] == "?":
-            sys.exit(f"the plugin does not answer GET /advanced-rest/system; log {waiter.log_path}")
         results["machine"] = m
 
         t0 = time.monotonic()
@@ -331,21 +297,8 @@ def main():
         r = results["list_plus"]
         print(f"  GET /jobs?expand + plugin jobs: core {r['core_ms']:.1f} ms, plugin {r['plugin_ms']:.1f} ms "
               f"({time.monotonic() - t0:.0f} s)", file=sys.stderr)
-    finally:
-        for server in (waiter, lister):
-            if server is not None:
-                server.terminate()
-        for server in (waiter, lister):
-            if server is not None:
-                server.close()
-        leg.close()
 
-    results["seconds"] = time.monotonic() - began
-    print(table(results, m), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    print(f"({results['seconds']:.0f} s in all)", file=sys.stderr)
+    report(results, began, table(results, m), args.json)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,7 @@ never asserted.
 
     .venv/test/bin/python benchmarks/metrics.py [--leg bookworm|forky] [--json FILE]
 """
-import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -28,14 +26,9 @@ import time
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from servers import LEGS, Server  # noqa: E402  (the harness lives beside the tests)
-from create_dicom import machine, machine_line, verdict  # noqa: E402  (same machine line)
-from create_dicom_cases import png_data_uri  # noqa: E402
-from ingest import Failure, dicom_files, store_all  # noqa: E402  (same files, same clients)
+from bench import Failure, abba, machine, markdown_table, ok, open_leg, options, report, servers, verdict
+from create_dicom_cases import png_data_uri  # tests/integration, on sys.path once bench is imported
+from ingest import dicom_files, store_all  # same files, same clients
 
 TARGET = 2.0  # plugin route / core route median at most this
 WARMUP = 10  # untimed scrapes per route before a case
@@ -47,12 +40,6 @@ ROOT = "/advanced-rest"
 OWN = ROOT + "/metrics"
 CORE = "/tools/metrics-prometheus"
 OFF = {"AdvancedRest": {"ServeCoreRoutes": False}}
-
-
-def ok(answer, what):
-    if answer.status_code != 200:
-        raise Failure(f"{what}: HTTP {answer.status_code}: {answer.text[:500]}")
-    return answer.json()
 
 
 def seed(server):
@@ -100,17 +87,15 @@ def shape(text):
 def scrape_case(urls, repeat):
     """Alternate GETs of {role: url} (ABBA), warm-up first; return {role: median ms, s list, shape}."""
     session = requests.Session()
-    roles = list(urls)
-    times = {role: [] for role in roles}
+    times = {role: [] for role in urls}
     last = {}
-    for i in range(WARMUP + repeat):
-        for role in (roles if i % 2 == 0 else roles[::-1]):
-            elapsed, last[role] = scrape(session, urls[role])
-            if i >= WARMUP:
-                times[role].append(elapsed)
+    for i, role in abba(urls, WARMUP + repeat):
+        elapsed, last[role] = scrape(session, urls[role])
+        if i >= WARMUP:
+            times[role].append(elapsed)
     session.close()
     result = {"n": repeat}
-    for role in roles:
+    for role in urls:
         size, families, samples = shape(last[role])
         result[role] = {"url": urls[role], "ms": 1000 * statistics.median(times[role]), "s": times[role],
                         "bytes": size, "families": families, "samples": samples}
@@ -128,8 +113,7 @@ def describe(r):
 
 
 def table(results, m):
-    lines = ["| case | baseline median ms | compared median ms | ratio | target |",
-             "|---|---:|---:|---:|---|"]
+    lines = []
     a = results["routes"]
     ratio = a["plugin"]["ms"] / a["core"]["ms"]
     lines.append(f"| server A (ServeCoreRoutes off, {a['instances']} instances): core `{CORE}` ({describe(a['core'])}) "
@@ -152,39 +136,26 @@ def table(results, m):
     lines.append(f"| server A with {g['instances']} instances: core `{CORE}` vs plugin `{OWN}`, n={g['n']} each | "
                  f"{g['core']['ms']:.2f} | {g['plugin']['ms']:.2f} | {ratio:.3f} | <= {TARGET:.1f} "
                  f"{verdict(ratio <= TARGET)} |")
-    lines.append("")
-    lines.append(machine_line(m))
-    return "\n".join(lines)
+    return markdown_table("baseline median ms", "compared median ms", lines, m)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+def add_options(parser):
     parser.add_argument("--repeat", type=int, default=200,
                         help="timed scrapes per route and case; default %(default)s")
     parser.add_argument("--instances", type=int, default=GROWTH_INSTANCES,
                         help="instances stored on server A before the last case; default %(default)s")
-    parser.add_argument("--json", metavar="FILE", help="write the raw numbers (seconds) to FILE")
-    args = parser.parse_args()
 
-    leg = LEGS[args.leg]()
-    reason = leg.unavailable_reason()
-    if reason:
-        sys.exit(f"leg {leg.name} cannot run here: {reason}")
+
+def main():
+    args = options(__doc__, add_options)
+    leg = open_leg(args.leg)
     began = time.monotonic()
     results = {"target": TARGET, "warmup": WARMUP}
 
-    leg.open()
-    a = b = None
-    try:
-        print(f"starting two Orthanc servers ({leg.name}) with the plugin ...", file=sys.stderr)
-        a = Server(leg, plugin=True, config=OFF, name=f"{leg.name}-bench-metrics-off", start=False)
-        b = Server(leg, plugin=True, name=f"{leg.name}-bench-metrics-on", start=False)
-        a.start()
-        b.start()
+    print(f"starting two Orthanc servers ({leg.name}) with the plugin ...", file=sys.stderr)
+    with servers(leg, ("metrics-off", {"plugin": True, "config": OFF}),
+                 ("metrics-on", {"plugin": True})) as (a, b):
         m = machine(leg, a, a)
-        if m["advanced_rest"] == "?":
-            sys.exit(f"the plugin does not answer GET /advanced-rest/system; log {a.log_path}")
         results["machine"] = m
         for server in (a, b):
             seed(server)
@@ -211,21 +182,8 @@ def main():
         r = results["grown"]
         print(f"  server A, {r['instances']} instances: core {r['core']['ms']:.2f} ms, plugin "
               f"{r['plugin']['ms']:.2f} ms ({time.monotonic() - t0:.0f} s)", file=sys.stderr)
-    finally:
-        for server in (a, b):
-            if server is not None:
-                server.terminate()
-        for server in (a, b):
-            if server is not None:
-                server.close()
-        leg.close()
 
-    results["seconds"] = time.monotonic() - began
-    print(table(results, m), flush=True)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-    print(f"({results['seconds']:.0f} s in all)", file=sys.stderr)
+    report(results, began, table(results, m), args.json)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -209,55 +210,85 @@ class ForkyLeg(Leg):
 
 
 class DockerLeg(Leg):
-    """A container of the image built from docker/Dockerfile (make docker-image): on this machine,
-    on the local forky base (Orthanc 1.13.0, plugin 7.1, Python 3.14).
+    """Containers of the image built from docker/Dockerfile with the docker SDK, on the local base
+    made by scripts/docker-base.sh (the forky rootfs: Orthanc 1.13.0, plugin 7.1, Python 3.14);
+    ADVANCED_REST_BASE_IMAGE names another base, e.g. orthancteam/orthanc:26.8.1 where a
+    registry answers.
 
-    Each server is one `docker run` in the foreground on the host's network (so that ports,
-    loopback-only access and DICOM between servers work as on the other legs), its folder
-    mounted at the same path; its log is the container's output.
+    Each server is one container on the host's network, so that ports, loopback-only access and
+    DICOM between two servers work as on the other legs; its folder is mounted at the same path.
     """
 
     name = "docker"
-    image = os.environ.get("ADVANCED_REST_IMAGE", "advanced-rest:local")
+    image = os.environ.get("ADVANCED_REST_IMAGE", "advanced-rest:test")
+    base = os.environ.get("ADVANCED_REST_BASE_IMAGE", "advanced-rest/forky-base:latest")
     entrypoint_in_image = "/opt/advanced-rest/plugin/entrypoint.py"
-    _containers = itertools.count(1)
+
+    def __init__(self):
+        super().__init__()
+        self.client = None
+
+    @property
+    def server_class(self):
+        return ContainerServer
 
     def unavailable_reason(self):
-        if not shutil.which("docker"):
-            return "no docker command on this machine"
         try:
-            _run(["docker", "image", "inspect", "--format", "{{.Id}}", self.image])
-        except (subprocess.CalledProcessError, OSError):
-            return f"no image {self.image}: run make docker-image (make test does it)"
+            import docker
+        except ImportError:
+            return "the docker Python SDK is not installed (tests/requirements.txt)"
+        try:
+            self.client = docker.from_env()
+            self.client.ping()
+        except Exception as error:  # the SDK raises several kinds for an absent engine
+            return f"no Docker engine answers: {error}"
+        try:
+            self.client.images.get(self.base)
+        except docker.errors.ImageNotFound:
+            return f"no base image {self.base}: run scripts/docker-base.sh (make test does it)"
         return None
 
     def open(self):
+        """Build the image from docker/Dockerfile (cached layers make a rebuild quick)."""
         self.work_dir = tempfile.mkdtemp(prefix="advanced-rest-docker-")
         self.entrypoint = self.entrypoint_in_image
         self.site_packages = None  # the image's PYTHONPATH applies inside the container
-
-    def orthanc_argv(self, config_host_path):
-        folder = os.path.dirname(config_host_path)
-        self.last_container = "advanced-rest-test-%d-%d" % (os.getpid(), next(self._containers))
-        return ["docker", "run", "--rm", "--name", self.last_container, "--network", "host",
-                "-v", f"{folder}:{folder}", self.image, self.orthanc_bin, config_host_path]
-
-    def signal(self, server, name):
-        """Deliver a signal to the server's container (the docker client would not pass SIGKILL)."""
-        subprocess.run(["docker", "kill", "--signal", name, server.container], capture_output=True)
+        self.client.images.build(path=REPO, dockerfile="docker/Dockerfile", tag=self.image, rm=True,
+                                 buildargs={"BASE_IMAGE": self.base})
 
     def python_version(self):
-        return _run(["docker", "run", "--rm", "--entrypoint", "python3", self.image, "--version"]).split()[-1]
+        out = self.client.containers.run(self.image, ["python3", "--version"], entrypoint="", remove=True)
+        return out.decode().split()[-1]
 
 
 LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg, DockerLeg)}
+
+
+class Http:
+    """HTTP helpers on `self.url` with `self.session`; answers are returned unchecked."""
+
+    def request(self, method, path, **kw):
+        kw.setdefault("timeout", REQUEST_TIMEOUT)
+        return self.session.request(method, self.url + path, **kw)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, **kw):
+        return self.request("POST", path, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
 
 
 class StartError(RuntimeError):
     """Orthanc did not answer GET /system in time; the message ends with its log."""
 
 
-class Server:
+class Server(Http):
     """One Orthanc process on free loopback ports, with temp storage and a log file.
 
     plugin=True loads the Python plugin with our entrypoint; plugin=False loads no plugin at all
@@ -267,6 +298,12 @@ class Server:
 
     _serial = itertools.count(1)
     live = []  # started and not yet closed, for the failure report
+
+    def __new__(cls, leg, *args, **kwargs):
+        # A leg may run its servers otherwise (the docker leg: containers).
+        if cls is Server and hasattr(leg, "server_class"):
+            cls = leg.server_class
+        return super().__new__(cls)
 
     def __init__(self, leg, plugin=True, config=None, args=(), env=None, name=None,
                  start=True, timeout=START_TIMEOUT):
@@ -365,9 +402,7 @@ class Server:
         raise StartError(f"Orthanc {self.name} {why}; log {self.log_path}:\n{self.log_text()}")
 
     def _argv(self):
-        argv = self.leg.orthanc_argv(self.config_path) + list(self.args)
-        self.container = getattr(self.leg, "last_container", None)
-        return argv
+        return self.leg.orthanc_argv(self.config_path) + list(self.args)
 
     def _wait_ready(self):
         deadline = time.monotonic() + self.timeout
@@ -393,8 +428,6 @@ class Server:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._append_log(f"==== advanced-rest tests: no exit {STOP_TIMEOUT:.0f} s after SIGTERM, SIGKILL\n")
-                if getattr(self, "container", None):
-                    self.leg.signal(self, "KILL")
                 self.process.kill()
                 self.process.wait()
         return self.process.returncode if self.process else None
@@ -408,8 +441,6 @@ class Server:
     def kill(self):
         """SIGKILL (a crash: no clean shutdown). Returns the exit code."""
         if self.running():
-            if getattr(self, "container", None):
-                self.leg.signal(self, "KILL")
             self.process.kill()
             self.process.wait()
         return self.process.returncode if self.process else None
@@ -433,25 +464,6 @@ class Server:
 
     def __exit__(self, *exc):
         self.close()
-
-    # -- HTTP ------------------------------------------------------------------------------
-
-    def request(self, method, path, **kw):
-        """Send method to url + path; returns the requests response (no status check)."""
-        kw.setdefault("timeout", REQUEST_TIMEOUT)
-        return self.session.request(method, self.url + path, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
 
     # -- log -------------------------------------------------------------------------------
 
@@ -552,7 +564,7 @@ class UrlLeg(Leg):
         return super().summary() + f" at {self.url}"
 
 
-class RemoteServer:
+class RemoteServer(Http):
     """The `plugin` fixture on the url leg: the same HTTP helpers as Server, on the given Orthanc."""
 
     def __init__(self, leg):
@@ -569,21 +581,118 @@ class RemoteServer:
     def dicom_port(self):
         return self.get("/system").json().get("DicomPort")
 
-    def request(self, method, path, **kw):
-        kw.setdefault("timeout", REQUEST_TIMEOUT)
-        return self.session.request(method, self.url + path, **kw)
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, **kw):
-        return self.request("POST", path, **kw)
-
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def delete(self, path, **kw):
-        return self.request("DELETE", path, **kw)
-
     def log_text(self, start=0):
         return ""
+
+
+class ContainerServer(Server):
+    """A Server whose Orthanc runs in a container of the docker leg's image (docker SDK)."""
+
+    container = None
+    _names = itertools.count(1)
+
+    # The image's own configuration file for the plugin (docker/advanced-rest.json, copied to
+    # /etc/orthanc/ by the Dockerfile): the test's settings are merged into it.
+    IMAGE_FILE = "/etc/orthanc/advanced-rest.json"
+    USERS = {"advanced-rest-tests": "advanced-rest-tests"}
+
+    def config(self):
+        config = super().config()
+        # As deployed: authentication on, unless the test chooses.
+        if "AuthenticationEnabled" not in self.extra_config:
+            config.update(AuthenticationEnabled=True, RegisteredUsers=dict(self.USERS))
+        return config
+
+    def _config_files(self):
+        """(the image's plugin file with the test's settings merged in, everything else)."""
+        with open(os.path.join(REPO, "docker", "advanced-rest.json")) as f:
+            image_file = json.load(f)
+        rest = self.config()
+        for key, value in list(image_file.items()):
+            if key in rest:
+                ours = rest.pop(key)
+                image_file[key] = {**value, **ours} if isinstance(value, dict) and isinstance(ours, dict) else ours
+        if not self.plugin:
+            image_file.pop("PythonScript", None)
+        return image_file, rest
+
+    def start(self):
+        if self.running():
+            return self
+        if self.http_port is None:
+            self.http_port, self.dicom_port = free_port(), free_port()
+        image_file, rest = self._config_files()
+        plugin_path = os.path.join(self.dir, "advanced-rest.json")
+        with open(self.config_path, "w") as f:
+            json.dump(rest, f, indent=2)
+        with open(plugin_path, "w") as f:
+            json.dump(image_file, f, indent=2)
+        users = rest.get("RegisteredUsers") or {}
+        if rest.get("AuthenticationEnabled") and users:
+            self.session.auth = next(iter(users.items()))  # waiting for an authenticated /system
+        self._append_log(f"==== advanced-rest tests: starting {self.name} on {self.url} in {self.leg.image}\n")
+        # Orthanc reads the image's folder, as deployed; the test's files replace the base's
+        # orthanc.json and the image's advanced-rest.json (Orthanc refuses a key in two files).
+        self.container = self.leg.client.containers.run(
+            self.leg.image, [self.leg.orthanc_bin, "/etc/orthanc/"] + list(self.args), detach=True,
+            network_mode="host", name="advanced-rest-test-%d-%d" % (os.getpid(), next(self._names)),
+            volumes={self.dir: {"bind": self.dir, "mode": "rw"},
+                     self.config_path: {"bind": "/etc/orthanc/orthanc.json", "mode": "ro"},
+                     plugin_path: {"bind": self.IMAGE_FILE, "mode": "ro"}})
+        threading.Thread(target=self._follow_log, args=(self.container,), daemon=True).start()
+        if self._wait_ready():
+            return self
+        self.kill()
+        raise StartError(f"Orthanc {self.name} did not answer GET /system in its container; log "
+                         f"{self.log_path}:\n{self.log_text()}")
+
+    def _follow_log(self, container):
+        with open(self.log_path, "ab") as log:
+            for chunk in container.logs(stream=True, follow=True):
+                log.write(chunk)
+                log.flush()
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if not self.running():
+                return False
+            try:
+                if self.session.get(self.url + "/system", timeout=2).status_code == 200:
+                    return True
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def running(self):
+        if self.container is None:
+            return False
+        try:
+            self.container.reload()
+        except Exception:
+            return False
+        return self.container.status in ("created", "running")
+
+    def _finish(self):
+        code = self.container.wait(timeout=int(STOP_TIMEOUT) + 10).get("StatusCode")
+        self.container.remove(force=True)
+        self.container = None
+        return code
+
+    def stop(self):
+        if self.container is None:
+            return None
+        self.container.stop(timeout=int(STOP_TIMEOUT))  # SIGTERM, then SIGKILL after the timeout
+        return self._finish()
+
+    def terminate(self):
+        if self.running():
+            self.container.kill(signal="SIGTERM")
+
+    def kill(self):
+        if self.container is None:
+            return None
+        if self.running():
+            self.container.kill()
+        return self._finish()
