@@ -407,7 +407,7 @@ class Server(Http):
     def _wait_ready(self):
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if not self.running():
                 return False
             try:
                 if self.session.get(self.url + "/system", timeout=2).status_code == 200:
@@ -651,19 +651,6 @@ class ContainerServer(Server):
             for chunk in container.logs(stream=True, follow=True):
                 log.write(chunk)
                 log.flush()
-
-    def _wait_ready(self):
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
-            if not self.running():
-                return False
-            try:
-                if self.session.get(self.url + "/system", timeout=2).status_code == 200:
-                    return True
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        return False
 
     def running(self):
         if self.container is None:
