@@ -263,7 +263,7 @@ def _legacy(request, env):
             instance.set_string(tag, value)
             if tag == SPECIFIC_CHARACTER_SET:
                 instance.encoding = charsets.from_term(value) or env.default_encoding
-    return [_finish(instance)]
+    return _finish(instance)
 
 
 class Plan:
@@ -307,7 +307,7 @@ class Plan:
         """The bytes of file `index` (0 for a single instance)."""
         request, env = self.request, self.env
         if request.legacy:
-            return _legacy(request, env)[0]
+            return _legacy(request, env)
         if not self.is_series:
             instance = self.base.copy()
             if isinstance(request.content, str):

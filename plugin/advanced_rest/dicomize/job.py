@@ -57,17 +57,21 @@ class CreateDicomRunner(Runner):
         return dict(self._answers[0]), {}
 
     def rollback(self):
-        for answer in self._answers.values():
-            if answer.get("Status") in self._ours:
-                try:
-                    self._delete("/instances/%s" % answer["ID"])
-                except AdvancedRestError:
-                    logger.exception("Could not remove instance %s of a failed job", answer["ID"])
+        remove_stored(self._answers.values(), self._delete, self._ours)
         self._answers.clear()
-
 
     def payload(self):
         return self._payload
+
+
+def remove_stored(answers, delete, ours=("Success",)):
+    """Delete the instances that POST /instances `answers` say were stored by us (best effort)."""
+    for answer in answers:
+        if answer.get("Status") in ours:
+            try:
+                delete("/instances/%s" % answer["ID"])
+            except AdvancedRestError:
+                logger.exception("Could not remove instance %s of a failed request", answer["ID"])
 
 
 def store_with(rest_post):

@@ -2,7 +2,6 @@
 import base64
 import dataclasses
 import datetime
-import json
 import logging
 import time
 import uuid
@@ -97,17 +96,12 @@ class CreateDicom:
 
     def store(self, files):
         """Store all `files`, or none: what was stored is deleted if one fails; the answers."""
-        answers = []
+        answers, store = [], job.store_with(self._services.rest_post)
         try:
             for data in files:
-                answers.append(json.loads(self._services.rest_post("/instances", data)))
+                answers.append(store(data))
         except Exception:
-            for answer in answers:
-                if answer.get("Status") == "Success":
-                    try:
-                        self._services.rest_delete("/instances/%s" % answer["ID"])
-                    except AdvancedRestError:
-                        logger.exception("Could not remove instance %s after a failed series", answer["ID"])
+            job.remove_stored(answers, self._services.rest_delete)
             raise
         return answers
 
