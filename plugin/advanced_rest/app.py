@@ -12,7 +12,8 @@ from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi
 from .jobs.store import Store
-from .metrics.families import Metrics, modality_of
+from .metrics.families import Metrics
+from .metrics.received import ReceivedCounter
 from .metrics.push import Pusher, headline
 from .metrics.routes import MetricsApi
 from .web import Router, Transport, json_response
@@ -51,8 +52,9 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, engine, store, watcher, pusher, runner_for):
+    def __init__(self, engine, store, watcher, pusher, runner_for, received):
         self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
+        self.received = received
         self._runner_for = runner_for
 
     def started(self, _):
@@ -65,8 +67,10 @@ class _Background:
         self.engine.start()
         self.watcher.start()
         self.pusher.start()
+        self.received.start()
 
     def stopped(self, _):
+        self.received.stop()
         self.pusher.stop()
         self.watcher.stop()
         self.engine.stop()  # running jobs go back to Pending, and are saved so
@@ -128,16 +132,16 @@ def register():
     except KeyError as missing:  # a route without its description: everything else still serves
         logger.error("No OpenAPI description for %s: not serving openapi.json", missing)
 
-    host.on_stored_instance(lambda origin, syntax, data: metrics.instance_received(
-        origin, modality_of(data), syntax))
+    received = ReceivedCounter(metrics, host.rest_get_json)
     background = _Background(engine, store, watcher, Pusher(lambda: headline(engine.all), host.set_metric,
-                                                             metrics.enabled), _runner_for(create_dicom))
+                                                             metrics.enabled), _runner_for(create_dicom), received)
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,
         "JOB_SUBMITTED": watcher.changed,
         "JOB_SUCCESS": watcher.changed,
         "JOB_FAILURE": watcher.changed,
+        "NEW_INSTANCE": received.new_instance,
     })
     logger.warning("advanced-rest %s serving under %s (core routes: %s)",
                    __version__, settings.root, "on" if settings.serve_core_routes else "off")

@@ -220,22 +220,3 @@ class MetricsSwitch:
 def set_metric(name, value):
     """Push a value into Orthanc's own metrics (float32, no HELP/TYPE: the SDK has none)."""
     orthanc.SetMetricsValue(name, float(value), orthanc.MetricsType.DEFAULT)
-
-
-def on_stored_instance(handler):
-    """Call `handler(origin, transfer_syntax, data)` for every instance Orthanc stores.
-
-    Runs on the storing thread: the handler must be quick. `origin` is the name of
-    Orthanc's InstanceOrigin (REST_API, DICOM_PROTOCOL...); `data` the file's bytes.
-    """
-    origins = {int(getattr(orthanc.InstanceOrigin, name)): name
-               for name in dir(orthanc.InstanceOrigin) if name.isupper()}
-
-    def callback(dicom, instance_id):
-        try:
-            handler(origins.get(int(dicom.GetInstanceOrigin()), "UNKNOWN"), dicom.GetInstanceTransferSyntaxUid(),
-                    dicom.GetInstanceData())
-        except Exception:
-            logger.exception("Counting a stored instance failed")
-
-    orthanc.RegisterOnStoredInstanceCallback(callback)

@@ -1,7 +1,5 @@
 """The plugin's metric families, on a registry of their own, and their exposition."""
 import collections
-import re
-import struct
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -103,24 +101,3 @@ class Metrics:
         if "application/openmetrics-text" in (accept or ""):
             return openmetrics.generate_latest(self.registry), openmetrics.CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
-
-
-_MODALITY_EXPLICIT = re.compile(rb"\x08\x00\x60\x00CS(..)", re.DOTALL)
-_MODALITY_IMPLICIT = re.compile(rb"\x08\x00\x60\x00(....)", re.DOTALL)
-
-
-def modality_of(data, window=65536):
-    """The Modality (0008,0060) of a little-endian DICOM file, read from its first bytes; "" if none."""
-    head = data[:window]
-    match = _MODALITY_EXPLICIT.search(head)
-    if match:
-        length = struct.unpack("<H", match.group(1))[0]
-    else:
-        match = _MODALITY_IMPLICIT.search(head)
-        if not match:
-            return ""
-        length = struct.unpack("<I", match.group(1))[0]
-        if length > 16:
-            return ""
-    start = match.end()
-    return head[start:start + length].decode("ascii", "replace").strip(" \0")

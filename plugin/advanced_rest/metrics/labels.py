@@ -18,10 +18,7 @@ JOB_TYPES = frozenset({
     "ResourceModification", "MergeStudy", "SplitStudy", "StorageCommitmentScp", "DicomGetScu",
     "DeleteResources", "Transcoding", "DicomWebStowClient", "DicomWebStowClientJob",
 })
-ORIGINS = {  # Orthanc's InstanceOrigin names, as the REST API prints them
-    "REST_API": "RestApi", "DICOM_PROTOCOL": "DicomProtocol", "PLUGIN": "Plugins", "LUA": "Lua",
-    "WEB_DAV": "WebDav", "UNKNOWN": "Unknown", "WEBDAV": "WebDav",
-}
+ORIGINS = frozenset({"RestApi", "DicomProtocol", "Plugins", "Lua", "WebDav", "Unknown"})  # Origin metadata
 MODALITIES = frozenset({
     "AR", "ASMT", "AU", "BDUS", "BI", "BMD", "CR", "CT", "CTPROTOCOL", "DG", "DOC", "DX", "ECG", "EPS", "ES",
     "FID", "GM", "HC", "HD", "IO", "IOL", "IVOCT", "IVUS", "KER", "KO", "LEN", "LS", "M3D", "MG", "MR", "NM",
