@@ -10,7 +10,7 @@ from .dicomize.routes import CreateDicom, Services
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
-from .jobs.routes import Core, JobsApi
+from .jobs.routes import Core, JobsApi, WaitLimits
 from .jobs.store import Store
 from .metrics.families import Metrics
 from .metrics.received import ReceivedCounter
@@ -102,17 +102,23 @@ def register():
         if store is not None:
             store.changed()
 
-    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed)
+    def persist():
+        if store is not None:
+            store.save()
+
+    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed, persist=persist,
+                    max_pending=settings.max_pending_jobs)
     if settings.save_jobs:
         store = Store(engine, host.get_global_property, host.set_global_property)
     watcher = CoreWatcher(feed, host.rest_get)
     metrics.add_job_source(engine.all)
     metrics.add_job_source(watcher.jobs)
 
-    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding)
+    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put)
     create_dicom = CreateDicom(settings, dictionary, services, engine, observe=metrics.create_dicom)
-    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed)
-    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"))
+    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
+                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests))
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(engine.all))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
                     observe=metrics.request)

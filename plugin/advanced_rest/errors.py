@@ -4,6 +4,7 @@
     ├── BadRequest               malformed body, wrong field type          400 / 8
     ├── BadFileFormat            content that cannot be decoded            400 / 15
     ├── ParameterOutOfRange      a value outside what is accepted          400 / 3
+    │   └── LimitExceeded        beyond an AdvancedRest limit, named       400 / 3
     ├── BadParameterType         a value of the wrong JSON type            400 / 5
     ├── UnknownDicomTag          a tag name no dictionary knows            400 / 27
     ├── NotImplemented           a format the plugin cannot convert        500 / 2
@@ -11,6 +12,8 @@
     ├── UnknownJob               a job id that does not exist              404 / 7
     ├── IllegalTransition        a job action its state does not allow     400 / 8
     ├── MethodNotAllowed         a method the route lacks (on this Orthanc) 405, with Allow
+    ├── QueueFull                a bounded queue is full                   503 / 3, with Retry-After
+    ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes  413 / 3
     └── OrthancError             any other Orthanc error code, by number
 
 `web.py` turns each into the core's JSON error body.
@@ -104,6 +107,10 @@ class ParameterOutOfRange(AdvancedRestError):
     code = 3
 
 
+class LimitExceeded(ParameterOutOfRange):
+    """A request beyond one of the AdvancedRest limits; the details name the option and its value."""
+
+
 class BadParameterType(AdvancedRestError):
     code = 5
 
@@ -143,3 +150,18 @@ class MethodNotAllowed(AdvancedRestError):
     def __init__(self, allowed, details=None):
         super().__init__(details)
         self.allowed = allowed
+
+
+class QueueFull(AdvancedRestError):
+    """A bounded queue is full: 503 with Retry-After (the core has no such refusal)."""
+
+    code = 3
+    status = 503
+    retry_after = 5  # seconds, sent as the Retry-After header
+
+
+class RequestTooLarge(AdvancedRestError):
+    """A request body over AdvancedRest.MaxRequestBytes: 413, before anything is parsed."""
+
+    code = 3
+    status = 413

@@ -39,6 +39,14 @@ def rest_post(uri, body):
         _raise_orthanc(exc, uri)
 
 
+def rest_put(uri, body):
+    """PUT `body` (bytes or str) on Orthanc's REST API."""
+    try:
+        orthanc.RestApiPut(uri, body)
+    except orthanc.OrthancException as exc:
+        _raise_orthanc(exc, uri)
+
+
 def rest_delete(uri):
     """DELETE on Orthanc's REST API; raises OrthancError if it fails."""
     try:
@@ -94,7 +102,9 @@ class _StatusSender:
     def __init__(self):
         self._variant = None
 
-    def __call__(self, output, status, body):
+    def __call__(self, output, status, body, headers=None):
+        for name, value in (headers or {}).items():
+            output.SetHttpHeader(name, value)
         if self._variant is None:
             for variant in (self._bytes, self._legacy):
                 try:

@@ -6,6 +6,7 @@ import re
 
 logger = logging.getLogger(__name__)
 
+LONG_POLL_SHARE = 0.2  # of Orthanc's HttpThreadsCount: waits never hold more HTTP threads than this
 _ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
 
@@ -22,6 +23,16 @@ class Settings:
     concurrent_jobs: int = 2
     jobs_history_size: int = 10
     save_jobs: bool = True
+    # Limits (each refusal names its option; README "Limits").
+    max_request_bytes: int = 256 * 1024 * 1024  # create-dicom body
+    max_image_bytes: int = 256 * 1024 * 1024  # decoded bytes of one image (width x height x bytes per pixel)
+    max_instances_per_request: int = 1000  # items of a Content array
+    max_sequence_depth: int = 16  # nested sequence levels in Tags (Orthanc 1.10 crashes from about 45)
+    max_elements: int = 10000  # elements of one request's Tags, nested ones included
+    max_pending_jobs: int = 100  # plugin jobs waiting for a worker; beyond: 503 with Retry-After
+    max_wait_seconds: float = 60.0  # longest wait of /jobs/{id}/wait and /jobs/changes
+    max_waiting_requests: int = 10  # long-polls held at once; default: LongPollShare of HttpThreadsCount
+    creator_metadata: str = ""  # user-defined metadata recording who created an instance ("" = none)
 
 
 class SettingsError(ValueError):
@@ -37,7 +48,8 @@ def _expect(problems, section, key, kind, default):
         problems.append("AdvancedRest.%s must be an integer, not %r" % (key, value))
         return default
     if kind is not int and not isinstance(value, kind):
-        problems.append("AdvancedRest.%s must be a %s, not %r" % (key, kind.__name__, value))
+        name = kind.__name__ if isinstance(kind, type) else "number"
+        problems.append("AdvancedRest.%s must be a %s, not %r" % (key, name, value))
         return default
     return value
 
@@ -53,7 +65,8 @@ def from_configuration(config):
     if not isinstance(section, dict):
         raise SettingsError("AdvancedRest must be a JSON object, not %r" % (section,))
     known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels", "ConcurrentJobs", "JobsHistorySize",
-             "SaveJobs"}
+             "SaveJobs", "MaxRequestBytes", "MaxImageBytes", "MaxInstancesPerRequest", "MaxSequenceDepth",
+             "MaxElements", "MaxPendingJobs", "MaxWaitSeconds", "LongPollShare", "CreatorMetadata"}
     for key in sorted(set(section) - known):
         problems.append("AdvancedRest.%s is not a known option (known: %s)" % (key, ", ".join(sorted(known))))
 
@@ -78,6 +91,26 @@ def from_configuration(config):
     if concurrent == 0:
         concurrent = os.cpu_count() or 1  # as Orthanc: 0 means one per core
 
+    limits = {}
+    for key, attribute in (("MaxRequestBytes", "max_request_bytes"), ("MaxImageBytes", "max_image_bytes"),
+                           ("MaxInstancesPerRequest", "max_instances_per_request"),
+                           ("MaxSequenceDepth", "max_sequence_depth"), ("MaxElements", "max_elements"),
+                           ("MaxPendingJobs", "max_pending_jobs")):
+        value = _expect(problems, section, key, int, getattr(Settings, attribute))
+        if value <= 0:
+            problems.append("AdvancedRest.%s must be positive, not %r" % (key, value))
+        limits[attribute] = value
+    max_wait = _expect(problems, section, "MaxWaitSeconds", (int, float), Settings.max_wait_seconds)
+    if isinstance(max_wait, bool) or not 0 < max_wait <= 3600:
+        problems.append("AdvancedRest.MaxWaitSeconds must be a number of seconds in (0, 3600], not %r" % (max_wait,))
+    share = _expect(problems, section, "LongPollShare", (int, float), LONG_POLL_SHARE)
+    if isinstance(share, bool) or not 0 < share < 1:
+        problems.append("AdvancedRest.LongPollShare must be a fraction between 0 and 1, not %r" % (share,))
+        share = LONG_POLL_SHARE
+    http_threads = _orthanc_int(config, "HttpThreadsCount", 50)
+    limits["max_waiting_requests"] = max(1, int(http_threads * share))
+    creator_metadata = _expect(problems, section, "CreatorMetadata", str, "")
+
     creator = config.get("DefaultPrivateCreator", "")
     if not isinstance(creator, str):
         problems.append("DefaultPrivateCreator must be a string, not %r" % (creator,))
@@ -97,6 +130,9 @@ def from_configuration(config):
         concurrent_jobs=concurrent,
         jobs_history_size=history,
         save_jobs=save_jobs,
+        max_wait_seconds=float(max_wait) if not problems else Settings.max_wait_seconds,
+        creator_metadata=creator_metadata,
+        **limits,
     )
 
 

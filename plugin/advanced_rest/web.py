@@ -72,7 +72,7 @@ class Transport:
     """The few calls answering needs; host.py provides the real ones, tests fakes."""
 
     answer: object  # (output, body bytes, mime)
-    send_status: object  # (output, status, body bytes)
+    send_status: object  # (output, status, body bytes, headers dict)
     method_not_allowed: object  # (output, "GET,POST")
     register: object  # (pattern, callback)
 
@@ -121,13 +121,27 @@ class Router:
             transport.method_not_allowed(output, error.allowed)
             return 405
         except AdvancedRestError as error:
-            logger.info("%s %s: %s %s", method, uri, error.code, error.details or "")
-            transport.send_status(output, error.http_status, error_body(error, method, uri))
-            return error.http_status
+            # Details may quote the request's values (patient data): DEBUG only.
+            logger.info("%s %s: HTTP %d, Orthanc error %s", method, uri, error.http_status, error.code)
+            logger.debug("%s %s: %s", method, uri, error.details or "")
+            headers = {}
+            if getattr(error, "retry_after", None):
+                headers["Retry-After"] = str(error.retry_after)
+            return self._send(lambda: transport.send_status(output, error.http_status,
+                                                            error_body(error, method, uri), headers),
+                              error.http_status)
         except Exception:  # any bug answers 500, never crashes Orthanc's thread
             logger.exception("Unexpected error on %s %s", method, uri)
             error = AdvancedRestError("Unexpected error in the advanced-rest plugin, see Orthanc's log")
-            transport.send_status(output, 500, error_body(error, method, uri))
-            return 500
-        transport.answer(output, response.body, response.mime)
-        return 200
+            return self._send(lambda: transport.send_status(output, 500, error_body(error, method, uri), {}), 500)
+        return self._send(lambda: transport.answer(output, response.body, response.mime), 200)
+
+    @staticmethod
+    def _send(send, status):
+        """Send an answer; a client gone meanwhile (a long wait given up) is not an error."""
+        try:
+            send()
+        except Exception as exc:
+            logger.info("Could not send the answer (HTTP %d), the client may be gone: %s", status,
+                        type(exc).__name__)
+        return status

@@ -7,6 +7,7 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from advanced_rest.metrics.push import PUSH_EVERY
 from create_dicom_cases import png_data_uri
 
 OWN = "/advanced-rest/metrics"
@@ -21,6 +22,13 @@ FAMILIES = {
     "orthanc_plugin_request_duration_seconds": "histogram",
 }
 PROMTOOL = shutil.which("promtool")
+# Pushed into the core's registry too (SetMetricsValue); on /tools/metrics-prometheus served by the plugin
+# as gauges of its own, the core's untyped copies dropped.
+PUSHED = ("orthanc_advanced_rest_jobs_pending", "orthanc_advanced_rest_jobs_running",
+          "orthanc_advanced_rest_jobs_success", "orthanc_advanced_rest_jobs_failure")
+# The names the text format prints for our families (counters with _total), and their samples' suffixes.
+PRINTED = {name + "_total" if kind == "counter" else name for name, kind in FAMILIES.items()}
+SUFFIXES = ("", "_bucket", "_count", "_sum", "_created")
 
 
 def _samples(text):
@@ -54,6 +62,48 @@ def _promtool(text):
     return result.returncode, result.stdout + result.stderr
 
 
+def _ours(name):
+    """Whether a printed metric name (of a sample, HELP, TYPE or promtool problem) is the plugin's."""
+    return name.startswith("orthanc_advanced_rest_") or any(
+        name == family + suffix for family in PRINTED for suffix in SUFFIXES)
+
+
+def _line_name(line):
+    words = line.split()
+    if line.startswith("#"):
+        return words[2] if len(words) > 2 and words[1] in ("HELP", "TYPE") else None
+    return line.split("{")[0].split()[0] if words else None
+
+
+def _our_lines(text):
+    """The lines of `text` that the plugin added: its families, HELP and TYPE included."""
+    return "".join(line + "\n" for line in text.splitlines() if _line_name(line) and _ours(_line_name(line)))
+
+
+def _check_core_route(text):
+    """/tools/metrics-prometheus served by the plugin: one document that prometheus-client parses, no
+    sample (nor series) twice, each pushed value once with HELP and TYPE gauge, our lines clean for promtool."""
+    owners, series = {}, set()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            assert owners.setdefault(sample.name, family.name) == family.name, sample.name
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            assert key not in series, key
+            series.add(key)
+    for name in PUSHED:
+        assert "# HELP %s " % name in text and "# TYPE %s gauge\n" % name in text, name
+        assert len([line for line in text.splitlines() if _line_name(line) == name]) == 3, name  # HELP, TYPE, value
+    ours = _our_lines(text)
+    assert set(PUSHED) | {"orthanc_jobs"} <= {_line_name(line) for line in ours.splitlines()}
+    assert _promtool(ours) == (0, ""), ours
+    # The core's own lines have no HELP and abbreviated units (lint problems, exit 3), which
+    # cannot change without renaming them; the document must parse, and none of ours be named.
+    code, output = _promtool(text)
+    assert code in (0, 3), output
+    problems = [line for line in output.splitlines() if line.strip()]
+    assert not [line for line in problems if _ours(line.split()[0])], problems
+
+
 @pytest.fixture
 def fresh(orthanc_factory):
     return orthanc_factory()
@@ -72,15 +122,23 @@ def test_every_family_has_help_and_type_and_parses(plugin):
 @pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
 def test_promtool_accepts_both_endpoints(plugin):
     plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": png_data_uri("RGB")}))
-    code, output = _promtool(plugin.get(OWN).text)
-    assert code == 0, output
-    # The core's own lines have no HELP and abbreviated units (lint problems, exit 3), which
-    # cannot change without renaming them; the document must parse, and ours be clean.
-    code, output = _promtool(plugin.get(CORE).text)
-    assert code in (0, 3), output
-    problems = [line for line in output.splitlines() if line.strip()]
-    ours = {name + "_total" if kind == "counter" else name for name, kind in FAMILIES.items()}
-    assert not [line for line in problems if line.split()[0] in ours], problems
+    assert _promtool(plugin.get(OWN).text) == (0, "")
+    _check_core_route(plugin.get(CORE).text)
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian's prometheus package) is not installed")
+def test_the_pushed_values_are_typed_once_and_current_after_a_push(fresh):
+    job = fresh.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True})).json()
+    assert fresh.get("/jobs/%s/wait" % job["ID"], params={"timeout": 30}).status_code == 200
+    time.sleep(PUSH_EVERY + 1)  # the core's registry now holds success 1 too, untyped
+    text = fresh.get(CORE).text
+    _check_core_route(text)
+    assert _value(text, "orthanc_advanced_rest_jobs_success") == 1
+    assert _value(text, "orthanc_advanced_rest_jobs_pending") == _value(text, "orthanc_advanced_rest_jobs_running") == 0
+    assert _value(text, "orthanc_jobs", type="CreateDicom", state="Success") == 1  # the same source, same scrape
+    line = next(line for line in text.splitlines() if line.startswith("orthanc_advanced_rest_jobs_success "))
+    assert len(line.split()) == 2  # computed on scrape: no timestamp, unlike the core's copy
+    assert not [name for name in PUSHED if name in fresh.get(OWN).text]  # served once, on one route
 
 
 def test_the_core_endpoint_keeps_the_core_lines_then_adds_the_plugins(plugin):

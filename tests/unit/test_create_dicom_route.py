@@ -54,8 +54,28 @@ def test_a_store_failing_halfway_removes_what_this_request_stored():
     assert fake.deleted == ["/instances/i1", "/instances/i2"]
 
 
-def test_a_bad_item_stores_nothing_at_all():
+def test_a_bad_item_leaves_nothing_stored():
     fake = FakeOrthanc()
     with pytest.raises(Exception):
         _handler(fake)(_request({"Tags": {}, "Content": [png("L"), "data:image/png;base64,AAAA"]}))
-    assert fake.stored == []
+    # built and stored one at a time: the first was stored, then removed
+    assert fake.deleted == ["/instances/i1"]
+
+
+def test_a_series_is_built_one_file_at_a_time(monkeypatch):
+    from advanced_rest.dicomize import builder
+    fake, events = FakeOrthanc(), []
+    build = builder.Plan.file
+    monkeypatch.setattr(builder.Plan, "file", lambda plan, index: events.append("build") or build(plan, index))
+    original = fake.post
+    fake.post = lambda uri, body: events.append("store") or original(uri, body)
+    _handler(fake)(_request({"Tags": {}, "Content": [png("L")] * 3}))
+    assert events == ["build", "store"] * 3
+
+
+def test_the_requester_is_the_basic_user_and_the_proxy_address():
+    from advanced_rest.dicomize.routes import requester
+    assert requester({"authorization": "Basic YWxpY2U6c2VjcmV0", "x-forwarded-for": "10.0.0.1"}) \
+        == "user=alice; forwarded-for=10.0.0.1; via=advanced-rest"
+    assert requester({"authorization": "Basic !!!"}) == "via=advanced-rest"
+    assert requester({}) == "via=advanced-rest"

@@ -8,12 +8,15 @@ SUBCLASSES = [
     (errors.BadRequest, 400, 8, "Bad request"),
     (errors.BadFileFormat, 400, 15, "Bad file format"),
     (errors.ParameterOutOfRange, 400, 3, "Parameter out of range"),
+    (errors.LimitExceeded, 400, 3, "Parameter out of range"),
     (errors.BadParameterType, 400, 5, "Bad type for a parameter"),
     (errors.UnknownDicomTag, 400, 27, "Unknown DICOM tag"),
     (errors.UnsupportedFormat, 500, 2, "Not implemented yet"),
     (errors.UnknownResource, 404, 17, "Unknown resource"),
     (errors.UnknownJob, 404, 7, "Accessing an inexistent item"),
     (errors.IllegalTransition, 400, 8, "Bad request"),
+    (errors.QueueFull, 503, 3, "Parameter out of range"),
+    (errors.RequestTooLarge, 413, 3, "Parameter out of range"),
 ]
 
 

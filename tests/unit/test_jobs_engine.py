@@ -206,3 +206,164 @@ def test_stopping_puts_a_running_job_back_to_pending():
     gate.release()
     stopper.join(5)
     assert engine.get(job_id)["State"] == model.PENDING
+
+
+# ---- one transition table, atomic moves ------------------------------------------------------
+
+class SlowUndo(Steps):
+    """Its rollback takes a while: room for a second request to act meanwhile."""
+
+    def rollback(self):
+        import time
+        time.sleep(0.05)
+        super().rollback()
+
+
+def _blocked(engine):
+    """A running job that holds the only worker until its gate is set."""
+    gate = threading.Event()
+    blocker = engine.submit("Test", Steps(1, gate=gate))
+    _wait_state(engine, blocker, "Running")
+    return gate
+
+
+def _storm(engine, job_id, actions, rounds=5):
+    """Every action from its own thread, all at once, `rounds` times; unexpected errors collected."""
+    errors = []
+
+    def act(action):
+        try:
+            if action == "delete":
+                engine.delete(job_id)
+            else:
+                engine.act(job_id, action)
+        except (IllegalTransition, UnknownJob):
+            pass
+        except Exception as error:  # anything else is a bug
+            errors.append(error)
+
+    for _ in range(rounds):
+        barrier_threads = [threading.Thread(target=act, args=(a,)) for a in actions]
+        for thread in barrier_threads:
+            thread.start()
+        for thread in barrier_threads:
+            thread.join(10)
+    return errors
+
+
+def test_two_cancels_of_one_pending_job_at_once_finish_it_once(engine):
+    gate = _blocked(engine)
+    runner = SlowUndo(3)
+    job_id = engine.submit("Test", runner)
+    assert _storm(engine, job_id, ["cancel", "cancel"], rounds=1) == []
+    job = engine.get(job_id)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert runner.rolled_back == 1
+    assert list(engine._history).count(job_id) == 1
+    gate.set()
+    assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
+
+
+@pytest.mark.parametrize("actions", [
+    ["pause", "cancel"], ["cancel", "resume"], ["resubmit", "delete"], ["pause", "resume", "cancel"],
+    ["cancel", "resubmit", "delete", "pause", "resume"],
+], ids="+".join)
+def test_storms_of_actions_leave_a_consistent_engine_whose_workers_still_run_jobs(actions):
+    engine = Engine(concurrent_jobs=2, history_size=3)
+    engine.start()
+    try:
+        ids = [engine.submit("Test", SlowUndo(2)) for _ in range(4)]
+        for job_id in ids:
+            assert _storm(engine, job_id, actions) == []
+        for job_id in ids:
+            job = engine.get(job_id)
+            assert job is None or job["State"] in model.STATES
+        history = list(engine._history)
+        assert len(history) == len(set(history)) <= 3
+        assert all(job_id in engine._jobs for job_id in history)
+        for job_id in ids:  # whatever is left unfinished can still finish
+            if engine.get(job_id) is not None and engine.get(job_id)["State"] == "Paused":
+                engine.act(job_id, "resume")
+        assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
+        assert all(thread.is_alive() for thread in engine._threads)
+    finally:
+        engine.stop(5)
+
+
+def test_every_move_of_the_workers_is_in_the_one_table():
+    for event, state in [("start", "Pending"), ("succeed", "Running"), ("fail", "Running"),
+                         ("cancelled", "Running"), ("suspend", "Running"), ("stop", "Running")]:
+        assert model.outcome(event, state) is not None
+    assert model.outcome("start", "Running") is None  # one job never starts twice
+
+
+class BrokenContent(Steps):
+    """Its content() raises once the job has run: a bug of a runner, not of a step."""
+
+    def content(self):
+        if self.done:
+            raise RuntimeError("broken content")
+        return {}
+
+
+def test_a_worker_survives_any_exception_and_the_job_still_ends(engine, caplog):
+    job_id = engine.submit("Test", BrokenContent(2))
+    assert engine.wait(job_id, 5)["State"] == "Failure"
+    assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
+
+
+def test_a_submission_is_persisted_before_it_is_queued():
+    seen = []
+    engine = Engine(concurrent_jobs=1)
+    engine._persist = lambda: seen.append([(record["ID"], record["State"]) for record, _ in engine.export()])
+    job_id = engine.submit("Test", Steps(1))
+    assert seen == [[(job_id, "Pending")]]
+    assert engine._queue  # queued once persisted
+
+
+def test_a_submission_that_cannot_be_persisted_is_refused_and_forgotten():
+    def fail():
+        raise BadFileFormat("disk gone")
+    engine = Engine(concurrent_jobs=1, persist=fail)
+    with pytest.raises(BadFileFormat):
+        engine.submit("Test", Steps(1))
+    assert engine.all() == [] and not engine._queue
+
+
+def test_accepted_actions_are_persisted_before_they_return(engine):
+    saved = []
+    engine._persist = lambda: saved.append({r["ID"]: (r["State"], r["CancelRequested"]) for r, _ in engine.export()})
+    gate = _blocked(engine)
+    job_id = engine.submit("Test", Steps(1))
+    engine.act(job_id, "pause")
+    assert saved[-1][job_id] == ("Paused", False)
+    engine.act(job_id, "cancel")
+    # the cancel is saved before the undo starts: a crash then still ends the job in Failure
+    assert ("Paused", True) in [s.get(job_id) for s in saved]
+    gate.set()
+
+
+def test_a_full_queue_refuses_with_503():
+    from advanced_rest.errors import QueueFull
+    engine = Engine(concurrent_jobs=1, max_pending=2)  # not started: everything stays pending
+    engine.submit("Test", Steps(1))
+    engine.submit("Test", Steps(1))
+    with pytest.raises(QueueFull) as caught:
+        engine.submit("Test", Steps(1))
+    assert caught.value.http_status == 503 and "MaxPendingJobs" in caught.value.details
+
+
+def test_a_job_restored_with_its_cancel_accepted_runs_again_then_undoes_everything():
+    runner = Steps(3)
+    engine = Engine(concurrent_jobs=1)
+    record = {"ID": "j", "Type": "Test", "Priority": 0, "State": "Running", "Progress": 40,
+              "CreationTime": "2026-01-01T00:00:00+00:00", "CompletionTime": None, "Runtime": 0.1,
+              "ErrorCode": 0, "ErrorDescription": "Success", "Content": {}, "CancelRequested": True}
+    engine.restore([record], lambda record: runner)
+    engine.start()
+    try:
+        job = engine.wait("j", 5)
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+        assert runner.rolled_back == 1 and runner.done == []
+    finally:
+        engine.stop(5)

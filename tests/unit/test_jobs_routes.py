@@ -8,3 +8,77 @@ def test_core_and_plugin_jobs_are_spliced_into_one_array():
     assert json.loads(_splice(b"[ ]\n", [{"ID": "p"}])) == [{"ID": "p"}]
     assert json.loads(_splice(b'[\n   {"ID" : "c"}\n]\n', [{"ID": "p"}])) == [{"ID": "c"}, {"ID": "p"}]
     assert _splice(b'[{"ID": "c"}]', []) == b'[{"ID": "c"}]'
+
+
+# ---- long-polls: capped, and never more than their share of HTTP threads ---------------------
+
+import threading
+import time
+
+import pytest
+
+from advanced_rest.errors import OrthancError, UnknownJob
+from advanced_rest.jobs.changes import ChangeFeed
+from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.routes import Core, JobsApi, WaitLimits
+from advanced_rest.web import Request
+
+
+class Forever(Runner):
+    def steps(self):
+        return 1
+
+    def step(self, index):
+        time.sleep(60)
+
+
+def _api(limits, core_get=None):
+    engine = Engine(concurrent_jobs=1)  # never started: jobs stay Pending
+    core = Core(core_get or (lambda uri: b"[]"), lambda uri, body: b"{}", lambda uri: None)
+    return engine, JobsApi(engine, core, ChangeFeed(), limits)
+
+
+def _wait(api, job_id, timeout):
+    request = Request("GET", "/jobs/%s/wait" % job_id, (job_id, "wait"), {"timeout": str(timeout)})
+    began = time.monotonic()
+    api.get(request)
+    return time.monotonic() - began
+
+
+def test_a_wait_is_cut_at_max_wait_seconds():
+    engine, api = _api(WaitLimits(max_seconds=0.2, max_waiting=5))
+    job_id = engine.submit("Test", Forever())
+    assert 0.15 < _wait(api, job_id, 3600) < 1.0
+
+
+def test_waits_beyond_the_share_answer_at_once_with_the_current_state():
+    engine, api = _api(WaitLimits(max_seconds=1.0, max_waiting=2))
+    job_id = engine.submit("Test", Forever())
+    holders = [threading.Thread(target=_wait, args=(api, job_id, 1)) for _ in range(2)]
+    for thread in holders:
+        thread.start()
+    time.sleep(0.1)
+    assert _wait(api, job_id, 1) < 0.1  # both slots taken
+    changes = Request("GET", "/advanced-rest/jobs/changes", (), {"timeout": "1"})
+    began = time.monotonic()
+    api.changes(changes)
+    assert time.monotonic() - began < 0.1
+    for thread in holders:
+        thread.join(5)
+    assert 0.9 < _wait(api, job_id, 1) < 2.0  # slots given back
+
+
+def _failing_core(code):
+    def get(uri):
+        raise OrthancError(uri, code=code)
+    return get
+
+
+def test_only_an_unknown_core_job_answers_404():
+    _, api = _api(WaitLimits(), _failing_core(17))
+    with pytest.raises(UnknownJob):
+        api.job(Request("GET", "/jobs/x", ("x",)))
+    _, api = _api(WaitLimits(), _failing_core(36))  # the database is not available
+    with pytest.raises(OrthancError) as caught:
+        api.job(Request("GET", "/jobs/x", ("x",)))
+    assert caught.value.http_status == 503

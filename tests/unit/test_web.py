@@ -8,7 +8,7 @@ class FakeTransport:
         self.routes, self.sent = {}, []
         self.transport = web.Transport(
             answer=lambda output, body, mime: self.sent.append((200, body, mime)),
-            send_status=lambda output, status, body: self.sent.append((status, body, None)),
+            send_status=lambda output, status, body, headers=None: self.sent.append((status, body, headers or None)),
             method_not_allowed=lambda output, allowed: self.sent.append((405, allowed, None)),
             register=self.routes.__setitem__,
         )

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from .. import __version__
-from ..errors import AdvancedRestError, BadRequest
+from ..errors import AdvancedRestError, BadRequest, RequestTooLarge
 from ..web import json_response
 from . import builder, charsets, datauri, job, parents, request as requests_
 
@@ -25,6 +25,28 @@ def _content_kind(parsed):
     return "none"
 
 
+def requester(headers):
+    """Who asked, as CreatorMetadata records it: the HTTP user and the proxy's client address.
+
+    The plugin SDK hands a route neither the client's address nor Orthanc's user: the
+    user comes from the Basic credentials, the address from X-Forwarded-For when a proxy set it.
+    """
+    parts = []
+    authorization = headers.get("authorization", "")
+    if authorization[:6].lower() == "basic ":
+        try:
+            user = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8").split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            user = ""
+        if user:
+            parts.append("user=%s" % user)
+    forwarded = headers.get("x-forwarded-for", "").strip()
+    if forwarded:
+        parts.append("forwarded-for=%s" % forwarded)
+    parts.append("via=advanced-rest")
+    return "; ".join(parts)
+
+
 def new_uid():
     """A new UID under the 2.25 root (derived from a random UUID, no registered root needed)."""
     return "2.25.%d" % uuid.uuid4().int
@@ -38,6 +60,7 @@ class Services:
     rest_post: object  # (uri, body bytes) -> bytes
     rest_delete: object  # uri -> None
     default_encoding: object  # () -> Orthanc encoding name
+    rest_put: object = None  # (uri, body bytes) -> None; for AdvancedRest.CreatorMetadata
 
 
 class CreateDicom:
@@ -51,6 +74,8 @@ class CreateDicom:
         self._engine = engine
         self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self._uid = uid
+        self._limits = requests_.Limits(settings.max_sequence_depth, settings.max_elements,
+                                        settings.max_instances_per_request)
 
     def environment(self, seed=None, now=None, encoding=None):
         """The builder's environment for one request (now, current default encoding).
@@ -65,6 +90,7 @@ class CreateDicom:
             default_encoding=charsets.from_name(encoding or self._services.default_encoding()),
             default_private_creator=self._settings.default_private_creator,
             max_image_pixels=self._settings.max_image_pixels,
+            max_image_bytes=self._settings.max_image_bytes,
             strict=self._settings.strict_dicom,
             software_version="advanced-rest %s" % __version__,
             now=now or self._clock(),
@@ -80,33 +106,60 @@ class CreateDicom:
             parent = parents.resolve(parsed.parent, self._services.rest_get_json)
         return builder.Plan(parsed, self.environment(seed), parent)
 
+    def _store_with(self, requester):
+        """POST /instances, then (with AdvancedRest.CreatorMetadata) who asked, in that metadata."""
+        store, name = job.store_with(self._services.rest_post), self._settings.creator_metadata
+        if not name:
+            return store
+
+        def store_and_record(data):
+            answer = store(data)
+            if answer.get("Status") == "Success":
+                try:
+                    self._services.rest_put("/instances/%s/metadata/%s" % (answer["ID"], name),
+                                            requester.encode("utf-8"))
+                except AdvancedRestError:
+                    job.remove_stored([answer], self._services.rest_delete)
+                    raise
+            return answer
+        return store_and_record
+
     def _runner(self, parsed, env, parent, payload):
         plan = builder.Plan(parsed, env, parent)
         item_tags = [item.tags for item in parsed.content] if isinstance(parsed.content, tuple) else []
         user_sop_uid = builder.SOP_INSTANCE_UID in builder.requested_tags(self._dictionary, parsed.tags, *item_tags)
-        return job.CreateDicomRunner(plan, job.store_with(self._services.rest_post), self._services.rest_delete,
-                                     payload, user_sop_uid)
+        return job.CreateDicomRunner(plan, self._store_with(payload.get("Requester", "")),
+                                     self._services.rest_delete, payload, user_sop_uid)
+
+    def _parse(self, body):
+        return requests_.parse(body, self._limits)
 
     def runner_from(self, payload):
         """The runner of a job saved with `payload` (see submit), for a restart."""
-        parsed = requests_.parse(base64.b64decode(payload["Body"]))
+        parsed = self._parse(payload["Body"])
         env = self.environment(payload["Seed"], datetime.datetime.fromisoformat(payload["Now"]), payload["Encoding"])
         parent = parents.Parent(**payload["Parent"]) if payload.get("Parent") else None
         return self._runner(parsed, env, parent, payload)
 
-    def store(self, files):
-        """Store all `files`, or none: what was stored is deleted if one fails; the answers."""
-        answers, store = [], job.store_with(self._services.rest_post)
+    def _store_plan(self, plan, requester):
+        """Build and store the plan's files one at a time (one file in memory at once), all or none:
+        what this request stored is deleted if a file fails to build or store; the answers."""
+        answers, store = [], self._store_with(requester)
         try:
-            for data in files:
-                answers.append(store(data))
+            for index in range(plan.count):
+                answers.append(store(plan.file(index)))
         except Exception:
             job.remove_stored(answers, self._services.rest_delete)
             raise
         return answers
 
-    def submit(self, parsed, body):
-        """Queue the request as a CreateDicom job; the core's answer to an asynchronous call."""
+    def submit(self, parsed, body, requester=""):
+        """Queue the request as a CreateDicom job, saved before its id is answered (the core's answer
+        to an asynchronous call).
+
+        Raises:
+            QueueFull: AdvancedRest.MaxPendingJobs jobs are already pending.
+        """
         if self._engine is None:
             raise BadRequest("Asynchronous create-dicom needs the jobs engine")
         seed = str(uuid.uuid4())
@@ -115,9 +168,8 @@ class CreateDicom:
         if parsed.parent is not None:
             parent = parents.resolve(parsed.parent, self._services.rest_get_json)
         payload = {
-            "Body": base64.b64encode(body).decode("ascii"), "Seed": seed, "Now": env.now.isoformat(),
-            "Encoding": env.default_encoding.name,
-            "Parent": {"level": parent.level, "tags": parent.tags} if parent else None,
+            "Body": body, "Seed": seed, "Now": env.now.isoformat(), "Encoding": env.default_encoding.name,
+            "Parent": {"level": parent.level, "tags": parent.tags} if parent else None, "Requester": requester,
         }
         runner = self._runner(parsed, env, parent, payload)
         job_id = self._engine.submit(job.JOB_TYPE, runner, parsed.priority)
@@ -126,9 +178,12 @@ class CreateDicom:
     def __call__(self, request):
         began, kind, status = time.perf_counter(), "other", 500
         try:
-            parsed = requests_.parse(request.body)
+            if len(request.body) > self._settings.max_request_bytes:
+                raise RequestTooLarge("The body has %d bytes, more than AdvancedRest.MaxRequestBytes (%d)"
+                                      % (len(request.body), self._settings.max_request_bytes))
+            parsed = self._parse(request.body)
             kind = _content_kind(parsed)
-            response = self._answer(parsed, request.body)
+            response = self._answer(parsed, request.body, requester(request.headers))
             status = 200
             return response
         except AdvancedRestError as error:
@@ -138,12 +193,11 @@ class CreateDicom:
             if self._observe is not None:
                 self._observe(kind, status, time.perf_counter() - began)
 
-    def _answer(self, parsed, body):
+    def _answer(self, parsed, body, requester):
         if parsed.asynchronous:
-            return self.submit(parsed, body)
+            return self.submit(parsed, body, requester)
         plan = self.plan(parsed)
-        # Build every file before storing any: a bad item leaves nothing behind.
-        answers = self.store([plan.file(index) for index in range(plan.count)])
+        answers = self._store_plan(plan, requester)
         if plan.is_series:
             series = answers[-1]["ParentSeries"]
             return json_response({"ID": series, "Path": "/series/%s" % series, "Status": "Success"})

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 
-from ..errors import AdvancedRestError, IllegalTransition, UnknownJob
+from ..errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
 from . import model
 
 logger = logging.getLogger(__name__)
@@ -77,22 +77,32 @@ def _record(job):
         "CompletionTime": job.completed.isoformat() if job.completed else None, "Runtime": job.runtime,
         "ErrorCode": job.error_code, "ErrorDescription": job.error_description,
         "ErrorDetails": job.error_details, "Content": job.content,
+        "CancelRequested": job.cancel_requested or job.undoing or job.cancel_after_replay,
     }
 
 
 class Engine:
-    """Jobs, their queue and their workers."""
+    """Jobs, their queue and their workers.
 
-    def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None):
+    `persist()` (optional) makes every job durable; the engine calls it, outside its lock,
+    before answering a submission or an accepted action, so that what the server answered
+    as accepted survives a crash. It raises when it cannot: the submission is then refused.
+    """
+
+    def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None, persist=None,
+                 max_pending=None, undo_wait=60.0):
         self._lock = threading.Condition()
         self._jobs = {}
         self._queue = []  # heap of (-priority, sequence, job id)
-        self._history = collections.deque()  # finished job ids, oldest first
+        self._history = {}  # finished job ids, oldest first (a dict: adding twice keeps one)
         self._sequence = itertools.count()
         self._concurrent_jobs = max(1, concurrent_jobs)
         self._history_size = max(0, history_size)
         self._clock = clock
         self._on_change = on_change  # (job JSON) -> None, called outside the lock
+        self._persist = persist
+        self._max_pending = max_pending  # None: unbounded
+        self._undo_wait = undo_wait  # longest time an action waits for a job's undo to end
         self._threads = []
         self._stopping = False
 
@@ -121,14 +131,32 @@ class Engine:
     # ---- submission and queries ----------------------------------------------------
 
     def submit(self, job_type, runner, priority=0, job_id=None):
-        """Queue a new job; its id."""
+        """Queue a new job, durable (see `persist`) before it is queued; its id.
+
+        Raises:
+            QueueFull: `max_pending` jobs already wait for a worker.
+            AdvancedRestError: persisting failed (the job is forgotten).
+        """
         now = self._clock()
         with self._lock:
+            if self._max_pending is not None:
+                pending = sum(1 for job in self._jobs.values() if job.state == model.PENDING)
+                if pending >= self._max_pending:
+                    raise QueueFull("%d plugin jobs are already pending (AdvancedRest.MaxPendingJobs)" % pending)
             job = model.Job(id=job_id or str(uuid.uuid4()), type=job_type, priority=int(priority), runner=runner,
                             sequence=next(self._sequence), created=now, changed=now)
             job.content = runner.content()
-            self._jobs[job.id] = job
-            self._enqueue(job)
+            self._jobs[job.id] = job  # visible, but not queued before it is durable
+        try:
+            self._save()
+        except Exception:
+            with self._lock:
+                self._jobs.pop(job.id, None)
+                self._lock.notify_all()
+            raise
+        with self._lock:
+            if job.state == model.PENDING:
+                self._enqueue(job)
             snapshot = job.to_json()
         self._notify(snapshot)
         return job.id
@@ -152,27 +180,19 @@ class Engine:
     def output(self, job_id, name):
         """(bytes, MIME type) of a job's output, or None."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
-            return job.outputs.get(name)
+            return self._job(job_id).outputs.get(name)
 
     def delete_output(self, job_id, name):
         """Forget an output; False when the job has none of that name."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
-            return job.outputs.pop(name, None) is not None
+            return self._job(job_id).outputs.pop(name, None) is not None
 
     def wait(self, job_id, timeout):
         """The job's JSON once it is finished, or when `timeout` seconds have passed."""
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                job = self._jobs.get(job_id)
-                if job is None:
-                    raise UnknownJob("No job found with this id: %s" % job_id)
+                job = self._job(job_id)
                 remaining = deadline - time.monotonic()
                 if job.state in model.FINISHED or remaining <= 0:
                     return job.to_json()
@@ -181,52 +201,45 @@ class Engine:
     # ---- actions ----------------------------------------------------------------------
 
     def act(self, job_id, action):
-        """Apply "pause", "cancel", "resume" or "resubmit", as the core does.
+        """Apply "pause", "cancel", "resume" or "resubmit" as the core does, durable before it returns.
+
+        The move is checked and applied under the lock in one go, from model.TRANSITIONS:
+        two requests acting on one job at once are served one after the other.
 
         Raises:
             UnknownJob, IllegalTransition.
         """
-        rollback = None
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
-            outcome = model.TRANSITIONS.get((action, job.state))
-            if outcome is None:
+            job = self._settled(job_id)
+            outcome = model.outcome(action, job.state)
+            if outcome is None or action not in model.ACTIONS:
                 raise IllegalTransition("Cannot %s a job in state %s" % (action, job.state))
-            if outcome == "later":
+            if outcome == model.NOTHING:
+                return
+            if outcome == model.LATER:
                 if action == "pause":
                     job.pause_requested = True
                 else:
                     job.cancel_requested = True
-                return
-            if outcome == "nothing":
-                return
-            if action == "cancel":
+            elif outcome == model.UNDO:
                 # Undo first, so that whoever sees the Failure finds nothing left behind;
-                # the flag keeps workers off the job meanwhile.
-                job.cancel_requested = True
-                rollback = job.runner
-            elif action == "resubmit":
-                self._history.remove(job.id)
-                job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
-                job.error_code, job.error_description, job.error_details = 0, "Success", ""
-                job.content = job.runner.content()
-                self._set_state(job, model.PENDING)
-                self._enqueue(job)
-            elif action == "resume":
-                self._set_state(job, model.PENDING)
-                self._enqueue(job)
+                # meanwhile workers keep off the job and other actions wait.
+                job.undoing = True
             else:
+                if action == "resubmit":
+                    self._history.pop(job.id, None)
+                    job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
+                    job.error_code, job.error_description, job.error_details = 0, "Success", ""
+                    job.content = job.runner.content()
                 self._set_state(job, outcome)
+                if outcome == model.PENDING:
+                    self._enqueue(job)
             snapshot = job.to_json()
-        if rollback is not None:
-            self._rollback(job_id, rollback)
-            with self._lock:
-                job.cancel_requested = False
-                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
-                snapshot = job.to_json()
-        self._notify(snapshot)
+        self._save_or_log()
+        if outcome == model.UNDO:
+            self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+        else:
+            self._notify(snapshot)
 
     def delete(self, job_id):
         """Forget a finished job.
@@ -235,15 +248,14 @@ class Engine:
             UnknownJob, IllegalTransition (a job that is not finished).
         """
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
+            job = self._settled(job_id)
             if job.state not in model.FINISHED:
                 raise IllegalTransition("Only a finished job can be deleted; this one is %s" % job.state)
             del self._jobs[job_id]
-            self._history.remove(job_id)
+            self._history.pop(job_id, None)
             self._lock.notify_all()
             snapshot = dict(job.to_json(), State="Deleted")
+        self._save_or_log()
         self._notify(snapshot)
 
     # ---- persistence ----------------------------------------------------------------------------
@@ -257,7 +269,8 @@ class Engine:
         """Take back jobs saved by `export`; `runner_for(record)` re-creates each runner.
 
         Unfinished jobs run again from their first step (their work must be safe to
-        repeat); finished ones go back to the history. Call before `start`.
+        repeat); one whose cancel was accepted runs again to find what it stored, then
+        undoes it. Finished ones go back to the history. Call before `start`.
         """
         with self._lock:
             for record in records:
@@ -275,15 +288,35 @@ class Engine:
                     error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}))
                 if state not in model.FINISHED:
                     job.content = runner.content()
+                    if record.get("CancelRequested"):
+                        state = job.state = model.PENDING
+                        job.cancel_after_replay = True
                 self._jobs[job.id] = job
                 if state in model.FINISHED:
-                    self._history.append(job.id)
+                    self._history[job.id] = True
                 elif state == model.PENDING:
                     self._enqueue(job)
-            while len(self._history) > self._history_size:
-                del self._jobs[self._history.popleft()]
+            self._trim_history()
 
     # ---- internals (call with the lock held) -----------------------------------------------
+
+    def _job(self, job_id):
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise UnknownJob("No job found with this id: %s" % job_id)
+        return job
+
+    def _settled(self, job_id):
+        """The job once no undo is under way on it (waiting for one at most `undo_wait` s)."""
+        deadline = time.monotonic() + self._undo_wait
+        while True:
+            job = self._job(job_id)
+            if not job.undoing:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise QueueFull("Job %s is still undoing its work; try again later" % job_id)
+            self._lock.wait(remaining)
 
     def _enqueue(self, job):
         heapq.heappush(self._queue, (-job.priority, job.sequence, job.id))
@@ -294,21 +327,38 @@ class Engine:
         job.changed = self._clock()
         self._lock.notify_all()
 
+    def _move(self, job, event):
+        """The outcome of a worker's `event` on `job`, from the one table (a bug if refused)."""
+        outcome = model.outcome(event, job.state)
+        if outcome is None:
+            raise RuntimeError("illegal move %s of job %s in state %s" % (event, job.id, job.state))
+        return outcome
+
     def _finish(self, job, state, code, description, details):
         job.error_code, job.error_description, job.error_details = code, description, details
         if state == model.FAILURE:
-            job.content = job.runner.content()
+            try:
+                job.content = job.runner.content()
+            except Exception:  # the move must happen whatever the runner does
+                logger.exception("Job %s: its content could not be read", job.id)
         job.completed = self._clock()
+        job.cancel_requested = job.pause_requested = job.cancel_after_replay = job.undoing = False
         self._set_state(job, state)
-        self._history.append(job.id)
+        self._history.pop(job.id, None)
+        self._history[job.id] = True
+        self._trim_history()
+
+    def _trim_history(self):
         while len(self._history) > self._history_size:
-            del self._jobs[self._history.popleft()]
+            oldest = next(iter(self._history))
+            del self._history[oldest]
+            self._jobs.pop(oldest, None)
 
     def _next_job(self):
         while self._queue:
             _, _, job_id = heapq.heappop(self._queue)
             job = self._jobs.get(job_id)
-            if job is not None and job.state == model.PENDING and not job.cancel_requested:
+            if job is not None and job.state == model.PENDING and not job.undoing:
                 return job
         return None
 
@@ -316,19 +366,34 @@ class Engine:
 
     def _work(self):
         while True:
+            job = None
+            try:
+                with self._lock:
+                    while not self._stopping:
+                        job = self._next_job()
+                        if job is not None:
+                            break
+                        self._lock.wait()
+                    if self._stopping:
+                        return
+                    self._set_state(job, self._move(job, "start"))
+                    snapshot = job.to_json()
+                self._notify(snapshot)
+                self._run(job)
+            except Exception:  # a worker never dies: the job fails, the worker goes on
+                logger.exception("A worker of the plugin's jobs engine caught an unexpected error; it goes on")
+                if job is not None:
+                    self._rescue(job)
+
+    def _rescue(self, job):
+        try:
             with self._lock:
-                job = None
-                while not self._stopping:
-                    job = self._next_job()
-                    if job is not None:
-                        break
-                    self._lock.wait()
-                if self._stopping:
+                if job.state != model.RUNNING or job.undoing:
                     return
-                self._set_state(job, model.RUNNING)
-                snapshot = job.to_json()
-            self._notify(snapshot)
-            self._run(job)
+                job.undoing = True
+            self._undo(job, -1, "Internal error", "unexpected error in the jobs engine, see Orthanc's log")
+        except Exception:
+            logger.exception("Could not fail job %s", job.id)
 
     def _run(self, job):
         runner = job.runner
@@ -340,32 +405,42 @@ class Engine:
             return
         except Exception as error:  # a job that raises fails; the worker lives on
             logger.exception("Job %s (%s) failed", job.id, job.type)
-            self._fail(job, -1, "Internal error", "%s: %s" % (type(error).__name__, error))
+            self._fail(job, -1, "Internal error", type(error).__name__)
             return
         with self._lock:
-            cancelled = job.cancel_requested
-        if cancelled:
-            self._rollback(job.id, runner)  # before the Failure shows: nothing is left behind then
-        with self._lock:
-            if cancelled:
-                self._finish(job, model.FAILURE, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+            if job.cancel_requested and not job.cancel_after_replay \
+                    or job.cancel_after_replay and result is not None:
+                event = "cancelled"
             elif result is not None:
+                event = "succeed"
+            elif job.pause_requested:
+                event = "suspend"
+            else:
+                event = "stop"
+            outcome = self._move(job, event)
+            if outcome == model.UNDO:
+                job.undoing = True
+            elif outcome == model.SUCCESS:
                 job.content, job.outputs = result
                 job.progress = 100.0
                 self._finish(job, model.SUCCESS, 0, "Success", "")
-            elif job.pause_requested:
-                self._set_state(job, model.PAUSED)
             else:
-                self._set_state(job, model.PENDING)  # stopping: taken up again at the next start
-            job.cancel_requested = job.pause_requested = False
+                job.cancel_requested = job.pause_requested = False
+                self._set_state(job, outcome)
             snapshot = job.to_json()
-        self._notify(snapshot)
+        if outcome == model.UNDO:
+            self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+        else:
+            self._notify(snapshot)
 
     def _steps(self, job, runner, total):
         """Run steps until done, or a pause, cancel or stop is asked; True when all are done."""
         while True:
             with self._lock:
-                if job.cancel_requested or job.pause_requested or self._stopping:
+                # A replay (restored with its cancel accepted) runs to the end whatever is asked:
+                # only then does it know every instance to remove.
+                if (job.cancel_requested and not job.cancel_after_replay) or job.pause_requested \
+                        or self._stopping:
                     return False
                 if job.step >= total:
                     return True
@@ -384,18 +459,31 @@ class Engine:
             self._notify(snapshot)
 
     def _fail(self, job, code, description, details):
-        self._rollback(job.id, job.runner)
         with self._lock:
-            job.cancel_requested = job.pause_requested = False
+            self._move(job, "fail")
+            job.undoing = True
+        self._undo(job, code, description, details)
+
+    def _undo(self, job, code, description, details):
+        """Remove what the job stored (lock released), then move it to Failure."""
+        try:
+            job.runner.rollback()
+        except Exception:
+            logger.exception("Could not undo the work of job %s", job.id)
+        with self._lock:
             self._finish(job, model.FAILURE, code, description, details)
             snapshot = job.to_json()
         self._notify(snapshot)
 
-    def _rollback(self, job_id, runner):
+    def _save(self):
+        if self._persist is not None:
+            self._persist()
+
+    def _save_or_log(self):
         try:
-            runner.rollback()
+            self._save()
         except Exception:
-            logger.exception("Could not undo the work of job %s", job_id)
+            logger.exception("Could not save the plugin's jobs")
 
     def _notify(self, snapshot):
         if self._on_change is not None:

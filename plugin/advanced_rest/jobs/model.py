@@ -9,25 +9,44 @@ FINISHED = frozenset({SUCCESS, FAILURE})
 CANCELED_JOB = 37  # Orthanc's ErrorCode_CanceledJob
 CANCELED_DESCRIPTION = "This job was canceled"
 
-# (action, state) -> what happens, as in the core's registry:
-#   a state: the job moves there at once; "later": a running job moves at its next
-#   step; "nothing": accepted, no change; absent: refused (HTTP 400).
+LATER, NOTHING, UNDO = "later", "nothing", "undo"
+
+# The one table of legal moves: (event, state) -> outcome. Absent: refused (HTTP 400
+# for a client's action; a bug for a worker's event).
+#   a state: the job moves there at once;
+#   LATER: a running job moves at its next step (a flag is set);
+#   NOTHING: accepted, no change;
+#   UNDO: what the job stored is removed first, then it moves to Failure.
+# Client actions follow the core's registry; worker events are the engine's own moves.
 TRANSITIONS = {
     ("pause", PENDING): PAUSED,
     ("pause", RETRY): PAUSED,
-    ("pause", RUNNING): "later",
-    ("pause", PAUSED): "nothing",
-    ("pause", SUCCESS): "nothing",
-    ("pause", FAILURE): "nothing",
-    ("cancel", PENDING): FAILURE,
-    ("cancel", RETRY): FAILURE,
-    ("cancel", PAUSED): FAILURE,
-    ("cancel", RUNNING): "later",
-    ("cancel", SUCCESS): "nothing",
-    ("cancel", FAILURE): "nothing",
+    ("pause", RUNNING): LATER,
+    ("pause", PAUSED): NOTHING,
+    ("pause", SUCCESS): NOTHING,
+    ("pause", FAILURE): NOTHING,
+    ("cancel", PENDING): UNDO,
+    ("cancel", RETRY): UNDO,
+    ("cancel", PAUSED): UNDO,
+    ("cancel", RUNNING): LATER,
+    ("cancel", SUCCESS): NOTHING,
+    ("cancel", FAILURE): NOTHING,
     ("resume", PAUSED): PENDING,
     ("resubmit", FAILURE): PENDING,
+    # worker events
+    ("start", PENDING): RUNNING,
+    ("succeed", RUNNING): SUCCESS,
+    ("fail", RUNNING): UNDO,  # a step raised
+    ("cancelled", RUNNING): UNDO,  # a cancel asked while it ran took effect
+    ("suspend", RUNNING): PAUSED,  # a pause asked while it ran took effect
+    ("stop", RUNNING): PENDING,  # the engine stops: taken up again at the next start
 }
+ACTIONS = ("cancel", "pause", "resume", "resubmit")
+
+
+def outcome(event, state):
+    """What `event` does to a job in `state` (see TRANSITIONS); None when refused."""
+    return TRANSITIONS.get((event, state))
 
 
 def timestamp(moment):
@@ -57,6 +76,8 @@ class Job:
     outputs: dict = dataclasses.field(default_factory=dict)  # name -> (bytes, MIME type)
     pause_requested: bool = False
     cancel_requested: bool = False
+    undoing: bool = False  # its work is being removed: actions wait, workers keep off
+    cancel_after_replay: bool = False  # restored with a cancel accepted: run to find its work, then undo
     step: int = 0  # next step to run
 
     def to_json(self):

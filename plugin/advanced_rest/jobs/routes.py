@@ -3,16 +3,30 @@
 Whatever concerns a core job is forwarded to the core; plugin jobs answer with the
 same JSON shapes. Beyond the core: ?state= and ?type= filters, and /jobs/{id}/wait.
 """
+import contextlib
 import dataclasses
 import json
+import threading
 import time
 
 from ..errors import BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
 from ..web import Response, json_response
 from . import model
 
-ACTIONS = ("cancel", "pause", "resume", "resubmit")
-MAX_WAIT = 3600.0
+MAX_WAIT = 3600.0  # the largest timeout accepted; AdvancedRest.MaxWaitSeconds caps how long it waits
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitLimits:
+    """How long one long-poll waits at most, and how many may wait at once (HTTP threads they hold)."""
+
+    max_seconds: float = 60.0
+    max_waiting: int = 10
+
+
+def _not_found(error):
+    """Whether an error of the core means "no such job or output" (and nothing else)."""
+    return error.code in (7, 17) or error.http_status == 404
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,8 +83,26 @@ def _sniff_mime(data):
 class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's engine and the core."""
 
-    def __init__(self, engine, core, feed):
+    def __init__(self, engine, core, feed, limits=WaitLimits()):
         self._engine, self._core, self._feed = engine, core, feed
+        self._limits = limits
+        self._waiting = threading.BoundedSemaphore(limits.max_waiting)
+
+    @contextlib.contextmanager
+    def _wait_slot(self, timeout):
+        """The time this request may wait: capped by MaxWaitSeconds, and 0 (answer at once with the
+        current state) when LongPollShare of the HTTP threads already wait: others must find a thread."""
+        timeout = min(timeout, self._limits.max_seconds)
+        if timeout <= 0:
+            yield 0.0
+            return
+        if not self._waiting.acquire(blocking=False):
+            yield 0.0
+            return
+        try:
+            yield timeout
+        finally:
+            self._waiting.release()
 
     # ---- GET /jobs -------------------------------------------------------------------
 
@@ -96,7 +128,9 @@ class JobsApi:
     def _core_job(self, job_id):
         try:
             return json.loads(self._core.get("/jobs/%s" % job_id))
-        except OrthancError:
+        except OrthancError as error:
+            if not _not_found(error):
+                raise  # a database outage is not an unknown job
             raise UnknownJob("No job found with this id: %s" % job_id) from None
 
     def job(self, request):
@@ -112,7 +146,7 @@ class JobsApi:
         try:
             self._core.delete("/jobs/%s" % job_id)
         except OrthancError:
-            job = self._core_job(job_id)  # 404 when unknown
+            job = self._core_job(job_id)  # 404 when unknown; a database outage keeps its own status
             if job.get("State") in model.FINISHED:
                 raise MethodNotAllowed("GET", "This Orthanc cannot delete its jobs") from None
             raise IllegalTransition("Only a finished job can be deleted; this one is %s" % job.get("State")) from None
@@ -122,14 +156,16 @@ class JobsApi:
 
     def post(self, request):
         job_id, action = request.groups
-        if action not in ACTIONS:
-            raise BadRequest("Unknown job action %r (known: %s)" % (action, ", ".join(ACTIONS)))
+        if action not in model.ACTIONS:
+            raise BadRequest("Unknown job action %r (known: %s)" % (action, ", ".join(model.ACTIONS)))
         if self._engine.get(job_id) is not None:
             self._engine.act(job_id, action)
         else:
             try:
                 self._core.post("/jobs/%s/%s" % (job_id, action), b"")
             except OrthancError as error:
+                if error.http_status >= 500:
+                    raise
                 # The core answers 400 both for an unknown job and for an illegal move.
                 raise BadRequest("Cannot %s job %s (unknown, or not allowed in its state)" % (action, job_id),
                                  code=error.code if error.http_status == 400 else 8) from None
@@ -146,7 +182,9 @@ class JobsApi:
             return Response(found[0], found[1])
         try:
             data = self._core.get("/jobs/%s/%s" % (job_id, name))
-        except OrthancError:
+        except OrthancError as error:
+            if not _not_found(error) and error.http_status != 400:
+                raise
             raise UnknownJob("No output %s for job %s" % (name, job_id)) from None
         return Response(data, _sniff_mime(data))
 
@@ -163,10 +201,15 @@ class JobsApi:
         """GET {Root}/jobs/changes?since=N&timeout=S: job changes after N, waiting up to S s for one."""
         since = _number(request.get, "since", 0, int, 0, 2 ** 63)
         timeout = _number(request.get, "timeout", 0.0, float, 0, MAX_WAIT)
-        return json_response(self._feed.since(since, timeout))
+        with self._wait_slot(timeout) as timeout:
+            return json_response(self._feed.since(since, timeout))
 
     def _wait(self, job_id, get):
         timeout = _number(get, "timeout", 30.0, float, 0, MAX_WAIT)
+        with self._wait_slot(timeout) as timeout:
+            return self._wait_for(job_id, timeout)
+
+    def _wait_for(self, job_id, timeout):
         if self._engine.get(job_id) is not None:
             return json_response(self._engine.wait(job_id, timeout))
         deadline = time.monotonic() + timeout

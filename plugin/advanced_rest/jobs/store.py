@@ -1,13 +1,17 @@
 """Saving the plugin's jobs in Orthanc's database (global properties), and loading them back.
 
-One property holds the index of every job (small, rewritten within a second of any
-change); each job that may run again keeps what re-creating it needs (its payload:
-for create-dicom, the request) in a property of its own, written once.
+One property holds the index of every job (small: rewritten before a submission or an
+action is answered, and within a second of any other change); each job that may run
+again keeps what re-creating it needs (its payload: for create-dicom, the request) in
+a property of its own, written once, before the index that names it.
 """
+import base64
 import json
 import logging
 import threading
 import time
+
+from ..errors import QueueFull
 
 logger = logging.getLogger(__name__)
 
@@ -15,7 +19,8 @@ INDEX_PROPERTY = 7400
 FIRST_PAYLOAD_PROPERTY = 7401
 PAYLOAD_SLOTS = 599  # 7401..7999; ids from 1024 up are free for plugins (1025, 5467, 5468, 5500 are taken)
 SAVE_WITHIN = 1.0  # seconds after a change
-FORMAT = 1
+READY_WITHIN = 10.0  # seconds a save waits for the saved jobs to be loaded at start
+FORMAT = 2  # 2: payloads as encode_payload writes them
 
 
 class Store:
@@ -29,6 +34,8 @@ class Store:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one save at a time
         self._thread = None
+        # Saving before the saved jobs are loaded would overwrite them with nothing.
+        self._ready = threading.Event()
 
     def changed(self, _job=None):
         """Something changed: save within SAVE_WITHIN seconds."""
@@ -41,7 +48,10 @@ class Store:
         except ValueError:
             logger.error("The saved jobs cannot be read; starting without them")
             return
-        if index.get("Format") != FORMAT:
+        if not index:
+            return  # nothing saved yet
+        if index.get("Format") not in (1, FORMAT):
+            logger.error("The saved jobs are of an unknown format %r; starting without them", index.get("Format"))
             return
         records = []
         for record in index.get("Jobs", []):
@@ -49,8 +59,10 @@ class Store:
             payload = None
             if slot is not None:
                 try:
-                    payload = json.loads(self._get(slot) or "null")
+                    payload = decode_payload(self._get(slot)) if index["Format"] == FORMAT \
+                        else _payload_of_format_1(self._get(slot))
                 except ValueError:
+                    logger.error("The saved request of job %s cannot be read", record.get("ID"))
                     payload = None
                 self._slots[record["ID"]] = slot
             record["Payload"] = payload
@@ -63,6 +75,8 @@ class Store:
         logger.warning("Restored %d job(s) of the plugin", len(records))
 
     def start(self):
+        """Start saving (call after `load`, or instead of it to start afresh)."""
+        self._ready.set()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="advanced-rest-jobs-store", daemon=True)
         self._thread.start()
@@ -88,39 +102,84 @@ class Store:
             self._stop.wait(SAVE_WITHIN)
 
     def save(self):
-        """Write the index, and the payload of any job that has none saved yet."""
+        """Make every job durable: new payloads first, then the index, then free what it no longer names.
+
+        That order never lets a saved index name a slot that holds another job's payload:
+        a slot is reused only once an index without it has been written.
+        """
+        if not self._ready.wait(READY_WITHIN):
+            raise QueueFull("The plugin's saved jobs are still being loaded: try again in a moment")
         with self._lock:
             exported = self._engine.export()
-            alive = set()
-            jobs = []
+            jobs, keep = [], {}
             for record, runner in exported:
-                keep_payload = record["State"] != "Success"
                 slot = self._slots.get(record["ID"])
-                if keep_payload and slot is None:
+                if record["State"] != "Success" and slot is None:
                     payload = runner.payload()
-                    slot = self._free_slot() if payload is not None else None
+                    slot = self._free_slot(keep) if payload is not None else None
                     if slot is not None:
-                        self._set(slot, json.dumps(payload))
-                        self._slots[record["ID"]] = slot
+                        self._set(slot, encode_payload(payload))
                     elif payload is not None:
                         logger.warning("No room to save job %s: it will not survive a restart", record["ID"])
-                if not keep_payload and slot is not None:
-                    self._release(record["ID"])
-                    slot = None
+                if record["State"] == "Success":
+                    slot = None  # a finished success never runs again
                 if slot is not None:
-                    alive.add(record["ID"])
+                    keep[record["ID"]] = slot
                 jobs.append(dict(record, Slot=slot))
-            for job_id in set(self._slots) - alive:
-                self._release(job_id)
             self._set(INDEX_PROPERTY, json.dumps({"Format": FORMAT, "Jobs": jobs, "SavedAt": time.time()}))
+            freed = set(self._slots.values()) - set(keep.values())
+            self._slots = keep
+            for slot in sorted(freed):
+                self._set(slot, "")
 
-    def _free_slot(self):
-        used = set(self._slots.values())
+    def _free_slot(self, taken):
+        used = set(self._slots.values()) | set(taken.values())  # named by the saved index, or by this one
         for slot in range(FIRST_PAYLOAD_PROPERTY, FIRST_PAYLOAD_PROPERTY + PAYLOAD_SLOTS):
             if slot not in used:
                 return slot
         return None
 
-    def _release(self, job_id):
-        slot = self._slots.pop(job_id)
-        self._set(slot, "")
+
+def encode_payload(payload):
+    """A payload as saved: its JSON header on the first line, then its "Body" text as is.
+
+    The body is JSON text already (a create-dicom request, data URIs included): kept as it
+    came rather than escaped or base64-encoded again, it costs its own size once.
+    """
+    payload = dict(payload)
+    body = payload.pop("Body", None)
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            payload["BodyBase64"] = base64.b64encode(body).decode("ascii")
+            body = None
+    header = json.dumps(payload)
+    return header if body is None else header + "\n" + body
+
+
+def _payload_of_format_1(text):
+    """A payload saved by the first release: JSON with the body in base64."""
+    payload = json.loads(text or "null")
+    if payload and "Body" in payload:
+        payload["Body"] = base64.b64decode(payload["Body"])
+    return payload
+
+
+def decode_payload(text):
+    """The payload saved by `encode_payload` (its "Body" as bytes), or None.
+
+    Raises:
+        ValueError: a header that is not JSON.
+    """
+    if not text:
+        return None
+    header, newline, body = text.partition("\n")
+    payload = json.loads(header)
+    if payload is None:
+        return None
+    if "BodyBase64" in payload:
+        payload["Body"] = base64.b64decode(payload.pop("BodyBase64"))
+    elif newline:
+        payload["Body"] = body.encode("utf-8")
+    return payload

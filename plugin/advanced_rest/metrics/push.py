@@ -3,9 +3,20 @@ in /tools/metrics-prometheus even when the plugin does not serve that route."""
 import logging
 import threading
 
+from prometheus_client.core import GaugeMetricFamily
+
 logger = logging.getLogger(__name__)
 
 PUSH_EVERY = 5.0  # seconds
+
+# name -> HELP. The core prints pushed names verbatim, without HELP or TYPE: where the plugin serves
+# /tools/metrics-prometheus, HeadlineCollector replaces the core's copies with typed families.
+HEADLINE = {
+    "orthanc_advanced_rest_jobs_pending": "The plugin's jobs waiting to run",
+    "orthanc_advanced_rest_jobs_running": "The plugin's jobs running",
+    "orthanc_advanced_rest_jobs_success": "The plugin's jobs finished with success, kept in the history",
+    "orthanc_advanced_rest_jobs_failure": "The plugin's jobs finished with a failure, kept in the history",
+}
 
 
 class Pusher:
@@ -38,11 +49,25 @@ class Pusher:
 
 
 def headline(engine_jobs):
-    """The pushed values: the plugin's jobs by state (names printed as is by the core)."""
-    counts = {"orthanc_advanced_rest_jobs_pending": 0, "orthanc_advanced_rest_jobs_running": 0,
-              "orthanc_advanced_rest_jobs_failure": 0, "orthanc_advanced_rest_jobs_success": 0}
+    """The pushed values: the plugin's jobs by state, one value per HEADLINE name."""
+    counts = dict.fromkeys(HEADLINE, 0)
     for job in engine_jobs():
         key = "orthanc_advanced_rest_jobs_%s" % job.get("State", "").lower()
         if key in counts:
             counts[key] += 1
     return counts
+
+
+class HeadlineCollector:
+    """The HEADLINE values as gauges with HELP and TYPE, read from `values()` on each scrape."""
+
+    def __init__(self, values):
+        self._values = values  # () -> {name: value}, the same callable the Pusher reads
+
+    def describe(self):
+        return [GaugeMetricFamily(name, text) for name, text in HEADLINE.items()]
+
+    def collect(self):
+        values = self._values()
+        for name, text in HEADLINE.items():
+            yield GaugeMetricFamily(name, text, value=values.get(name, 0))

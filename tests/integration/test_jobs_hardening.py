@@ -1,0 +1,168 @@
+"""The jobs side of hardening on real servers: kill -9 at any moment, bounded long-polls and queues,
+storms of actions on one job, and who created an instance."""
+import base64
+import concurrent.futures
+import json
+import threading
+import time
+
+import pytest
+import requests
+
+from test_jobs import BIG_PNG, _instances, _submit, _until, _wait, _wait_after_restart
+
+SERIES = 40
+
+
+def _series_count(server, job):
+    return len(server.get("/series/%s/instances" % job["Content"]["ID"]).json())
+
+
+# ---- accepted means durable: kill -9 at any moment ---------------------------------------------
+
+@pytest.mark.parametrize("moment", ["submission", "mid-series", "near-the-end", "during-cancel"])
+def test_kill_9_at_any_moment_ends_in_success_once_or_failure_with_nothing(orthanc_factory, moment):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    before = _instances(server)
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * SERIES})
+    if moment == "mid-series":
+        _until(server, job_id, lambda j: j["State"] == "Running" and 20 <= j["Progress"])
+    elif moment == "near-the-end":
+        _until(server, job_id, lambda j: j["State"] == "Running" and 90 <= j["Progress"])
+    elif moment == "during-cancel":
+        _until(server, job_id, lambda j: j["State"] == "Running" and 30 <= j["Progress"])
+        assert server.post("/jobs/%s/cancel" % job_id).status_code == 200
+    server.kill()  # at once: nothing but what was answered as accepted is known to be saved
+    server.start()
+    assert server.get("/jobs/%s" % job_id).status_code == 200, "a job answered as accepted is known after kill -9"
+    job = _wait_after_restart(server, job_id)
+    created = _instances(server) - before
+    if moment == "during-cancel":
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37), job
+        assert created == set(), "a cancelled job leaves none of its instances"
+    else:
+        assert job["State"] == "Success", job
+        assert len(created) == SERIES and _series_count(server, job) == SERIES
+
+
+# ---- long-polls leave room for everything else ------------------------------------------------
+
+def test_sixty_open_waits_leave_orthanc_answering(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
+    _until(server, job_id, lambda j: j["State"] == "Running")
+    assert server.post("/jobs/%s/pause" % job_id).status_code == 200
+    _until(server, job_id, lambda j: j["State"] == "Paused")
+    stop = threading.Event()
+
+    def wait_forever(path):
+        while not stop.is_set():
+            requests.get(server.url + path, params={"timeout": 60}, timeout=90)
+
+    paths = ["/jobs/%s/wait" % job_id] * 40 + ["/advanced-rest/jobs/changes"] * 20
+    with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
+        for path in paths:
+            pool.submit(wait_forever, path)
+        try:
+            time.sleep(2)  # every wait is open, or answered at once and re-opened
+            for route in ("/system", "/patients", "/jobs", "/advanced-rest/system"):
+                began = time.monotonic()
+                answer = server.get(route, timeout=5)
+                assert answer.status_code == 200 and time.monotonic() - began < 1.0, route
+            began = time.monotonic()
+            waited = server.get("/jobs/%s/wait" % job_id, params={"timeout": 30}, timeout=40)
+            assert waited.status_code == 200 and waited.json()["State"] == "Paused"
+            assert time.monotonic() - began < 1.0, "beyond its share, a wait answers at once with the state"
+        finally:
+            stop.set()
+            server.post("/jobs/%s/cancel" % job_id)
+
+
+def test_the_longest_wait_is_max_wait_seconds(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1, "AdvancedRest": {"MaxWaitSeconds": 1}})
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
+    server.post("/jobs/%s/pause" % job_id)
+    began = time.monotonic()
+    answer = server.get("/jobs/%s/wait" % job_id, params={"timeout": 3600}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["State"] in ("Pending", "Running", "Paused")
+    assert 0.8 < time.monotonic() - began < 5
+
+
+# ---- bounded queue and body -------------------------------------------------------------------
+
+def test_a_full_queue_answers_503_with_retry_after_naming_the_limit(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1, "AdvancedRest": {"MaxPendingJobs": 2}})
+    blocker = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
+    _until(server, blocker, lambda j: j["State"] == "Running")
+    queued = [_submit(server, {"Tags": {}}) for _ in range(2)]
+    jobs_before = server.get("/jobs").json()
+    answer = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True}))
+    assert answer.status_code == 503 and int(answer.headers["Retry-After"]) > 0
+    error = answer.json()
+    assert error["HttpStatus"] == 503 and "AdvancedRest.MaxPendingJobs" in error["Details"]
+    assert server.get("/jobs").json() == jobs_before, "a refused job is not half-created"
+    server.post("/jobs/%s/cancel" % blocker)
+    for job_id in queued:
+        assert _wait(server, job_id)["State"] == "Success"
+    assert server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True})).status_code == 200
+
+
+def test_a_body_over_max_request_bytes_answers_413_naming_the_limit(orthanc_factory):
+    server = orthanc_factory(config={"AdvancedRest": {"MaxRequestBytes": 4096}})
+    before = _instances(server)
+    answer = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": BIG_PNG}))
+    assert answer.status_code == 413
+    assert answer.json()["HttpStatus"] == 413 and "AdvancedRest.MaxRequestBytes (4096)" in answer.json()["Details"]
+    assert _instances(server) == before
+    assert server.post("/tools/create-dicom", data=json.dumps({"Tags": {}})).status_code == 200
+
+
+# ---- storms of actions on one job --------------------------------------------------------------
+
+@pytest.mark.parametrize("actions", [["cancel", "cancel"], ["pause", "cancel"], ["resubmit", "delete"],
+                                     ["pause", "resume", "cancel", "resubmit", "delete"]], ids="+".join)
+def test_storms_of_actions_on_one_job_leave_every_job_able_to_finish(orthanc_factory, actions):
+    server = orthanc_factory(config={"ConcurrentJobs": 1, "JobsHistorySize": 5})
+    before = _instances(server)
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 4})
+    if "resubmit" in actions:
+        server.post("/jobs/%s/cancel" % job_id)
+        _until(server, job_id, lambda j: j["State"] == "Failure")
+
+    def act(action):
+        if action == "delete":
+            return server.delete("/jobs/%s" % job_id).status_code
+        return server.post("/jobs/%s/%s" % (job_id, action)).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(len(actions)) as pool:
+        for _ in range(5):
+            statuses = list(pool.map(act, actions))
+            assert set(statuses) <= {200, 400, 404}, statuses
+    listed = server.get("/jobs").json()
+    assert listed.count(job_id) <= 1
+    job = server.get("/jobs/%s" % job_id)
+    if job.status_code == 200 and job.json()["State"] == "Paused":
+        server.post("/jobs/%s/resume" % job_id)
+    if job.status_code == 200:
+        final = _wait(server, job_id)
+        if final["State"] == "Failure":
+            assert _instances(server) == before, "a job that failed or was cancelled leaves nothing"
+    assert _wait(server, _submit(server, {"Tags": {}}))["State"] == "Success"
+
+
+# ---- who created an instance -----------------------------------------------------------------
+
+def test_the_creator_is_recorded_in_the_named_metadata(orthanc_factory):
+    server = orthanc_factory(config={"UserMetadata": {"CreatedBy": 1024},
+                                     "AdvancedRest": {"CreatorMetadata": "CreatedBy"}})
+    headers = {"Authorization": "Basic " + base64.b64encode(b"alice:secret").decode(),
+               "X-Forwarded-For": "10.1.2.3"}
+    answer = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}}), headers=headers)
+    assert answer.status_code == 200, answer.text
+    recorded = server.get("/instances/%s/metadata/CreatedBy" % answer.json()["ID"]).text
+    assert recorded == "user=alice; forwarded-for=10.1.2.3; via=advanced-rest"
+    job_id = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": [BIG_PNG] * 2,
+                                                                 "Asynchronous": True}), headers=headers).json()["ID"]
+    job = _wait(server, job_id)
+    for instance in server.get("/series/%s/instances" % job["Content"]["ID"]).json():
+        assert server.get("/instances/%s/metadata/CreatedBy" % instance["ID"]).text == recorded

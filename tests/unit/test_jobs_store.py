@@ -1,0 +1,152 @@
+"""The single-server store: save order, reload, corrupt or old saves."""
+import json
+
+import pytest
+
+from advanced_rest.jobs import store as store_
+from advanced_rest.jobs.engine import Engine, Runner
+
+
+class Saved(Runner):
+    def __init__(self, payload, steps=1):
+        self._payload, self._steps = payload, steps
+
+    def steps(self):
+        return self._steps
+
+    def step(self, index):
+        pass
+
+    def payload(self):
+        return self._payload
+
+
+class Properties:
+    """Global properties in a dict, with every write logged in order."""
+
+    def __init__(self):
+        self.values, self.writes = {}, []
+
+    def get(self, identifier, default=""):
+        return self.values.get(identifier, default)
+
+    def set(self, identifier, value):
+        self.writes.append((identifier, value))
+        self.values[identifier] = value
+
+
+def _store(properties, engine=None):
+    engine = engine or Engine(concurrent_jobs=1, history_size=5)
+    store = store_.Store(engine, properties.get, properties.set)
+    store.start()
+    return engine, store
+
+
+def _index(properties):
+    return json.loads(properties.values[store_.INDEX_PROPERTY])
+
+
+def test_a_payload_is_written_before_the_index_that_names_it():
+    properties = Properties()
+    engine, store = _store(properties)
+    engine.submit("Test", Saved({"Body": b'{"Tags": {}}', "Seed": "s"}), job_id="a")
+    store.save()
+    slot = _index(properties)["Jobs"][0]["Slot"]
+    order = [identifier for identifier, _ in properties.writes]
+    assert order.index(slot) < order.index(store_.INDEX_PROPERTY)
+    store.stop()
+
+
+def test_a_freed_slot_is_blanked_after_the_index_and_never_reused_before():
+    properties = Properties()
+    engine, store = _store(properties)
+    engine.submit("Test", Saved({"Body": b"first"}), job_id="a")
+    store.save()
+    first_slot = store._slots["a"]
+    engine._jobs["a"].state = "Success"  # finished: its payload is no longer needed
+    engine.submit("Test", Saved({"Body": b"second"}), job_id="b")
+    properties.writes.clear()
+    store.save()
+    writes = properties.writes
+    # b never takes a's slot in the save that still frees it, and the blanking comes last
+    assert store._slots["b"] != first_slot
+    assert writes[-1] == (first_slot, "")
+    assert [w[0] for w in writes].index(store_.INDEX_PROPERTY) < len(writes) - 1
+    store.stop()
+
+
+def test_saved_jobs_come_back_with_their_payload_bytes():
+    properties = Properties()
+    engine, store = _store(properties)
+    body = '{"Tags": {"PatientName": "Ünïcode"}, "Content": "data:image/png;base64,AAAA"}'.encode("utf-8")
+    engine.submit("Test", Saved({"Body": body, "Seed": "x"}), job_id="a", priority=4)
+    store.stop()
+    restored = {}
+    engine2 = Engine(concurrent_jobs=1)
+    store2 = store_.Store(engine2, properties.get, properties.set)
+    store2.load(lambda job_type, payload, record: restored.setdefault(record["ID"], Saved(payload)))
+    assert restored["a"].payload() == {"Body": body, "Seed": "x"}
+    assert engine2.get("a")["Priority"] == 4 and engine2.get("a")["State"] == "Pending"
+
+
+def test_the_body_is_saved_as_text_not_base64_of_base64():
+    properties = Properties()
+    engine, store = _store(properties)
+    body = b'{"Content": "data:application/octet-stream;base64,' + b"QUJD" * 1000 + b'"}'
+    engine.submit("Test", Saved({"Body": body}), job_id="a")
+    store.save()
+    saved = properties.values[store._slots["a"]]
+    assert len(saved) < len(body) + 100 and body.decode("ascii") in saved
+    store.stop()
+
+
+def test_a_body_that_is_not_utf8_is_kept_in_base64():
+    text = store_.encode_payload({"Body": b"\xff\xfe{}", "Seed": "s"})
+    assert store_.decode_payload(text) == {"Body": b"\xff\xfe{}", "Seed": "s"}
+
+
+@pytest.mark.parametrize("index", ["not json", json.dumps({"Format": 99, "Jobs": []})])
+def test_a_corrupt_or_unknown_index_starts_empty(index):
+    properties = Properties()
+    properties.values[store_.INDEX_PROPERTY] = index
+    engine = Engine()
+    store_.Store(engine, properties.get, properties.set).load(lambda *a: Saved(None))
+    assert engine.all() == []
+
+
+def test_a_corrupt_payload_restores_the_job_without_its_request():
+    properties = Properties()
+    engine, store = _store(properties)
+    engine.submit("Test", Saved({"Body": b"{}"}), job_id="a")
+    store.stop()
+    properties.values[_index(properties)["Jobs"][0]["Slot"]] = "{broken"
+    payloads = []
+    engine2 = Engine()
+    store_.Store(engine2, properties.get, properties.set).load(
+        lambda job_type, payload, record: payloads.append(payload) or Saved(payload))
+    assert payloads == [None] and engine2.get("a") is not None
+
+
+def test_jobs_saved_by_the_first_release_still_load():
+    import base64
+    properties = Properties()
+    properties.values[store_.INDEX_PROPERTY] = json.dumps({"Format": 1, "Jobs": [{
+        "ID": "old", "Type": "Test", "Priority": 0, "State": "Pending", "Progress": 0,
+        "CreationTime": "2026-01-01T00:00:00+00:00", "CompletionTime": None, "Runtime": 0,
+        "ErrorCode": 0, "ErrorDescription": "Success", "Content": {}, "Slot": 7401}]})
+    properties.values[7401] = json.dumps({"Body": base64.b64encode(b'{"Tags": {}}').decode(), "Seed": "s"})
+    payloads = []
+    engine = Engine()
+    store_.Store(engine, properties.get, properties.set).load(
+        lambda job_type, payload, record: payloads.append(payload) or Saved(payload))
+    assert payloads == [{"Body": b'{"Tags": {}}', "Seed": "s"}]
+
+
+def test_saving_waits_for_the_load_and_refuses_when_it_never_comes(monkeypatch):
+    from advanced_rest.errors import QueueFull
+    monkeypatch.setattr(store_, "READY_WITHIN", 0.01)
+    properties = Properties()
+    store = store_.Store(Engine(), properties.get, properties.set)
+    with pytest.raises(QueueFull):
+        store.save()
+    assert properties.writes == []
