@@ -13,6 +13,7 @@ import time
 
 FINISHED = ("Success", "Failure")
 _LONG_POLL = 30.0  # seconds per request: below common proxy time-outs
+_BACK_OFF = 1.0  # seconds before asking again when a wait was answered at once
 
 
 class JobTimeout(TimeoutError):
@@ -79,12 +80,17 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             chunk = _LONG_POLL if deadline is None else max(0.0, min(_LONG_POLL, deadline - time.monotonic()))
+            began = time.monotonic()
             job = self._call("GET", self.root + "/jobs/%s/wait" % job_id, params={"timeout": chunk},
                              timeout=chunk + 30)
             if job["State"] in FINISHED:
                 return job
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobTimeout(job)
+            if time.monotonic() - began < min(_BACK_OFF, chunk):
+                # Answered at once: the server's long-polls are all taken (LongPollShare). Back off
+                # rather than ask again in a loop.
+                time.sleep(_BACK_OFF if deadline is None else max(0.0, min(_BACK_OFF, deadline - time.monotonic())))
 
 
 def wait_for_job(url, job_id, timeout=None, username=None, password=None):
@@ -109,8 +115,11 @@ def monitor(client, job_id, timeout=None, out=sys.stdout):
         if deadline is not None and time.monotonic() >= deadline:
             raise JobTimeout(job)
         wait = 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
+        began = time.monotonic()
         answer = client.changes(since, wait)
         since = answer["Last"]
+        if not answer["Changes"] and time.monotonic() - began < min(_BACK_OFF, wait):
+            time.sleep(_BACK_OFF)  # answered at once: the server's long-polls are all taken
         if any(change["ID"] == job_id for change in answer["Changes"]) or not answer["Changes"]:
             job = client.job(job_id)
             out.write("\r" + _bar(job))

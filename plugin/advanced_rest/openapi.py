@@ -16,7 +16,9 @@ def _json(schema, description):
 
 def _errors(*codes):
     meanings = {400: "a mistake in the request", 404: "no such job or output", 405: "method not allowed here",
-                500: "content that cannot be converted, or an error inside Orthanc"}
+                413: "a body over AdvancedRest.MaxRequestBytes",
+                500: "content that cannot be converted, or an error inside Orthanc",
+                503: "AdvancedRest.MaxPendingJobs jobs already pending (see Retry-After), or the database unavailable"}
     return {str(code): _json(_ERROR, meanings[code]) for code in codes}
 
 
@@ -48,7 +50,7 @@ CREATE_DICOM = {"post": {
         }}}},
     "responses": dict({"200": _json({"type": "object"}, "the stored instance ({ID, Path, ParentPatient, "
                                      "ParentStudy, ParentSeries, Status}), series ({ID, Path, Status}) or job "
-                                     "({ID, Path})")}, **_errors(400, 500)),
+                                     "({ID, Path})")}, **_errors(400, 413, 500, 503)),
 }}
 
 # Route suffix (after "" or {Root}) -> path item.

@@ -166,3 +166,18 @@ def test_the_creator_is_recorded_in_the_named_metadata(orthanc_factory):
     job = _wait(server, job_id)
     for instance in server.get("/series/%s/instances" % job["Content"]["ID"]).json():
         assert server.get("/instances/%s/metadata/CreatedBy" % instance["ID"]).text == recorded
+
+
+def test_a_client_that_gives_up_a_wait_is_not_an_error_in_the_log(orthanc_factory):
+    server = orthanc_factory(config={"ConcurrentJobs": 1})
+    job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
+    server.post("/jobs/%s/pause" % job_id)
+    start = server._log_size()
+    for path in ("/jobs/%s/wait" % job_id, "/advanced-rest/jobs/changes"):
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(server.url + path, params={"timeout": 2, "since": 10 ** 6}, timeout=0.3)
+    time.sleep(3)  # the waits end, and their answers find no client
+    log = server.log_text(start)
+    errors = [line for line in log.splitlines() if line.startswith("E") and "advanced-rest" in line]
+    assert errors == []
+    assert server.get("/system").status_code == 200

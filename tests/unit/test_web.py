@@ -47,3 +47,36 @@ def test_method_not_allowed_from_a_handler_goes_through_the_allow_call():
     def handler(request):
         raise errors.MethodNotAllowed("GET")
     assert _serve(handler) == (405, "GET", None)
+
+
+def test_rejected_values_reach_the_log_at_debug_only(caplog):
+    import logging
+
+    def handler(request):
+        raise errors.BadRequest('Tag 0010,0010 cannot hold the value "Doe^Jane"')
+    with caplog.at_level(logging.INFO, logger="advanced_rest"):
+        _serve(handler)
+    assert caplog.records and "Doe^Jane" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="advanced_rest"):
+        _serve(handler)
+    assert "Doe^Jane" in caplog.text
+
+
+def test_a_full_queue_sends_retry_after():
+    def handler(request):
+        raise errors.QueueFull("100 plugin jobs are already pending (AdvancedRest.MaxPendingJobs)")
+    status, body, headers = _serve(handler)
+    assert status == 503 and headers == {"Retry-After": "5"}
+
+
+def test_a_client_gone_before_the_answer_is_not_an_error(caplog):
+    fake = FakeTransport()
+
+    def gone(output, body, mime):
+        raise ConnectionResetError()
+    fake.transport = web.Transport(gone, fake.transport.send_status, fake.transport.method_not_allowed,
+                                   fake.transport.register)
+    web.Router(fake.transport).add("/x", {"GET": lambda request: web.json_response({})})
+    fake.routes["/x"](object(), "/x", method="GET", groups=(), headers={})
+    assert not [record for record in caplog.records if record.levelname in ("ERROR", "WARNING")]
