@@ -6,6 +6,7 @@ import re
 
 logger = logging.getLogger(__name__)
 
+MAX_SEQUENCE_DEPTH_CAP = 32  # Orthanc 1.10.1 dies storing files nested about 45 levels deep
 LONG_POLL_SHARE = 0.2  # of Orthanc's HttpThreadsCount: waits never hold more HTTP threads than this
 _ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
 
@@ -100,6 +101,9 @@ def from_configuration(config):
         if value <= 0:
             problems.append("AdvancedRest.%s must be positive, not %r" % (key, value))
         limits[attribute] = value
+    if limits["max_sequence_depth"] > MAX_SEQUENCE_DEPTH_CAP:
+        problems.append("AdvancedRest.MaxSequenceDepth cannot exceed %d: Orthanc 1.10's DICOM parser crashes on "
+                        "deeper files" % MAX_SEQUENCE_DEPTH_CAP)
     max_wait = _expect(problems, section, "MaxWaitSeconds", (int, float), Settings.max_wait_seconds)
     if isinstance(max_wait, bool) or not 0 < max_wait <= 3600:
         problems.append("AdvancedRest.MaxWaitSeconds must be a number of seconds in (0, 3600], not %r" % (max_wait,))

@@ -1,5 +1,6 @@
 """The create-dicom builder, checked by reading its files back with pydicom."""
 import base64
+import dataclasses
 import datetime
 import io
 import itertools
@@ -11,7 +12,8 @@ from PIL import Image
 
 from advanced_rest.dicomize import builder, charsets, parents, request
 from advanced_rest.dicomize.dictionary import Dictionary
-from advanced_rest.errors import AdvancedRestError, BadFileFormat, BadParameterType, UnknownDicomTag
+from advanced_rest.errors import (AdvancedRestError, BadFileFormat, BadParameterType, LimitExceeded, OrthancError,
+                                  UnknownDicomTag)
 
 NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
 
@@ -137,8 +139,37 @@ def test_palette_png_becomes_rgb():
 def test_forged_dimensions_fail_fast():
     header = bytearray(base64.b64decode(png("L").split(",", 1)[1]))
     header[16:24] = (100000).to_bytes(4, "big") * 2  # IHDR width and height
-    with pytest.raises(BadFileFormat):
+    with pytest.raises(LimitExceeded, match=r"AdvancedRest.MaxImagePixels \(10000\)"):
         build({"Tags": {}, "Content": "data:image/png;base64," + base64.b64encode(bytes(header)).decode()})
+
+
+def test_environment_limits_decoded_bytes():
+    assert environment().max_image_bytes == 256 * 1024 * 1024
+    small = dataclasses.replace(environment(), max_image_bytes=3 * 2 * 3 - 1)  # a 3x2 RGB image needs 18
+    (ds,) = build({"Tags": {}, "Content": png("RGB")})
+    assert ds.Columns == 3
+    with pytest.raises(LimitExceeded, match=r"AdvancedRest.MaxImageBytes \(17\)"):
+        build({"Tags": {}, "Content": png("RGB")}, small)
+    with pytest.raises(LimitExceeded) as refused:
+        build({"Tags": {}, "Content": [png("RGB")]}, small)
+    assert refused.value.details.startswith("Content[0]: ") and "MaxImageBytes" in refused.value.details
+    jpeg = io.BytesIO()
+    Image.new("RGB", (3, 2)).save(jpeg, "JPEG")
+    with pytest.raises(LimitExceeded, match="MaxImageBytes"):
+        build({"Tags": {}, "Encapsulate": True,
+               "Content": "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode()}, small)
+
+
+@pytest.mark.parametrize("mime, fmt, mode", [
+    ("image/png", "BMP", "RGB"), ("image/png", "GIF", "P"), ("image/png", "TIFF", "RGB"), ("image/png", "PPM", "RGB"),
+    ("image/png", "JPEG", "CMYK"), ("image/jpeg", "PNG", "RGB"), ("image/jpg", "PNG", "RGB"),
+])
+def test_content_decodes_only_as_its_mime_type_says(mime, fmt, mode):
+    out = io.BytesIO()
+    Image.new(mode, (3, 2)).save(out, fmt)
+    with pytest.raises(BadFileFormat) as refused:
+        build({"Tags": {}, "Content": "data:%s;base64,%s" % (mime, base64.b64encode(out.getvalue()).decode())})
+    assert (refused.value.http_status, refused.value.code) == (400, 15)
 
 
 def test_pdf_is_encapsulated_and_padded():
@@ -272,3 +303,52 @@ def test_low_bit_depth_gray_is_scaled_to_8_bits():
     image.convert("L").save(out, "PNG", bits=2)
     (ds,) = build({"Tags": {}, "Content": "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()})
     assert ds.BitsAllocated == 8 and list(ds.PixelData[:4]) == [0, 85, 170, 255]
+
+
+PARENT_ID = "01234567-89abcdef-01234567-89abcdef-01234567"
+
+
+class FakeRest:
+    """GET answers of Orthanc: `found` maps URIs to JSON; others fail with `error_code`."""
+
+    def __init__(self, found=None, error_code=17):
+        self.found, self.error_code, self.asked = found or {}, error_code, []
+
+    def __call__(self, uri):
+        self.asked.append(uri)
+        if uri in self.found:
+            return self.found[uri]
+        raise OrthancError(uri, code=self.error_code)
+
+
+def test_an_unknown_parent_is_2024():
+    rest = FakeRest()
+    with pytest.raises(AdvancedRestError) as caught:
+        parents.resolve(PARENT_ID, rest)
+    assert caught.value.code == 2024 and len(rest.asked) == 4  # series, study, patient, instance
+
+
+def test_a_parent_instance_is_2025():
+    with pytest.raises(AdvancedRestError) as caught:
+        parents.resolve(PARENT_ID, FakeRest({"/instances/" + PARENT_ID: {}}))
+    assert caught.value.code == 2025
+
+
+def test_a_parent_is_found_at_its_level():
+    rest = FakeRest({"/studies/" + PARENT_ID: {}, "/studies/%s/instances" % PARENT_ID: [{"ID": "i"}],
+                     "/instances/i/tags": {"0010,0010": {"Type": "String", "Value": "x"}}})
+    parent = parents.resolve(PARENT_ID, rest)
+    assert parent.level == "Study" and parent.inherited() == [(0x00100010, "x")]
+
+
+@pytest.mark.parametrize("code, status", [(36, 503), (4, 500), (-1, 500)])
+def test_orthanc_failing_otherwise_is_not_an_unknown_parent(code, status):
+    with pytest.raises(OrthancError) as caught:
+        parents.resolve(PARENT_ID, FakeRest(error_code=code))
+    assert (caught.value.code, caught.value.http_status) == (code, status)
+
+
+def test_a_404_of_another_code_means_not_found_too():
+    with pytest.raises(AdvancedRestError) as caught:
+        parents.resolve(PARENT_ID, FakeRest(error_code=13))  # inexistent file: 404
+    assert caught.value.code == 2024

@@ -24,3 +24,16 @@ def test_every_bad_value_is_named_at_once():
     for name in ("AdvancedRest.Root", "AdvancedRest.ServeCoreRoutes", "AdvancedRest.MaxImagePixels",
                  "AdvancedRest.Typo"):
         assert name in text
+
+
+def test_limits_are_read_and_checked():
+    got = settings.from_configuration({"HttpThreadsCount": 100, "AdvancedRest": {
+        "MaxRequestBytes": 1000, "MaxPendingJobs": 3, "MaxWaitSeconds": 2.5, "LongPollShare": 0.1}})
+    assert (got.max_request_bytes, got.max_pending_jobs, got.max_wait_seconds, got.max_waiting_requests) \
+        == (1000, 3, 2.5, 10)
+    assert settings.from_configuration({}).max_waiting_requests == 10  # 0.2 of Orthanc's 50 HTTP threads
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_configuration({"AdvancedRest": {"MaxSequenceDepth": 40, "MaxElements": 0,
+                                                      "LongPollShare": 1.5, "MaxWaitSeconds": True}})
+    for name in ("MaxSequenceDepth", "MaxElements", "LongPollShare", "MaxWaitSeconds"):
+        assert "AdvancedRest." + name in str(caught.value)

@@ -67,6 +67,7 @@ class Environment:
     new_uid: object  # callable -> str
     new_patient_id: object  # callable -> str
     item_uid: object = None  # callable(index) -> SOP Instance UID of a series item; None: new_uid
+    max_image_bytes: int = 256 * 1024 * 1024  # decoded bytes of one image (AdvancedRest.MaxImageBytes)
 
 
 def _us(value):
@@ -175,7 +176,8 @@ def _embed_pixels(instance, pixels, photometric_of_color=None):
 
 
 def _encapsulate_jpeg(instance, content):
-    fmt, width, height = images.jpeg_geometry(content, instance.env.max_image_pixels)
+    env = instance.env
+    fmt, width, height = images.jpeg_geometry(content, env.max_image_pixels, env.max_image_bytes)
     # Orthanc 1.13 labels every colour JPEG YBR_FULL_422, whatever its subsampling.
     _embed_pixels(instance, images.Pixels(fmt, width, height, writer.Fragments((content,))), "YBR_FULL_422")
     instance.transfer_syntax = JPEG_BASELINE
@@ -196,8 +198,9 @@ def embed_content(instance, text, encapsulate=False):
     """Put the data URI `text` into the instance: an image, a document or raw pixels.
 
     Raises:
-        BadFileFormat: not a data URI, or content that does not decode.
+        BadFileFormat: not a data URI, or content that does not decode as its MIME type says.
         ParameterOutOfRange: a MIME type the core does not know.
+        LimitExceeded: an image beyond AdvancedRest.MaxImagePixels or MaxImageBytes.
         UnsupportedFormat: a MIME type that cannot go into DICOM.
     """
     parsed = datauri.parse(text)
@@ -211,7 +214,9 @@ def embed_content(instance, text, encapsulate=False):
             raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
         _encapsulate_jpeg(instance, parsed.content)
     elif mime in _IMAGES:
-        _embed_pixels(instance, images.decode(parsed.content, _IMAGES[mime], instance.env.max_image_pixels))
+        env = instance.env
+        pixels = images.decode(parsed.content, _IMAGES[mime], env.max_image_pixels, env.max_image_bytes)
+        _embed_pixels(instance, pixels)
     elif mime == "application/octet-stream":
         instance.elements[PIXEL_DATA] = Element("OW", parsed.content)
     elif mime in _DOCUMENTS:

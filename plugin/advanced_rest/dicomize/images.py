@@ -2,13 +2,17 @@
 import dataclasses
 import io
 import struct
-import warnings
 
 import numpy
 import pyspng
-from PIL import Image
+from PIL import Image, ImageMode, UnidentifiedImageError
 
-from ..errors import BadFileFormat, UnsupportedFormat
+from ..errors import BadFileFormat, LimitExceeded, UnsupportedFormat
+
+# Pillow's own guard (a process-wide warning, then an error at twice its pixel count) would
+# act before ours and name a limit no option sets: every decode here checks the header's
+# size against AdvancedRest.MaxImagePixels and MaxImageBytes first.
+Image.MAX_IMAGE_PIXELS = None
 
 # Formats of decoded pixels, as the core names the ones it embeds.
 GRAY8, GRAY16, RGB24, RGB48 = "Grayscale8", "Grayscale16", "RGB24", "RGB48"
@@ -24,12 +28,21 @@ class Pixels:
     data: bytes
 
 
-def _check_size(width, height, max_pixels):
+def _check_size(width, height, bytes_per_pixel, max_pixels, max_bytes):
+    """Refuse, from the header alone, an image the limits do not allow to decode.
+
+    Raises:
+        BadFileFormat: an empty size.
+        LimitExceeded: more pixels than `max_pixels`, or more decoded bytes than `max_bytes`.
+    """
     if width <= 0 or height <= 0:
         raise BadFileFormat("Image with an empty size: %dx%d" % (width, height))
     if width * height > max_pixels:
-        raise BadFileFormat("Image of %dx%d pixels exceeds the limit of %d pixels (AdvancedRest.MaxImagePixels)"
+        raise LimitExceeded("Image of %dx%d pixels exceeds AdvancedRest.MaxImagePixels (%d)"
                             % (width, height, max_pixels))
+    if width * height * bytes_per_pixel > max_bytes:
+        raise LimitExceeded("Image of %dx%d pixels decodes to %d bytes, beyond AdvancedRest.MaxImageBytes (%d)"
+                            % (width, height, width * height * bytes_per_pixel, max_bytes))
 
 
 # ---- PNG through libspng: faster than Pillow, and keeps 16-bit colour ------------
@@ -39,6 +52,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Gray goes through Pillow (pyspng returns 16-bit gray in a wrong shape), and so do
 # palettes and lower bit depths.
 _SPNG_COLOR_TYPES = {2: 3, 4: 2, 6: 4}
+# Every colour type -> channels decoded; a palette is expanded to RGB.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
 
 
 def _png_header(content):
@@ -69,7 +84,7 @@ def _decode_with_spng(content, width, height, depth, color):
 
 # ---- PAM (the core's image/x-portable-arbitrarymap) ---------------------------
 
-def _decode_pam(content, max_pixels):
+def _decode_pam(content, max_pixels, max_bytes):
     end = content.find(b"ENDHDR\n")
     if not content.startswith(b"P7\n") or end < 0:
         raise BadFileFormat("Not a PAM image")
@@ -83,7 +98,7 @@ def _decode_pam(content, max_pixels):
         depth, maxval = int(fields["DEPTH"]), int(fields["MAXVAL"])
     except (KeyError, ValueError) as exc:
         raise BadFileFormat("Bad PAM header") from exc
-    _check_size(width, height, max_pixels)
+    _check_size(width, height, max(depth, 1) * (2 if maxval > 255 else 1), max_pixels, max_bytes)
     dtype = ">u2" if maxval > 255 else "u1"
     count = width * height * depth
     data = numpy.frombuffer(content, dtype=dtype, count=count, offset=end + 7) \
@@ -124,19 +139,37 @@ _MODES = {
 }
 
 
-def _decode_with_pillow(content, max_pixels):
+def _bytes_per_pixel(mode):
+    """Bytes per pixel of an image of this Pillow mode, as its decoder allocates them."""
+    described = ImageMode.getmode(mode)
+    return len(described.bands) * int(described.typestr[-1])
+
+
+def _open(content, pillow_format):
+    """The image in `content` if it is of `pillow_format`: its header is read, not its pixels.
+
+    Raises:
+        BadFileFormat: content that is not such an image.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(content))
-            _check_size(image.width, image.height, max_pixels)
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadFileFormat("Image too large: %s" % exc) from exc
+        return Image.open(io.BytesIO(content), formats=[pillow_format])
+    except UnidentifiedImageError:
+        raise BadFileFormat("Not a %s image" % pillow_format) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
-        raise BadFileFormat("Cannot decode the image: %s" % exc) from exc
+        raise BadFileFormat("Cannot read the header of the %s image: %s" % (pillow_format, exc)) from exc
+
+
+def _decode_with_pillow(content, pillow_format, max_pixels, max_bytes, bytes_per_pixel=1):
+    """Pixels of an image Pillow decodes; `bytes_per_pixel`: at least that many are allocated."""
+    image = _open(content, pillow_format)
+    bytes_per_pixel = max(bytes_per_pixel, _bytes_per_pixel(image.mode))
+    _check_size(image.width, image.height, bytes_per_pixel, max_pixels, max_bytes)
     if image.mode not in _MODES:
         raise UnsupportedFormat("Unsupported pixel format of the image: %s" % image.mode)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
+        raise BadFileFormat("Cannot decode the image: %s" % exc) from exc
     fmt, convert = _MODES[image.mode]
     if image.mode == "I":
         array = numpy.asarray(image)
@@ -150,39 +183,43 @@ def _decode_with_pillow(content, max_pixels):
     return Pixels(fmt, image.width, image.height, data)
 
 
-def jpeg_geometry(content, max_pixels):
+def jpeg_geometry(content, max_pixels, max_bytes):
     """(format, width, height) of a JPEG read from its header only, for encapsulation.
 
     Raises:
-        BadFileFormat: not a JPEG, or larger than `max_pixels`.
+        BadFileFormat: not a JPEG.
+        LimitExceeded: more than `max_pixels` pixels, or than `max_bytes` once decoded.
         UnsupportedFormat: neither grayscale nor colour (e.g. CMYK).
     """
-    try:
-        image = Image.open(io.BytesIO(content))
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadFileFormat("Cannot read the JPEG header: %s" % exc) from exc
-    if image.format != "JPEG":
-        raise BadFileFormat("Not a JPEG image")
-    _check_size(image.width, image.height, max_pixels)
+    image = _open(content, "JPEG")
+    _check_size(image.width, image.height, _bytes_per_pixel(image.mode), max_pixels, max_bytes)
     formats = {"L": GRAY8, "RGB": RGB24, "YCbCr": RGB24}
     if image.mode not in formats:
         raise UnsupportedFormat("Cannot encapsulate a JPEG image of mode %s" % image.mode)
     return formats[image.mode], image.width, image.height
 
 
-def decode(content, kind, max_pixels):
-    """Pixels of an image given as `kind` ("png", "jpeg" or "pam").
+def decode(content, kind, max_pixels, max_bytes):
+    """Pixels of an image given as `kind` ("png", "jpeg" or "pam"), decoded only as that format.
+
+    The size is checked from the header, before anything is decoded.
 
     Raises:
-        BadFileFormat: content that does not decode, or exceeds `max_pixels`.
+        BadFileFormat: content that is not of `kind`, or does not decode.
+        LimitExceeded: more than `max_pixels` pixels, or than `max_bytes` once decoded.
         UnsupportedFormat: a pixel format with no faithful conversion.
     """
     if kind == "pam":
-        return _decode_pam(content, max_pixels)
-    if kind == "png":
-        header = _png_header(content)
-        if header and header[2] in (8, 16) and header[3] in _SPNG_COLOR_TYPES:
-            width, height, depth, color = header
-            _check_size(width, height, max_pixels)
-            return _decode_with_spng(content, width, height, depth, color)
-    return _decode_with_pillow(content, max_pixels)
+        return _decode_pam(content, max_pixels, max_bytes)
+    if kind == "jpeg":
+        return _decode_with_pillow(content, "JPEG", max_pixels, max_bytes)
+    header = _png_header(content)
+    if header is None:
+        # What the data URI calls PNG must be one (the core reads it with libpng only).
+        raise BadFileFormat("Not a PNG image")
+    width, height, depth, color = header
+    bytes_per_pixel = _PNG_CHANNELS.get(color, 1) * (2 if depth == 16 else 1)
+    _check_size(width, height, bytes_per_pixel, max_pixels, max_bytes)
+    if depth in (8, 16) and color in _SPNG_COLOR_TYPES:
+        return _decode_with_spng(content, width, height, depth, color)
+    return _decode_with_pillow(content, "PNG", max_pixels, max_bytes, bytes_per_pixel)

@@ -6,6 +6,7 @@ from ..errors import AdvancedRestError, OrthancError
 
 CREATE_DICOM_BAD_PARENT = 2024
 CREATE_DICOM_PARENT_IS_INSTANCE = 2025
+UNKNOWN_RESOURCE = 17
 
 # Tags copied from each level of the parent, those of the core's module lists
 # (Patient, General Study, General Series modules of PS3.3).
@@ -70,26 +71,38 @@ class Parent:
         return value if isinstance(value, str) else ""
 
 
+def _exists(uri, rest_get_json):
+    """Whether GET `uri` finds a resource; only "unknown resource" means it does not.
+
+    Raises:
+        OrthancError: any other failure (e.g. the database is down), with its own status.
+    """
+    try:
+        rest_get_json(uri)
+    except OrthancError as error:
+        if error.code == UNKNOWN_RESOURCE or error.http_status == 404:
+            return False
+        raise
+    return True
+
+
 def resolve(parent_id, rest_get_json):
     """The Parent for an Orthanc id, read through `rest_get_json(uri)`.
 
     Raises:
         AdvancedRestError: 2024 for an unknown id, 2025 for an instance id.
+        OrthancError: Orthanc failing otherwise than on an unknown id.
     """
     if not _ORTHANC_ID.fullmatch(parent_id):
         raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
     for level, folder, _ in _LEVELS:
-        try:
-            rest_get_json("/%s/%s" % (folder, parent_id))
-        except OrthancError:
+        if not _exists("/%s/%s" % (folder, parent_id), rest_get_json):
             continue
         instances = rest_get_json("/%s/%s/instances" % (folder, parent_id))
         if not instances:
             raise AdvancedRestError("The parent has no instance", code=-1)
         tags = rest_get_json("/instances/%s/tags" % instances[0]["ID"])
         return Parent(level, tags)
-    try:
-        rest_get_json("/instances/%s" % parent_id)
-    except OrthancError:
-        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT) from None
+    if not _exists("/instances/%s" % parent_id, rest_get_json):
+        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
     raise AdvancedRestError(code=CREATE_DICOM_PARENT_IS_INSTANCE)

@@ -136,7 +136,9 @@ class CreateDicom:
 
     def runner_from(self, payload):
         """The runner of a job saved with `payload` (see submit), for a restart."""
-        parsed = self._parse(payload["Body"])
+        # Accepted under the limits of its day: only the crash guard (depth) applies again.
+        parsed = requests_.parse(payload["Body"], dataclasses.replace(self._limits, max_elements=2 ** 62,
+                                                                       max_instances=2 ** 62))
         env = self.environment(payload["Seed"], datetime.datetime.fromisoformat(payload["Now"]), payload["Encoding"])
         parent = parents.Parent(**payload["Parent"]) if payload.get("Parent") else None
         return self._runner(parsed, env, parent, payload)
