@@ -11,8 +11,9 @@ PYTEST_ARGS ?=
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
 
+# postgresql (15) and orthanc-postgresql (4.0): the cluster tests start their own server (tests/integration/postgres.py).
 test-packages: host-packages
-	scripts/apt-install.sh debootstrap dicom3tools prometheus
+	scripts/apt-install.sh debootstrap dicom3tools prometheus postgresql orthanc-postgresql
 
 plugin-venv: host-packages
 	scripts/make-venv.sh .venv/plugin plugin/requirements.txt $(HOST_PYTHON)

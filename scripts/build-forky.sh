@@ -40,7 +40,7 @@ if [ ! -x "$dir/usr/sbin/Orthanc" ] || [ ! -e "$dir/usr/share/orthanc/plugins/li
     tmp=$(mktemp -d "$dir.tmp.XXXXXX")
     log="$dir.debootstrap.log"
     echo "==> forky: debootstrap testing into $tmp (about a minute, 500 MB; log $log)"
-    if ! debootstrap --variant=minbase --include=orthanc,orthanc-python,python3-venv \
+    if ! debootstrap --variant=minbase --include=orthanc,orthanc-python,orthanc-postgresql,python3-venv \
             testing "$tmp" "$mirror" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         remove_tree "$tmp"
@@ -57,6 +57,22 @@ fi
 mkdir -p "$dir/etc/ssl/certs"
 cp /etc/ssl/certs/ca-certificates.crt "$dir/etc/ssl/certs/ca-certificates.crt"
 cp -L /etc/resolv.conf "$dir/etc/resolv.conf"
+
+# orthanc-postgresql (5.0) for the cluster tests came after the first chroots: add it where missing.
+# First from the package lists debootstrap left (they match the chroot's packages), else after an
+# update; Valid-Until is not checked, as debootstrap does not, since the mirror may lag behind
+# testing's short-lived Release files. policy-rc.d keeps the package's trigger from starting the
+# chroot's Orthanc service. A failure only skips the cluster tests (they name the missing .so).
+if [ ! -e "$dir/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so" ]; then
+    echo "==> forky: installing orthanc-postgresql into $dir"
+    printf '#!/bin/sh\nexit 101\n' > "$dir/usr/sbin/policy-rc.d"
+    chmod 755 "$dir/usr/sbin/policy-rc.d"
+    install='apt-get install -y --no-install-recommends orthanc-postgresql'
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+        chroot "$dir" sh -c "$install || { apt-get -o Acquire::Check-Valid-Until=false update && $install; }" \
+        || echo "==> forky: orthanc-postgresql could not be installed: the cluster tests will skip on forky" >&2
+    rm -f "$dir/usr/sbin/policy-rc.d"
+fi
 
 mkdir -p "$dir/opt/advanced-rest"
 cp "$repo/plugin/requirements.txt" "$dir/opt/advanced-rest/requirements.txt"

@@ -7,7 +7,15 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 image=${1:-advanced-rest/forky-base:latest}
 root=${ADVANCED_REST_FORKY:-/var/cache/advanced-rest/forky}
 
-if ! docker image inspect "$image" >/dev/null 2>&1; then
+# A base imported before the chroot got orthanc-postgresql (the cluster needs it) is imported again.
+pg_index=usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so
+stale=
+if docker image inspect "$image" >/dev/null 2>&1 && [ -e "$root/$pg_index" ] &&
+   ! docker run --rm --entrypoint /bin/sh "$image" -c "test -e /$pg_index"; then
+  stale=1
+fi
+
+if [ -n "$stale" ] || ! docker image inspect "$image" >/dev/null 2>&1; then
   [ -x "$root/usr/sbin/Orthanc" ] || "$repo/scripts/build-forky.sh"
   echo "==> docker import $root as $image"
   # Debian's /etc/orthanc/*.json are replaced by one file with the defaults of the orthancteam

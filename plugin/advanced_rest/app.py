@@ -1,12 +1,11 @@
 """Wiring: configuration -> settings -> routes, with host.py's calls handed to each feature."""
 import logging
-import re
 import sys
 
-from . import __version__, host, openapi, settings as settings_
+from . import __version__, host, routes, settings as settings_
+from .create_dicom.job import JOB_TYPE
+from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
-from .dicomize.job import JOB_TYPE
-from .dicomize.routes import CreateDicom, Services
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
@@ -52,12 +51,16 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, engine, store, watcher, pusher, runner_for, received):
+    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None):
         self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
-        self.received = received
+        self.received, self.cluster = received, cluster
         self._runner_for = runner_for
 
     def started(self, _):
+        if self.cluster is not None:
+            self.cluster.migrate(Store(self.engine, host.get_global_property, host.set_global_property),
+                                 self._runner_for)
+            self.cluster.start()
         if self.store is not None:
             if "--no-jobs" in host.command_line_arguments():
                 logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
@@ -76,6 +79,60 @@ class _Background:
         self.engine.stop()  # running jobs go back to Pending, and are saved so
         if self.store is not None:
             self.store.stop()
+        if self.cluster is not None:
+            self.cluster.stop()  # what this replica held is free for the others
+
+
+class _LateRunnerFor:
+    """runner_for, bound once create-dicom exists (the cluster needs it first)."""
+
+    def __init__(self):
+        self._bound = None
+
+    def bind(self, runner_for):
+        self._bound = runner_for
+
+    def __call__(self, job_type, payload, record):
+        return self._bound(job_type, payload, record)
+
+
+def _open_cluster(settings, engine, runner_for, finished):
+    """The Cluster on Orthanc's own PostgreSQL (its schema made, this replica's identity checked).
+
+    Raises:
+        IdentityInUse, psycopg errors: it cannot start.
+    """
+    import psycopg
+    import psycopg_pool
+    from .jobs import cluster as cluster_
+
+    options = cluster_.conninfo(settings.postgresql)
+    uri = options.pop("conninfo", "")
+    name = cluster_.application_name(settings.replica)
+    pool = psycopg_pool.ConnectionPool(uri, kwargs=dict(options, autocommit=True, application_name=name),
+                                       min_size=1, max_size=8, timeout=10, open=True,
+                                       name="advanced-rest-cluster")
+
+    def connect(application_name):
+        return psycopg.connect(uri, **dict(options, autocommit=True, application_name=application_name))
+
+    def core_action(job_id, action):
+        if action == "delete":
+            host.rest_delete("/jobs/%s" % job_id)
+        else:
+            host.rest_post("/jobs/%s/%s" % (job_id, action), b"")
+
+    cluster = cluster_.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
+                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished,
+                               core_action=core_action)
+    try:
+        cluster.open()
+    except Exception:
+        pool.close()
+        raise
+    logger.warning("Cluster mode: replica %s, jobs shared through PostgreSQL (lease %g s)",
+                   settings.replica, settings.lease_seconds)
+    return cluster
 
 
 def _read_settings():
@@ -94,53 +151,59 @@ def register():
     if settings is None:
         return
     metrics = Metrics(host.MetricsSwitch())
-    feed = ChangeFeed(listeners=[lambda job: metrics.job_finished(job) if job.get("State") in FINISHED else None])
-    store = None
+    finished = [lambda job: metrics.job_finished(job) if job.get("State") in FINISHED else None]
+    feed = ChangeFeed(listeners=finished)
+    store, cluster = None, None
+    runner_for = _LateRunnerFor()
 
     def job_changed(job):
+        if cluster is not None:
+            cluster.engine_changed(job)
+            return
         feed.record(job, "plugin")
         if store is not None:
             store.changed()
 
     def persist():
-        if store is not None:
+        if cluster is not None:
+            cluster.persist()
+        elif store is not None:
             store.save()
 
+    # One server: the engine is the jobs' truth (saved in global properties). Cluster: PostgreSQL
+    # is, and the engine runs what this replica claimed.
     engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed, persist=persist,
-                    max_pending=settings.max_pending_jobs)
-    if settings.save_jobs:
+                    max_pending=None if settings.cluster else settings.max_pending_jobs)
+    if settings.save_jobs and not settings.cluster:
         store = Store(engine, host.get_global_property, host.set_global_property)
-    watcher = CoreWatcher(feed, host.rest_get)
-    metrics.add_job_source(engine.all)
+    jobs_view, jobs_of_mine = engine, engine.all
+    if settings.cluster:
+        try:
+            cluster = _open_cluster(settings, engine, runner_for, finished[0])
+        except Exception as exc:  # one line, and Orthanc's own API keeps working
+            logger.error("NOT SERVING ANYTHING: the cluster cannot start: %s", exc)
+            return
+        feed = jobs_view = cluster
+        jobs_of_mine = cluster.mine
+        metrics.add_cluster(cluster.counters)
+    watcher = CoreWatcher(feed, host.rest_get, cluster.publish_core if cluster is not None else None)
+    metrics.add_job_source(jobs_of_mine)
     metrics.add_job_source(watcher.jobs)
 
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put)
-    create_dicom = CreateDicom(settings, dictionary, services, engine, observe=metrics.create_dicom)
-    jobs = JobsApi(engine, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
-                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests))
-    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(engine.all))
+    create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
+    runner_for.bind(_runner_for(create_dicom))
+    jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
+                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=cluster)
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
                     observe=metrics.request)
-    own = re.escape(settings.root)
-    router.add(own + "/system", {"GET": _system})
-    router.add(own + "/metrics", {"GET": metrics_api.own})
-    for root in [own] + ([""] if settings.serve_core_routes else []):
-        router.add(root + "/tools/create-dicom", {"POST": create_dicom})
-        for suffix, handlers in jobs.routes(own=root == own):
-            router.add(root + suffix, handlers)
-    if settings.serve_core_routes:
-        router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
-    try:
-        description = json_response(openapi.document(router.registered + [(own + "/openapi.json", ["GET"])],
-                                                     settings.root))
-        router.add(own + "/openapi.json", {"GET": lambda request: description})
-    except KeyError as missing:  # a route without its description: everything else still serves
-        logger.error("No OpenAPI description for %s: not serving openapi.json", missing)
+    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system)
 
     received = ReceivedCounter(metrics, host.rest_get_json)
-    background = _Background(engine, store, watcher, Pusher(lambda: headline(engine.all), host.set_metric,
-                                                             metrics.enabled), _runner_for(create_dicom), received)
+    background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_of_mine), host.set_metric,
+                                                             metrics.enabled), runner_for, received, cluster)
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,

@@ -1,19 +1,26 @@
 """Errors the plugin answers, shaped like Orthanc's own REST errors.
 
     AdvancedRestError            (HTTP status + Orthanc error code + details)
-    ├── BadRequest               malformed body, wrong field type          400 / 8
-    ├── BadFileFormat            content that cannot be decoded            400 / 15
-    ├── ParameterOutOfRange      a value outside what is accepted          400 / 3
-    │   └── LimitExceeded        beyond an AdvancedRest limit, named       400 / 3
-    ├── BadParameterType         a value of the wrong JSON type            400 / 5
-    ├── UnknownDicomTag          a tag name no dictionary knows            400 / 27
-    ├── NotImplemented           a format the plugin cannot convert        500 / 2
-    ├── UnknownResource          an Orthanc id that does not exist         404 / 17
-    ├── UnknownJob               a job id that does not exist              404 / 7
-    ├── IllegalTransition        a job action its state does not allow     400 / 8
-    ├── MethodNotAllowed         a method the route lacks (on this Orthanc) 405, with Allow
-    ├── QueueFull                a bounded queue is full                   503 / 3, with Retry-After
-    ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes  413 / 3
+    ├── BadRequest               malformed body, wrong field type                  400 / 8
+    ├── BadFileFormat            content that cannot be decoded                    400 / 15
+    ├── ParameterOutOfRange      a value outside what is accepted                  400 / 3
+    │   └── LimitExceeded        beyond an AdvancedRest limit, named               400 / 3
+    ├── BadParameterType         a value of the wrong JSON type                    400 / 5
+    ├── UnknownDicomTag          a tag name no dictionary knows                    400 / 27
+    ├── UnsupportedFormat        a format the plugin cannot convert                500 / 2
+    ├── UnknownResource          an Orthanc id that does not exist                 404 / 17
+    ├── UnknownJob               a job id that does not exist                      404 / 7
+    ├── IllegalTransition        a job action its state does not allow             400 / 8
+    ├── MethodNotAllowed         a method the route lacks (on this Orthanc)        405, with Allow
+    ├── QueueFull                a bounded queue is full                           503 / 3, with Retry-After
+    ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes          413 / 3
+    ├── NotString                create-dicom: a legacy body's value not a string  400 / 2019
+    ├── OverrideTag              create-dicom: a generated tag set without Force   400 / 2020
+    ├── UseContent               create-dicom: PixelData in Tags                   400 / 2021
+    ├── NoPayload                create-dicom: a series item without Content       400 / 2022
+    ├── UseDataUriScheme         create-dicom: Content not a data URI or array     400 / 2023
+    ├── InexistentParent         create-dicom: Parent is no patient/study/series   400 / 2024
+    ├── ParentIsInstance         create-dicom: Parent is an instance               400 / 2025
     └── OrthancError             any other Orthanc error code, by number
 
 `web.py` turns each into the core's JSON error body.
@@ -165,3 +172,47 @@ class RequestTooLarge(AdvancedRestError):
 
     code = 3
     status = 413
+
+
+# create-dicom's own error codes: the core answers them for these mistakes, and so does the plugin.
+
+class NotString(AdvancedRestError):
+    """A legacy body (no Tags field) with a value that is not a string."""
+
+    code = 2019
+
+
+class OverrideTag(AdvancedRestError):
+    """A tag the plugin generates or the parent gives, set by the request without Force."""
+
+    code = 2020
+
+
+class UseContent(AdvancedRestError):
+    """PixelData in Tags: images go in Content."""
+
+    code = 2021
+
+
+class NoPayload(AdvancedRestError):
+    """An item of a series without Content."""
+
+    code = 2022
+
+
+class UseDataUriScheme(AdvancedRestError):
+    """Content that is neither a data URI string nor an array of them."""
+
+    code = 2023
+
+
+class InexistentParent(AdvancedRestError):
+    """A Parent that names no patient, study or series (a non-string one included, as the core)."""
+
+    code = 2024
+
+
+class ParentIsInstance(AdvancedRestError):
+    """A Parent that names an instance: a new instance attaches to a series, study or patient."""
+
+    code = 2025

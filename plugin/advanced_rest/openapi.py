@@ -1,7 +1,7 @@
 """GET {Root}/openapi.json: an OpenAPI 3 description of every route the plugin registered."""
-import re
-
 from . import __version__
+from .dicomize.request import FIELDS
+from .web import route_path
 
 _TINY_PNG = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAAAAABX3VL4AAAADklEQVR4nGNgYGBgYGAAAAAFAAG"
              "jPs8AAAAASUVORK5CYII=")
@@ -91,6 +91,18 @@ OPERATIONS = {
                    "responses": dict({"200": _json({"type": "object"}, "{}")}, **_errors(404))}},
 }
 
+
+def _property(field):
+    """The JSON Schema of one field of the create-dicom body (dicomize.request.FIELDS)."""
+    kinds = field.json_type if isinstance(field.json_type, tuple) else (field.json_type,)
+    schemas = [{"type": kind, "items": {}} if kind == "array" else {"type": kind} for kind in kinds]
+    schema = dict(schemas[0]) if len(schemas) == 1 else {"oneOf": schemas}
+    schema["description"] = field.description
+    if field.default is not None:
+        schema["default"] = field.default
+    return schema
+
+
 SCHEMAS = {
     "Error": {"type": "object", "description": "The core's error body",
               "properties": {name: {"type": kind} for name, kind in (
@@ -104,21 +116,13 @@ SCHEMAS = {
         ("ErrorDetails", "string"), ("Content", "object"))}},
     "Changes": {"type": "object", "properties": {"Changes": {"type": "array", "items": {"type": "object"}},
                                                  "Last": {"type": "integer"}, "Done": {"type": "boolean"}}},
-    "CreateDicom": {"type": "object", "properties": {
-        "Tags": {"type": "object"}, "Content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {}}]},
-        "Parent": {"type": "string"}, "PrivateCreator": {"type": "string"}, "Force": {"type": "boolean"},
-        "InterpretBinaryTags": {"type": "boolean"}, "Encapsulate": {"type": "boolean"},
-        "Asynchronous": {"type": "boolean"}, "Synchronous": {"type": "boolean"}, "Priority": {"type": "integer"},
-        "Strict": {"type": "boolean"}}},
+    "CreateDicom": {"type": "object", "properties": {name: _property(field) for name, field in FIELDS.items()}},
 }
-
-_GROUP = re.compile(r"\(\[\^/\]\+\)")
 
 
 def path_of(pattern):
     """The OpenAPI path of a registered route pattern: /jobs/([^/]+) -> /jobs/{id}."""
-    names = iter(("{id}", "{name}"))
-    return _GROUP.sub(lambda _: next(names), pattern).replace("\\", "")
+    return route_path(pattern, ("{id}", "{name}"))
 
 
 def document(registered, root):

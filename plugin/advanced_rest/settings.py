@@ -34,6 +34,11 @@ class Settings:
     max_wait_seconds: float = 60.0  # longest wait of /jobs/{id}/wait and /jobs/changes
     max_waiting_requests: int = 10  # long-polls held at once; default: LongPollShare of HttpThreadsCount
     creator_metadata: str = ""  # user-defined metadata recording who created an instance ("" = none)
+    # The cluster: on when Orthanc's index is in PostgreSQL (AdvancedRest.Cluster.Enabled decides).
+    cluster: bool = False
+    lease_seconds: float = 30.0
+    replica: str = ""  # Orthanc's DatabaseServerIdentifier
+    postgresql: dict = dataclasses.field(default_factory=dict)  # Orthanc's PostgreSQL section
 
 
 class SettingsError(ValueError):
@@ -67,7 +72,7 @@ def from_configuration(config):
         raise SettingsError("AdvancedRest must be a JSON object, not %r" % (section,))
     known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels", "ConcurrentJobs", "JobsHistorySize",
              "SaveJobs", "MaxRequestBytes", "MaxImageBytes", "MaxInstancesPerRequest", "MaxSequenceDepth",
-             "MaxElements", "MaxPendingJobs", "MaxWaitSeconds", "LongPollShare", "CreatorMetadata"}
+             "MaxElements", "MaxPendingJobs", "MaxWaitSeconds", "LongPollShare", "CreatorMetadata", "Cluster"}
     for key in sorted(set(section) - known):
         problems.append("AdvancedRest.%s is not a known option (known: %s)" % (key, ", ".join(sorted(known))))
 
@@ -114,6 +119,7 @@ def from_configuration(config):
     http_threads = _orthanc_int(config, "HttpThreadsCount", 50)
     limits["max_waiting_requests"] = max(1, int(http_threads * share))
     creator_metadata = _expect(problems, section, "CreatorMetadata", str, "")
+    cluster = _cluster(problems, config, section)
 
     creator = config.get("DefaultPrivateCreator", "")
     if not isinstance(creator, str):
@@ -136,8 +142,43 @@ def from_configuration(config):
         save_jobs=save_jobs,
         max_wait_seconds=float(max_wait) if not problems else Settings.max_wait_seconds,
         creator_metadata=creator_metadata,
+        **cluster,
         **limits,
     )
+
+
+def _cluster(problems, config, section):
+    """The cluster's settings: on by default when Orthanc's index is in PostgreSQL."""
+    postgresql = config.get("PostgreSQL", {})
+    postgresql = postgresql if isinstance(postgresql, dict) else {}
+    in_postgresql = bool(postgresql.get("EnableIndex", False))
+    options = section.get("Cluster", {})
+    if not isinstance(options, dict):
+        problems.append("AdvancedRest.Cluster must be a JSON object, not %r" % (options,))
+        return {}
+    for key in sorted(set(options) - {"Enabled", "LeaseSeconds"}):
+        problems.append("AdvancedRest.Cluster.%s is not a known option (known: Enabled, LeaseSeconds)" % key)
+    enabled = options.get("Enabled", in_postgresql)
+    lease = options.get("LeaseSeconds", Settings.lease_seconds)
+    if not isinstance(enabled, bool):
+        problems.append("AdvancedRest.Cluster.Enabled must be a bool, not %r" % (enabled,))
+        enabled = False
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 1 <= lease <= 3600:
+        problems.append("AdvancedRest.Cluster.LeaseSeconds must be a number of seconds in [1, 3600], not %r"
+                        % (lease,))
+        lease = Settings.lease_seconds
+    if not enabled:
+        return {}
+    if not in_postgresql:
+        problems.append("AdvancedRest.Cluster.Enabled needs Orthanc's index in PostgreSQL "
+                        "(PostgreSQL.EnableIndex)")
+        return {}
+    replica = config.get("DatabaseServerIdentifier")
+    if not isinstance(replica, str) or not replica.strip():
+        problems.append("The cluster needs each replica's DatabaseServerIdentifier set explicitly in Orthanc's "
+                        "configuration (or AdvancedRest.Cluster.Enabled false)")
+        return {}
+    return {"cluster": True, "lease_seconds": float(lease), "replica": replica.strip(), "postgresql": postgresql}
 
 
 def _orthanc_int(config, key, default):

@@ -1,5 +1,6 @@
 """Routing, JSON in and out, and the one place where errors become HTTP answers."""
 import dataclasses
+import itertools
 import json
 import logging
 import re
@@ -54,12 +55,20 @@ def error_body(error, method, uri):
     return json.dumps(document, indent="\t", separators=(",", " : "), sort_keys=True).encode("utf-8")
 
 
-_GROUP = re.compile(r"\(\[\^/\]\+\)")
+# The group a route pattern matches one path segment with (an id, an output name).
+GROUP = "([^/]+)"
+_GROUP = re.compile(re.escape(GROUP))
+
+
+def route_path(pattern, names):
+    """The path of a route `pattern` for people: each group replaced by the next of `names`, escapes removed."""
+    names = iter(names)
+    return _GROUP.sub(lambda _: next(names), pattern).replace("\\", "")
 
 
 def route_label(pattern):
     """A route's name for metrics: its pattern with each group shown as {} (e.g. /jobs/{}/{})."""
-    return _GROUP.sub("{}", pattern).replace("\\", "")
+    return route_path(pattern, itertools.repeat("{}"))
 
 
 def _arguments(get):

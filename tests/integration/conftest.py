@@ -5,6 +5,10 @@
     plugin              session, Server with the Python plugin and our entrypoint
     orthanc_factory     function, orthanc_factory(plugin=True, config=None, args=(), **kw) -> Server,
                         stopped at the test's teardown
+    postgres            session, PostgresServer started by the tests (postgres.py)
+    postgres_database   function, a fresh Database with its own password user on it
+    cluster             function, Cluster: Orthanc replicas on one database and storage (cluster.py);
+                        @pytest.mark.cluster(replicas=2, config=None, env=None)
 
 Legs come from --legs or $ADVANCED_REST_LEGS (comma list; default all). A leg that cannot run
 here is skipped with the reason. On failure the logs of the servers a test used are added to its
@@ -14,11 +18,17 @@ import os
 
 import pytest
 
+from cluster import Cluster, cluster  # noqa: F401 (fixture)
+from postgres import PostgresServer, postgres, postgres_database  # noqa: F401 (fixtures)
 from servers import LEGS, Server, UrlLeg, probe_versions
 
 # leg name -> "Orthanc ..., Python plugin ..., Python ..." or "skipped: ..." / "error: ..."
 LEG_STATUS = {}
 LOG_LIMIT = 30_000  # characters of one server's log in a failure report
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster(replicas=2, config=None, env=None): options of the cluster fixture")
 
 
 def selected_legs(config):
@@ -61,6 +71,7 @@ def leg(request):
         raise
     LEG_STATUS[leg.name] = leg.summary()
     yield leg
+    LEG_STATUS[leg.name] = leg.summary()  # with what the session learnt (the cluster's PostgreSQL)
     leg.close()
 
 
@@ -122,7 +133,7 @@ def _used_servers(item):
     """Servers the test used: in its fixtures (directly or via a factory) or started during it."""
     found = []
     for value in getattr(item, "funcargs", {}).values():
-        candidates = value.servers if isinstance(value, OrthancFactory) else [value]
+        candidates = value.servers if isinstance(value, (OrthancFactory, Cluster)) else [value]
         found += [s for s in candidates if isinstance(s, Server)]
     first_new = getattr(item, "_orthanc_first_serial", None)
     if first_new is not None:
@@ -138,6 +149,7 @@ def _used_servers(item):
 def pytest_runtest_setup(item):
     # Log offsets of the servers already running: the report shows what happened during the test.
     item._orthanc_offsets = {s: s._log_size() for s in Server.live}
+    item._postgres_offsets = {s: s._log_size() for s in PostgresServer.live}
     item._orthanc_first_serial = max((s.serial for s in Server.live), default=0) + 1
 
 
@@ -158,6 +170,11 @@ def pytest_runtest_makereport(item, call):
         elif len(text) > LOG_LIMIT:
             text = f"[... cut, full log {server.log_path}]\n" + text[-LOG_LIMIT:]
         report.sections.append((f"orthanc log {server.name} ({where})", text))
+    if {"postgres", "postgres_database", "cluster"} & set(item.fixturenames):
+        for server in PostgresServer.live:
+            text = server.log_text(getattr(item, "_postgres_offsets", {}).get(server, 0))
+            if text.strip():
+                report.sections.append((f"postgresql log ({server.log_path})", text[-LOG_LIMIT:]))
 
 
 # -- versions per leg in the summary -----------------------------------------------------------

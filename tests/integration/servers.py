@@ -24,6 +24,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PLUGIN_DIR = os.path.join(REPO, "plugin")
 PLUGIN_REQUIREMENTS = os.path.join(PLUGIN_DIR, "requirements.txt")
 PYTHON_PLUGIN_SO = "/usr/share/orthanc/plugins/libOrthancPython.so"
+# orthanc-postgresql's index plugin: 4.0 on bookworm, 5.0 in the forky chroot (symlinks to /usr/lib/orthanc/)
+POSTGRESQL_INDEX_SO = "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 # Written last by scripts/make-venv.sh: "<sha256 of requirements> Python X.Y.Z".
 VENV_STAMP = ".advanced-rest-stamp"
@@ -69,6 +71,7 @@ class Leg:
     name = ""
     orthanc_bin = ORTHANC_BIN
     python_plugin_so = PYTHON_PLUGIN_SO
+    postgresql_index_so = POSTGRESQL_INDEX_SO
 
     def __init__(self):
         self.work_dir = None      # host path holding this session's servers
@@ -116,10 +119,14 @@ class Leg:
         raise NotImplementedError
 
     def summary(self):
-        """Return "Orthanc 1.10.1, Python plugin 4.0, Python 3.11.2" once versions are known."""
+        """Return "Orthanc 1.10.1, Python plugin 4.0, Python 3.11.2" once versions are known (and the
+        PostgreSQL plugin's and server's after a cluster test)."""
         v = self.versions
-        return (f"Orthanc {v.get('orthanc', '?')}, Python plugin {v.get('python_plugin', '?')}, "
+        text = (f"Orthanc {v.get('orthanc', '?')}, Python plugin {v.get('python_plugin', '?')}, "
                 f"Python {v.get('python', '?')}")
+        if "postgresql_plugin" in v:  # once a cluster test ran (cluster.py)
+            text += f"; PostgreSQL plugin {v['postgresql_plugin']}, PostgreSQL {v.get('postgresql', '?')}"
+        return text
 
 
 class BookwormLeg(Leg):
@@ -294,6 +301,8 @@ class Server(Http):
     plugin=True loads the Python plugin with our entrypoint; plugin=False loads no plugin at all
     (the core oracle). config is merged over the defaults (a value of None removes a key);
     args are extra command-line arguments (e.g. "--verbose"). env adds environment variables.
+    storage_dir (a host path under leg.work_dir) replaces the server's own storage folder, so that
+    several servers can share one (the cluster); the SQLite index stays in the server's folder.
     """
 
     _serial = itertools.count(1)
@@ -306,7 +315,7 @@ class Server(Http):
         return super().__new__(cls)
 
     def __init__(self, leg, plugin=True, config=None, args=(), env=None, name=None,
-                 start=True, timeout=START_TIMEOUT):
+                 start=True, timeout=START_TIMEOUT, storage_dir=None):
         self.leg = leg
         self.plugin = plugin
         self.extra_config = dict(config or {})
@@ -315,7 +324,8 @@ class Server(Http):
         self.serial = next(Server._serial)
         self.name = name or f"{leg.name}-{'plugin' if plugin else 'core'}-{self.serial}"
         self.dir = tempfile.mkdtemp(prefix=f"{self.name}-", dir=leg.work_dir)
-        self.storage_dir = os.path.join(self.dir, "storage")
+        self.index_dir = os.path.join(self.dir, "storage")
+        self.storage_dir = storage_dir or self.index_dir
         self.config_path = os.path.join(self.dir, "orthanc.json")
         self.log_path = os.path.join(self.dir, "orthanc.log")
         self.timeout = timeout
@@ -354,7 +364,7 @@ class Server(Http):
             "DicomPort": self.dicom_port,
             "DicomServerEnabled": True,
             "StorageDirectory": self.leg.leg_path(self.storage_dir),
-            "IndexDirectory": self.leg.leg_path(self.storage_dir),
+            "IndexDirectory": self.leg.leg_path(self.index_dir),
             "RemoteAccessAllowed": False,
             "AuthenticationEnabled": False,
             "HttpDescribeErrors": True,
@@ -586,9 +596,14 @@ class RemoteServer(Http):
 
 
 class ContainerServer(Server):
-    """A Server whose Orthanc runs in a container of the docker leg's image (docker SDK)."""
+    """A Server whose Orthanc runs in a container of the docker leg's image (docker SDK).
+
+    On the host's network by default; with `network` (a docker SDK Network, set before start():
+    the cluster) on that network instead, its ports published on loopback.
+    """
 
     container = None
+    network = None
     _names = itertools.count(1)
 
     # The image's own configuration file for the plugin (docker/advanced-rest.json, copied to
@@ -601,6 +616,10 @@ class ContainerServer(Server):
         # As deployed: authentication on, unless the test chooses.
         if "AuthenticationEnabled" not in self.extra_config:
             config.update(AuthenticationEnabled=True, RegisteredUsers=dict(self.USERS))
+        # On a network of its own the tests come through docker's port forwarding, not loopback
+        # (published on the host's loopback only).
+        if self.network is not None and "RemoteAccessAllowed" not in self.extra_config:
+            config["RemoteAccessAllowed"] = True
         return config
 
     def _config_files(self):
@@ -631,14 +650,21 @@ class ContainerServer(Server):
         if rest.get("AuthenticationEnabled") and users:
             self.session.auth = next(iter(users.items()))  # waiting for an authenticated /system
         self._append_log(f"==== advanced-rest tests: starting {self.name} on {self.url} in {self.leg.image}\n")
+        volumes = {self.dir: {"bind": self.dir, "mode": "rw"},
+                   self.config_path: {"bind": "/etc/orthanc/orthanc.json", "mode": "ro"},
+                   plugin_path: {"bind": self.IMAGE_FILE, "mode": "ro"}}
+        if not os.path.abspath(self.storage_dir).startswith(self.dir + os.sep):
+            volumes[self.storage_dir] = {"bind": self.storage_dir, "mode": "rw"}  # shared (the cluster)
+        if self.network is None:
+            where = {"network_mode": "host"}
+        else:
+            where = {"network": self.network.name,
+                     "ports": {f"{port}/tcp": ("127.0.0.1", port) for port in (self.http_port, self.dicom_port)}}
         # Orthanc reads the image's folder, as deployed; the test's files replace the base's
         # orthanc.json and the image's advanced-rest.json (Orthanc refuses a key in two files).
         self.container = self.leg.client.containers.run(
             self.leg.image, [self.leg.orthanc_bin, "/etc/orthanc/"] + list(self.args), detach=True,
-            network_mode="host", name="advanced-rest-test-%d-%d" % (os.getpid(), next(self._names)),
-            volumes={self.dir: {"bind": self.dir, "mode": "rw"},
-                     self.config_path: {"bind": "/etc/orthanc/orthanc.json", "mode": "ro"},
-                     plugin_path: {"bind": self.IMAGE_FILE, "mode": "ro"}})
+            name="advanced-rest-test-%d-%d" % (os.getpid(), next(self._names)), volumes=volumes, **where)
         threading.Thread(target=self._follow_log, args=(self.container,), daemon=True).start()
         if self._wait_ready():
             return self

@@ -68,7 +68,9 @@ class Hostile:
     code: int  # its OrthancStatus
     names: Optional[str] = None  # the option Details must name
     compare: bool = False  # send to the core too: the plugin must answer what it answers
-    core: Optional[dict] = None  # observed core answers per version (informational)
+    # What the cores answered (per version) when the case was written, for the reader: the test does not
+    # ask them again (they crash, or store hundreds of megabytes); `compare` cases do ask the live core.
+    core: Optional[dict] = None
 
 
 CASES = [

@@ -2,6 +2,9 @@
 import base64
 import io
 import json
+import os
+import subprocess
+import sysconfig
 import time
 
 import pytest
@@ -304,38 +307,74 @@ def test_save_jobs_off_keeps_nothing(orthanc_factory):
     assert server.get("/jobs/%s" % job_id).status_code == 404
 
 
-def test_the_client_waits_for_jobs_and_its_command_line_shows_progress(plugin):
-    import os
-    import subprocess
-    import sys
+def _client(server):
+    from advanced_rest_client import Client
 
-    from advanced_rest.client import Client, JobTimeout
+    user, password = server.session.auth or (None, None)
+    return Client(server.url, user, password)
 
-    user, password = plugin.session.auth or (None, None)
-    client = Client(plugin.url, user, password)
+
+def _advanced_rest(server, *args, timeout=90):
+    """Run the installed `advanced-rest` command (tests/requirements.txt installs ./client) against `server`."""
+    command = os.path.join(sysconfig.get_path("scripts"), "advanced-rest")
+    assert os.path.exists(command), "no %s: rebuild the test venv (scripts/make-venv.sh)" % command
+    user, password = server.session.auth or (None, None)
     credentials = ["--user", user, "--password", password] if user else []
+    return subprocess.run([command, "--url", server.url] + credentials + list(args), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_the_client_waits_for_jobs_and_lists_them(plugin):
+    from advanced_rest_client import JobTimeout
+
+    client = _client(plugin)
     job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
     assert client.wait_for_job(job["ID"], timeout=60)["State"] == "Success"
     assert job["ID"] in client.jobs(states=["Success"], types=["CreateDicom"])
-
-    job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
-    plugin_dir = os.path.join(os.path.dirname(__file__), "..", "..", "plugin")
-    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url] + credentials +
-                         ["monitor", job["ID"], "--timeout", "60"], capture_output=True, text=True, timeout=90,
-                         env=dict(os.environ, PYTHONPATH=plugin_dir))
-    assert run.returncode == 0, run.stderr
-    assert "100% Success" in run.stdout
-
-    failing = client.create_dicom({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, asynchronous=True)
-    run = subprocess.run([sys.executable, "-m", "advanced_rest.client", "--url", plugin.url] + credentials +
-                         ["monitor", failing["ID"]], capture_output=True, text=True, timeout=90,
-                         env=dict(os.environ, PYTHONPATH=plugin_dir))
-    assert run.returncode == 1 and "Failure" in run.stdout
+    assert job["ID"] not in client.jobs(states=["Failure"])
 
     slow = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 40}, asynchronous=True)
     with pytest.raises(JobTimeout):
         client.wait_for_job(slow["ID"], timeout=0.01)
     client.wait_for_job(slow["ID"], timeout=120)
+
+
+def test_the_client_command_monitors_waits_and_lists(plugin):
+    client = _client(plugin)
+    job = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 10}, asynchronous=True)
+    run = _advanced_rest(plugin, "monitor", job["ID"], "--timeout", "60")
+    assert run.returncode == 0, run.stderr
+    assert "100% Success" in run.stdout
+
+    run = _advanced_rest(plugin, "wait", job["ID"], "--timeout", "60")
+    assert run.returncode == 0, run.stderr
+    printed, job_now = json.loads(run.stdout), client.job(job["ID"])
+    printed.pop("Timestamp"), job_now.pop("Timestamp")  # the time of the answer on some servers
+    assert printed == job_now
+
+    failing = client.create_dicom({"Tags": {}, "Content": "data:image/png;base64,AAAA"}, asynchronous=True)
+    run = _advanced_rest(plugin, "monitor", failing["ID"])
+    assert run.returncode == 1 and "Failure" in run.stdout, run.stderr
+    run = _advanced_rest(plugin, "wait", failing["ID"])
+    assert run.returncode == 1, run.stderr
+    assert json.loads(run.stdout)["State"] == "Failure"
+
+    slow = client.create_dicom({"Tags": {}, "Content": [BIG_PNG] * 40}, asynchronous=True)
+    run = _advanced_rest(plugin, "wait", slow["ID"], "--timeout", "0.01")
+    assert run.returncode == 2 and "timed out" in run.stderr, (run.stdout, run.stderr)
+    run = _advanced_rest(plugin, "jobs", "--state", "Running,Pending", "--type", "CreateDicom")
+    assert run.returncode == 0, run.stderr
+    assert slow["ID"] in json.loads(run.stdout)
+    client.wait_for_job(slow["ID"], timeout=120)
+
+    run = _advanced_rest(plugin, "jobs", "--state", "Success,Failure", "--type", "CreateDicom", "--expand")
+    assert run.returncode == 0, run.stderr
+    states = {listed["ID"]: listed["State"] for listed in json.loads(run.stdout)}
+    assert (states[job["ID"]], states[failing["ID"]], states[slow["ID"]]) == ("Success", "Failure", "Success")
+    assert set(states.values()) <= {"Success", "Failure"}
+
+    run = _advanced_rest(plugin, "wait", "no-such-job")
+    assert run.returncode == 3 and "404" in run.stderr, (run.stdout, run.stderr)
 
 
 def test_core_job_routes_answer_like_the_core(orthanc_factory):

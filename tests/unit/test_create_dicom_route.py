@@ -4,8 +4,8 @@ import json
 import pytest
 
 from advanced_rest import settings, web
+from advanced_rest.create_dicom.route import CreateDicom, Services
 from advanced_rest.dicomize.dictionary import Dictionary
-from advanced_rest.dicomize.routes import CreateDicom, Services
 from advanced_rest.errors import OrthancError
 
 from test_builder import png
@@ -74,7 +74,7 @@ def test_a_series_is_built_one_file_at_a_time(monkeypatch):
 
 
 def test_the_requester_is_the_basic_user_and_the_proxy_address():
-    from advanced_rest.dicomize.routes import requester
+    from advanced_rest.create_dicom.route import requester
     assert requester({"authorization": "Basic YWxpY2U6c2VjcmV0", "x-forwarded-for": "10.0.0.1"}) \
         == "user=alice; forwarded-for=10.0.0.1; via=advanced-rest"
     assert requester({"authorization": "Basic !!!"}) == "via=advanced-rest"

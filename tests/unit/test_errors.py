@@ -17,6 +17,15 @@ SUBCLASSES = [
     (errors.IllegalTransition, 400, 8, "Bad request"),
     (errors.QueueFull, 503, 3, "Parameter out of range"),
     (errors.RequestTooLarge, 413, 3, "Parameter out of range"),
+    (errors.NotString, 400, 2019, "Only string values are supported when creating DICOM instances"),
+    (errors.OverrideTag, 400, 2020, "Trying to override a value inherited from a parent module"),
+    (errors.UseContent, 400, 2021, 'Use "Content" to inject an image into a new DICOM instance'),
+    (errors.NoPayload, 400, 2022, "No payload is present for one instance in the series"),
+    (errors.UseDataUriScheme, 400, 2023,
+     "The payload of the DICOM instance must be specified according to Data URI scheme"),
+    (errors.InexistentParent, 400, 2024, "Trying to attach a new DICOM instance to an inexistent resource"),
+    (errors.ParentIsInstance, 400, 2025,
+     "Trying to attach a new DICOM instance to an instance (must be a series, study or patient)"),
 ]
 
 
@@ -47,9 +56,16 @@ def test_error_body_has_the_core_shape(cls, status, code, message):
 
 
 def test_orthanc_code_takes_the_status_the_core_gives_it():
-    error = errors.AdvancedRestError(code=2020)
-    assert (error.http_status, error.message) == (400, "Trying to override a value inherited from a parent module")
-    assert "Details" not in json.loads(web.error_body(error, "POST", "/x"))
+    error = errors.OrthancError(code=2018)
+    assert (error.http_status, error.message) == (500, "Cannot store an instance")
+    assert "Details" not in json.loads(web.error_body(errors.OverrideTag(), "POST", "/x"))
+
+
+def test_the_docstring_tree_names_exactly_the_classes():
+    tree = errors.__doc__.split("\n\n")[1]
+    named = {line.replace("│", " ").replace("├──", " ").replace("└──", " ").split()[0]
+             for line in tree.splitlines() if line.strip()}
+    assert named == {cls.__name__ for cls in _all_subclasses(errors.AdvancedRestError)} | {"AdvancedRestError"}
 
 
 def test_unknown_code_is_a_server_error():

@@ -2,16 +2,12 @@
 import dataclasses
 import struct
 
-from ..errors import AdvancedRestError, BadFileFormat, BadRequest, BadParameterType, ParameterOutOfRange, UnsupportedFormat
+from ..errors import (AdvancedRestError, BadFileFormat, BadParameterType, BadRequest, NoPayload, NotString,
+                      OverrideTag, ParameterOutOfRange, UnsupportedFormat, UseContent, UseDataUriScheme)
 from . import charsets, datauri, images, strict, values, writer
+from .documents import DOCUMENTS, PDF
 from .dictionary import format_tag, is_private
 from .writer import Element
-
-CREATE_DICOM_NOT_STRING = 2019
-CREATE_DICOM_OVERRIDE_TAG = 2020
-CREATE_DICOM_USE_CONTENT = 2021
-CREATE_DICOM_NO_PAYLOAD = 2022
-CREATE_DICOM_USE_DATA_URI_SCHEME = 2023
 
 PATIENT_ID = 0x00100020
 STUDY_INSTANCE_UID = 0x0020000D
@@ -35,13 +31,6 @@ _OVERRIDABLE = frozenset({
     0x00080020, 0x00080030,  # Study Date/Time
 })
 
-# MIME type -> (SOP Class UID, Modality) of the encapsulated documents.
-_DOCUMENTS = {
-    "application/pdf": ("1.2.840.10008.5.1.4.1.1.104.1", "OT"),
-    "model/stl": ("1.2.840.10008.5.1.4.1.1.104.3", "M3D"),
-    "model/obj": ("1.2.840.10008.5.1.4.1.1.104.4", "M3D"),
-    "model/mtl": ("1.2.840.10008.5.1.4.1.1.104.5", "M3D"),
-}
 _IMAGES = {"image/png": "png", "image/jpeg": "jpeg", "image/x-portable-arbitrarymap": "pam"}
 
 # Pixel format -> (samples per pixel, bits allocated, photometric interpretation or None for monochrome).
@@ -130,9 +119,9 @@ def _inject_tags(instance, tags, request, private_creator):
         if tag == SPECIFIC_CHARACTER_SET:
             continue  # chosen before, from the name "SpecificCharacterSet" only
         if not request.force and tag not in _OVERRIDABLE and tag in instance.elements:
-            raise AdvancedRestError(name, code=CREATE_DICOM_OVERRIDE_TAG)
+            raise OverrideTag(name)
         if tag == PIXEL_DATA:
-            raise AdvancedRestError(code=CREATE_DICOM_USE_CONTENT)
+            raise UseContent()
         if tag & 0xFFFF == 0 or tag >> 16 == 0x0002:
             continue  # group lengths and the file meta are written from the dataset
         value = tags[name]
@@ -184,13 +173,13 @@ def _encapsulate_jpeg(instance, content):
 
 
 def _embed_document(instance, mime, document):
-    sop_class, modality = _DOCUMENTS[mime]
+    sop_class, modality = DOCUMENTS[mime]
     instance.elements[0x00420012] = Element("LO", _text(mime))  # MIME Type of Encapsulated Document
     # The core pads an odd document with one NUL byte (the writer does the same).
     instance.elements[0x00420011] = Element("OB", document)
     instance.set_if_absent(SOP_CLASS_UID, sop_class)
     instance.set_if_absent(MODALITY, modality)
-    if mime == "application/pdf":
+    if mime == PDF:
         instance.set_if_absent(0x00080064, "WSD")  # Conversion Type
 
 
@@ -219,8 +208,8 @@ def embed_content(instance, text, encapsulate=False):
         _embed_pixels(instance, pixels)
     elif mime == "application/octet-stream":
         instance.elements[PIXEL_DATA] = Element("OW", parsed.content)
-    elif mime in _DOCUMENTS:
-        if mime == "application/pdf" and not parsed.content.startswith(b"%PDF-"):
+    elif mime in DOCUMENTS:
+        if mime == PDF and not parsed.content.startswith(b"%PDF-"):
             raise BadFileFormat("The content is not a PDF file (it does not start with %PDF-)")
         _embed_document(instance, mime, parsed.content)
     else:
@@ -258,7 +247,7 @@ def _legacy(request, env):
     for name in sorted(request.tags):
         value = request.tags[name]
         if not isinstance(value, str):
-            raise AdvancedRestError(code=CREATE_DICOM_NOT_STRING)
+            raise NotString()
         tag = env.dictionary.parse_tag(name)
         if tag == PIXEL_DATA:
             embed_content(instance, value)
@@ -343,11 +332,11 @@ def _series_item(instance, index, item, request, private_creator):
     one = instance.copy()
     one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.item_uid(index) if env.item_uid else env.new_uid()))
     if not item.has_content:
-        raise AdvancedRestError(code=CREATE_DICOM_NO_PAYLOAD)
+        raise NoPayload()
     if item.tags is not None:
         _inject_tags(one, item.tags, request, private_creator)
     if not isinstance(item.content, str):
-        raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
+        raise UseDataUriScheme()
     embed_content(one, item.content, request.encapsulate)
     one.set_string(0x00200013, str(index + 1))  # Instance Number
     one.set_string(0x00541330, str(index + 1))  # Image Index

@@ -2,11 +2,7 @@
 import dataclasses
 import re
 
-from ..errors import AdvancedRestError, OrthancError
-
-CREATE_DICOM_BAD_PARENT = 2024
-CREATE_DICOM_PARENT_IS_INSTANCE = 2025
-UNKNOWN_RESOURCE = 17
+from ..errors import AdvancedRestError, InexistentParent, OrthancError, ParentIsInstance, UnknownResource
 
 # Tags copied from each level of the parent, those of the core's module lists
 # (Patient, General Study, General Series modules of PS3.3).
@@ -80,7 +76,7 @@ def _exists(uri, rest_get_json):
     try:
         rest_get_json(uri)
     except OrthancError as error:
-        if error.code == UNKNOWN_RESOURCE or error.http_status == 404:
+        if error.code == UnknownResource.code or error.http_status == 404:
             return False
         raise
     return True
@@ -90,19 +86,21 @@ def resolve(parent_id, rest_get_json):
     """The Parent for an Orthanc id, read through `rest_get_json(uri)`.
 
     Raises:
-        AdvancedRestError: 2024 for an unknown id, 2025 for an instance id.
+        InexistentParent: for an id of nothing (or not shaped like an Orthanc id).
+        ParentIsInstance: for an instance's id.
+        AdvancedRestError: a parent without any instance.
         OrthancError: Orthanc failing otherwise than on an unknown id.
     """
     if not _ORTHANC_ID.fullmatch(parent_id):
-        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
+        raise InexistentParent()
     for level, folder, _ in _LEVELS:
         if not _exists("/%s/%s" % (folder, parent_id), rest_get_json):
             continue
         instances = rest_get_json("/%s/%s/instances" % (folder, parent_id))
         if not instances:
-            raise AdvancedRestError("The parent has no instance", code=-1)
+            raise AdvancedRestError("The parent has no instance")
         tags = rest_get_json("/instances/%s/tags" % instances[0]["ID"])
         return Parent(level, tags)
     if not _exists("/instances/%s" % parent_id, rest_get_json):
-        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
-    raise AdvancedRestError(code=CREATE_DICOM_PARENT_IS_INSTANCE)
+        raise InexistentParent()
+    raise ParentIsInstance()

@@ -4,11 +4,8 @@ import json
 import json.scanner
 import re
 
-from ..errors import AdvancedRestError, BadRequest, LimitExceeded, ParameterOutOfRange
+from ..errors import BadRequest, InexistentParent, LimitExceeded, ParameterOutOfRange, UseDataUriScheme
 from . import charsets
-
-CREATE_DICOM_USE_DATA_URI_SCHEME = 2023
-CREATE_DICOM_BAD_PARENT = 2024
 
 # json.loads pairs surrogate escapes itself: what remains in a string is a lone half.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -19,6 +16,51 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # reads it; any other goes through json's pure-Python scanner, whose recursion stays in Python
 # frames (ending in RecursionError), about 6 times slower.
 SAFE_C_NESTING = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One field of the body: its JSON type(s), its value when absent, and what it does."""
+
+    json_type: object  # a JSON Schema type name, or a tuple of them
+    default: object
+    description: str
+
+
+# The fields of a create-dicom body (with Tags): the parser below reads these, and the OpenAPI
+# description is derived from them. A body without Tags is the core's older form, tags only.
+FIELDS = {
+    "Tags": Field("object", None, "tag name or gggg,eeee -> value, as in the core"),
+    "Content": Field(("string", "array"), None,
+                     "a data URI (image, PDF, 3D model, raw pixels), or an array making a series: data URIs, "
+                     "or objects with Content and their own Tags"),
+    "Parent": Field("string", None, "the Orthanc id of a patient, study or series to attach the new instance to"),
+    "PrivateCreator": Field("string", None, "for private tags; absent: Orthanc's DefaultPrivateCreator"),
+    "Force": Field("boolean", False, "let Tags override the identifiers and tags Orthanc generates"),
+    "InterpretBinaryTags": Field("boolean", True, "read data URIs in binary tags' values as their content"),
+    "Encapsulate": Field("boolean", False, "keep JPEG content compressed (JPEG Baseline transfer syntax)"),
+    "Asynchronous": Field("boolean", False, "run as a job: the answer is the job's {ID, Path}"),
+    "Synchronous": Field("boolean", True, "false: the same as Asynchronous true"),
+    "Priority": Field("integer", 0, "of the job (higher first)"),
+    "Strict": Field("boolean", None, "complete the instance into a conformant IOD; absent: AdvancedRest.StrictDicom"),
+}
+
+# JSON Schema type name -> the Python type json.loads gives it.
+_PYTHON_TYPES = {"object": dict, "array": list, "string": str, "integer": int, "boolean": bool}
+
+
+def _names(json_type):
+    return json_type if isinstance(json_type, tuple) else (json_type,)
+
+
+def _conforms(value, json_type):
+    """Whether `value` (from json.loads) has the JSON type, or one of the types, `json_type` names."""
+    for name in _names(json_type):
+        python_type = _PYTHON_TYPES[name]
+        # bool is an int in Python, not in JSON
+        if isinstance(value, python_type) and not (python_type is int and isinstance(value, bool)):
+            return True
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,44 +83,48 @@ class Item:
 
 @dataclasses.dataclass(frozen=True)
 class CreateRequest:
-    """A parsed create-dicom body."""
+    """A parsed create-dicom body (defaults: those of FIELDS)."""
 
     tags: dict
-    legacy: bool = False
+    legacy: bool = False  # a body without Tags: its fields are the tags
     content: object = None  # None, a string, or a tuple of Item (a series)
     parent: str = None
-    interpret_binary_tags: bool = True
-    private_creator: str = None  # None: Orthanc's DefaultPrivateCreator
-    force: bool = False
+    interpret_binary_tags: bool = FIELDS["InterpretBinaryTags"].default
+    private_creator: str = FIELDS["PrivateCreator"].default  # None: Orthanc's DefaultPrivateCreator
+    force: bool = FIELDS["Force"].default
     encoding: object = None  # charsets.Encoding from Tags' SpecificCharacterSet, or None
-    encapsulate: bool = False  # keep JPEG content compressed (Orthanc 1.13's "Encapsulate")
-    strict: bool = None  # None: AdvancedRest.StrictDicom decides
-    asynchronous: bool = False  # run as a job (the core's "Asynchronous" / "Synchronous" fields)
-    priority: int = 0  # of that job
+    encapsulate: bool = FIELDS["Encapsulate"].default
+    strict: bool = FIELDS["Strict"].default  # None: AdvancedRest.StrictDicom decides
+    asynchronous: bool = FIELDS["Asynchronous"].default  # from Asynchronous and Synchronous
+    priority: int = FIELDS["Priority"].default
 
 
-def _field(body, name, kind, default):
-    if name not in body:
-        return default
-    value = body[name]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise BadRequest("The %s field must be a %s" % (name, {bool: "Boolean", str: "string", int: "integer"}[kind]))
+def _field(document, name):
+    """The value of field `name` (of FIELDS), or its default when absent.
+
+    Raises:
+        BadRequest: a value of another JSON type.
+    """
+    declared = FIELDS[name]
+    if name not in document:
+        return declared.default
+    value = document[name]
+    if not _conforms(value, declared.json_type):
+        raise BadRequest("The %s field must be a JSON %s" % (name, " or ".join(_names(declared.json_type))))
     return value
 
 
 def _asynchronous(document):
-    asynchronous = _field(document, "Asynchronous", bool, False)
-    synchronous = _field(document, "Synchronous", bool, not asynchronous)
-    return asynchronous or not synchronous
+    return _field(document, "Asynchronous") or not _field(document, "Synchronous")
 
 
 def _parent(document):
     if "Parent" not in document:
         return None
     parent = document["Parent"]
-    if not isinstance(parent, str):
+    if not _conforms(parent, FIELDS["Parent"].json_type):
         # The core looks a non-string up as an id, and finds nothing.
-        raise AdvancedRestError(code=CREATE_DICOM_BAD_PARENT)
+        raise InexistentParent()
     return parent
 
 
@@ -194,7 +240,8 @@ def parse(body, limits=None):
         BadRequest: not a JSON object, a field of the wrong type, or a lone surrogate in a string.
         LimitExceeded: sequences, elements or instances beyond `limits`.
         ParameterOutOfRange: an unknown Specific Character Set.
-        AdvancedRestError: 2023 when Content is neither a string nor an array.
+        UseDataUriScheme: Content neither a string nor an array (the core's 2023).
+        InexistentParent: a Parent that is not a string (the core's 2024).
     """
     limits = limits or Limits()
     try:
@@ -210,9 +257,7 @@ def parse(body, limits=None):
     if "Tags" not in document:
         return CreateRequest(tags=document, legacy=True)
 
-    tags = document["Tags"]
-    if not isinstance(tags, dict):
-        raise BadRequest("The Tags field must be a JSON object")
+    tags = _field(document, "Tags")
     encoding = None
     if "SpecificCharacterSet" in tags:
         term = tags["SpecificCharacterSet"]
@@ -221,20 +266,20 @@ def parse(body, limits=None):
             raise ParameterOutOfRange("Unknown Specific Character Set: %r" % (term,))
 
     content = document.get("Content")
+    if "Content" in document and not _conforms(content, FIELDS["Content"].json_type):
+        raise UseDataUriScheme()
     if isinstance(content, list):
         content = _items(content) if content else None
-    elif not isinstance(content, str) and "Content" in document:
-        raise AdvancedRestError(code=CREATE_DICOM_USE_DATA_URI_SCHEME)
     return CreateRequest(
         tags=tags,
         content=content,
         parent=_parent(document),
-        interpret_binary_tags=_field(document, "InterpretBinaryTags", bool, True),
-        private_creator=_field(document, "PrivateCreator", str, None),
-        force=_field(document, "Force", bool, False),
+        interpret_binary_tags=_field(document, "InterpretBinaryTags"),
+        private_creator=_field(document, "PrivateCreator"),
+        force=_field(document, "Force"),
         encoding=encoding,
-        encapsulate=_field(document, "Encapsulate", bool, False),
-        strict=_field(document, "Strict", bool, None),
+        encapsulate=_field(document, "Encapsulate"),
+        strict=_field(document, "Strict"),
         asynchronous=_asynchronous(document),
-        priority=_field(document, "Priority", int, 0),
+        priority=_field(document, "Priority"),
     )

@@ -5,10 +5,10 @@ and every Type 1 and Type 2 attribute of their modules, added only where the req
 and the content left them absent, so that `dciodvfy` reports no error.
 """
 from ..errors import BadRequest
+from .documents import DOCUMENTS, PDF
 from .writer import Element
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
-ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
 
 # (tag, value) of the Type 2 (empty allowed) and defaulted Type 1 attributes of the
 # modules both IODs share: Patient, General Study, General Equipment, SC Equipment.
@@ -48,11 +48,6 @@ _MODEL = (
     (0x00081090, "advanced-rest"),  # Manufacturer's Model Name
     (0x00181000, "1"),  # Device Serial Number
 )
-_MODEL_SOP_CLASSES = {
-    b"model/stl": "1.2.840.10008.5.1.4.1.1.104.3",
-    b"model/obj": "1.2.840.10008.5.1.4.1.1.104.4",
-    b"model/mtl": "1.2.840.10008.5.1.4.1.1.104.5",
-}
 CONCEPT_NAME_CODE_SEQUENCE = 0x0040A043
 MEASUREMENT_UNITS_CODE_SEQUENCE = 0x004008EA
 MODALITY = 0x00080060
@@ -70,21 +65,21 @@ def _iod(instance, requested_tags):
     """(SOP Class UID, attributes to add) for the content of `instance`."""
     elements = instance.elements
     mime = elements.get(0x00420012)
-    mime = mime.value.rstrip(b" ") if mime is not None else None
+    mime = mime.value.rstrip(b" ").decode("ascii", "replace") if mime is not None else None
     if mime is None and 0x7FE00010 in elements and 0x00280010 in elements:
         return SECONDARY_CAPTURE, _IMAGE
-    if mime == b"application/pdf":
+    if mime == PDF:
         if MODALITY not in requested_tags:
             instance.set_string(MODALITY, "DOC")  # the only value of this IOD's Modality
-        return ENCAPSULATED_PDF, _PDF
-    if mime in _MODEL_SOP_CLASSES:
+        return DOCUMENTS[PDF].sop_class, _PDF
+    if mime in DOCUMENTS:  # the other documents are the 3D models
         if MANUFACTURER not in requested_tags:
             instance.set_string(MANUFACTURER, "Orthanc advanced-rest")  # Type 1 in these IODs
         instance.set_if_absent(0x00200052, instance.env.new_uid())  # Frame of Reference UID
         instance.set_if_absent(0x00181020, instance.env.software_version)  # Software Versions
         if MEASUREMENT_UNITS_CODE_SEQUENCE not in elements:
             elements[MEASUREMENT_UNITS_CODE_SEQUENCE] = Element("SQ", [_code("mm", "UCUM", "mm")])
-        return _MODEL_SOP_CLASSES[mime], _MODEL
+        return DOCUMENTS[mime].sop_class, _MODEL
     raise BadRequest("Strict needs an image (PNG, JPEG, PAM), a PDF or a 3D model in Content")
 
 

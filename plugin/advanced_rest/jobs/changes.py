@@ -86,8 +86,9 @@ class ChangeFeed:
 class CoreWatcher:
     """Feeds the core's jobs into a ChangeFeed: on events, and every CORE_LOOK_EVERY seconds."""
 
-    def __init__(self, feed, get_json):
+    def __init__(self, feed, get_json, on_look=None):
         self._feed, self._get_json = feed, get_json
+        self._on_look = on_look  # (the core's jobs) -> None after each look (the cluster publishes them)
         self._latest = []  # the core's jobs at the last look
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -118,6 +119,8 @@ class CoreWatcher:
             try:
                 jobs = json.loads(self._get_json("/jobs?expand"))
                 self._latest = jobs
+                if self._on_look is not None:
+                    self._on_look(jobs)
                 for job in jobs:
                     self._feed.record(job, "core")
                 now_listed = {job.get("ID") for job in jobs}

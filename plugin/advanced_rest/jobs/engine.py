@@ -298,6 +298,27 @@ class Engine:
                     self._enqueue(job)
             self._trim_history()
 
+    def adopt(self, record, runner):
+        """Take one job saved elsewhere (a cluster's claim) and queue it, as `restore` does at start."""
+        with self._lock:
+            self._jobs.pop(record["ID"], None)
+            self._history.pop(record["ID"], None)
+        self.restore([record], lambda _record: runner)
+
+    def idle_workers(self):
+        """Workers with nothing to do: neither running nor already queued here."""
+        with self._lock:
+            busy = sum(1 for job in self._jobs.values() if job.state in (model.RUNNING, model.PENDING)
+                       and not job.undoing)
+            return max(0, self._concurrent_jobs - busy)
+
+    def forget(self, job_id):
+        """Drop a job without a trace (it now lives elsewhere: another replica took it over)."""
+        with self._lock:
+            self._jobs.pop(job_id, None)
+            self._history.pop(job_id, None)
+            self._lock.notify_all()
+
     # ---- internals (call with the lock held) -----------------------------------------------
 
     def _job(self, job_id):

@@ -83,8 +83,11 @@ def _sniff_mime(data):
 class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's engine and the core."""
 
-    def __init__(self, engine, core, feed, limits=WaitLimits()):
+    def __init__(self, engine, core, feed, limits=WaitLimits(), peers=None):
         self._engine, self._core, self._feed = engine, core, feed
+        # The cluster's other replicas (their core jobs), or None on a single server: see
+        # Cluster.peer_core_jobs / peer_core_job / act_on_peer_core_job.
+        self._peers = peers
         self._limits = limits
         self._waiting = threading.BoundedSemaphore(limits.max_waiting)
 
@@ -114,11 +117,12 @@ class JobsApi:
             if unknown:
                 raise BadRequest("Unknown job state %s (known: %s)" % (", ".join(unknown), ", ".join(model.STATES)))
         expand = "expand" in request.get
+        peers = self._peers.peer_core_jobs() if self._peers is not None else []
         if not expand and states is None and types is None:
-            return json_response(json.loads(self._core.get("/jobs")) + self._engine.ids())
+            return json_response(json.loads(self._core.get("/jobs")) + self._engine.ids() + [j["ID"] for j in peers])
         if states is None and types is None:
-            return Response(_splice(self._core.get("/jobs?expand"), self._engine.all()), "application/json")
-        jobs = json.loads(self._core.get("/jobs?expand")) + self._engine.all()
+            return Response(_splice(self._core.get("/jobs?expand"), self._engine.all() + peers), "application/json")
+        jobs = json.loads(self._core.get("/jobs?expand")) + self._engine.all() + peers
         jobs = [job for job in jobs if (states is None or job.get("State") in states)
                 and (types is None or job.get("Type") in types)]
         return json_response(jobs if expand else [job["ID"] for job in jobs])
@@ -131,7 +135,14 @@ class JobsApi:
         except OrthancError as error:
             if not _not_found(error):
                 raise  # a database outage is not an unknown job
+            peer = self._peer_job(job_id)
+            if peer is not None:
+                return peer
             raise UnknownJob("No job found with this id: %s" % job_id) from None
+
+    def _peer_job(self, job_id):
+        """A core job of another live replica of the cluster, or None."""
+        return self._peers.peer_core_job(job_id) if self._peers is not None else None
 
     def job(self, request):
         job_id = request.groups[0]
@@ -142,6 +153,9 @@ class JobsApi:
         job_id = request.groups[0]
         if self._engine.get(job_id) is not None:
             self._engine.delete(job_id)
+            return json_response({})
+        if self._peer_job(job_id) is not None:
+            self._peers.act_on_peer_core_job(job_id, "delete")
             return json_response({})
         try:
             self._core.delete("/jobs/%s" % job_id)
@@ -160,6 +174,8 @@ class JobsApi:
             raise BadRequest("Unknown job action %r (known: %s)" % (action, ", ".join(model.ACTIONS)))
         if self._engine.get(job_id) is not None:
             self._engine.act(job_id, action)
+        elif self._peer_job(job_id) is not None:
+            self._peers.act_on_peer_core_job(job_id, action)  # carried out by the replica that runs it
         else:
             try:
                 self._core.post("/jobs/%s/%s" % (job_id, action), b"")

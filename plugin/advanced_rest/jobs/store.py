@@ -41,18 +41,18 @@ class Store:
         """Something changed: save within SAVE_WITHIN seconds."""
         self._dirty.set()
 
-    def load(self, runner_for):
-        """Restore the saved jobs into the engine; `runner_for(type, payload)` makes runners."""
+    def read(self):
+        """The saved records, each with its "Payload" (or None); [] when nothing (readable) is saved."""
         try:
             index = json.loads(self._get(INDEX_PROPERTY) or "{}")
         except ValueError:
             logger.error("The saved jobs cannot be read; starting without them")
-            return
+            return []
         if not index:
-            return  # nothing saved yet
+            return []  # nothing saved yet
         if index.get("Format") not in (1, FORMAT):
             logger.error("The saved jobs are of an unknown format %r; starting without them", index.get("Format"))
-            return
+            return []
         records = []
         for record in index.get("Jobs", []):
             slot = record.get("Slot")
@@ -67,12 +67,26 @@ class Store:
                 self._slots[record["ID"]] = slot
             record["Payload"] = payload
             records.append(record)
+        return records
+
+    def load(self, runner_for):
+        """Restore the saved jobs into the engine; `runner_for(type, payload, record)` makes runners."""
+        records = self.read()
+        if not records:
+            return
 
         def make(record):
             return runner_for(record["Type"], record["Payload"], record)
 
         self._engine.restore(records, make)
         logger.warning("Restored %d job(s) of the plugin", len(records))
+
+    def clear(self):
+        """Forget everything saved (once moved elsewhere): the index first, then the payloads."""
+        self._set(INDEX_PROPERTY, "")
+        for slot in sorted(set(self._slots.values())):
+            self._set(slot, "")
+        self._slots = {}
 
     def start(self):
         """Start saving (call after `load`, or instead of it to start afresh)."""

@@ -2,7 +2,7 @@
 import collections
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
@@ -11,6 +11,22 @@ from . import labels
 # Few buckets: rendering them is most of a scrape's cost (prometheus-client formats each line).
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5)
 JOB_BUCKETS = (0.1, 1, 10, 60, 600, 3600)
+class ClusterCollector:
+    """orthanc_advanced_rest_cluster_events_total{event}: this replica's claims, takeovers and failed lease
+    renewals (a counter per replica: summed over the replicas, the cluster's)."""
+
+    def __init__(self, counters):
+        self._counters = counters
+
+    def collect(self):
+        family = CounterMetricFamily("orthanc_advanced_rest_cluster_events", "Events of the cluster view on this "
+                                     "replica: jobs claimed, jobs taken over from a dead replica, lease renewals "
+                                     "that failed", labels=["event"])
+        for event in ("claims", "takeovers", "renewals_failed"):
+            family.add_metric([event], float(self._counters.get(event, 0)))
+        yield family
+
+
 class JobsCollector:
     """orthanc_jobs{type, state}: counted on each scrape from in-memory lists, never the database."""
 
@@ -66,6 +82,10 @@ class Metrics:
                                   registry=registry)
         self._jobs = JobsCollector(list(job_sources))
         registry.register(self._jobs)
+
+    def add_cluster(self, counters):
+        """The cluster view's own health: `counters` (claims, takeovers, renewals_failed), read at scrape."""
+        self.registry.register(ClusterCollector(counters))
 
     def add_job_source(self, source):
         """Another list of jobs for orthanc_jobs (a callable returning job JSONs)."""

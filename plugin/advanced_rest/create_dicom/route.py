@@ -7,9 +7,10 @@ import time
 import uuid
 
 from .. import __version__
+from ..dicomize import builder, charsets, datauri, parents, request as requests_
 from ..errors import AdvancedRestError, BadRequest, RequestTooLarge
 from ..web import json_response
-from . import builder, charsets, datauri, job, parents, request as requests_
+from . import job, storing
 
 logger = logging.getLogger(__name__)
 
@@ -108,21 +109,11 @@ class CreateDicom:
 
     def _store_with(self, requester):
         """POST /instances, then (with AdvancedRest.CreatorMetadata) who asked, in that metadata."""
-        store, name = job.store_with(self._services.rest_post), self._settings.creator_metadata
+        store, name = storing.store_with(self._services.rest_post), self._settings.creator_metadata
         if not name:
             return store
-
-        def store_and_record(data):
-            answer = store(data)
-            if answer.get("Status") == "Success":
-                try:
-                    self._services.rest_put("/instances/%s/metadata/%s" % (answer["ID"], name),
-                                            requester.encode("utf-8"))
-                except AdvancedRestError:
-                    job.remove_stored([answer], self._services.rest_delete)
-                    raise
-            return answer
-        return store_and_record
+        return storing.recording_requester(store, self._services.rest_put, self._services.rest_delete, name,
+                                           requester)
 
     def _runner(self, parsed, env, parent, payload):
         plan = builder.Plan(parsed, env, parent)
@@ -142,18 +133,6 @@ class CreateDicom:
         env = self.environment(payload["Seed"], datetime.datetime.fromisoformat(payload["Now"]), payload["Encoding"])
         parent = parents.Parent(**payload["Parent"]) if payload.get("Parent") else None
         return self._runner(parsed, env, parent, payload)
-
-    def _store_plan(self, plan, requester):
-        """Build and store the plan's files one at a time (one file in memory at once), all or none:
-        what this request stored is deleted if a file fails to build or store; the answers."""
-        answers, store = [], self._store_with(requester)
-        try:
-            for index in range(plan.count):
-                answers.append(store(plan.file(index)))
-        except Exception:
-            job.remove_stored(answers, self._services.rest_delete)
-            raise
-        return answers
 
     def submit(self, parsed, body, requester=""):
         """Queue the request as a CreateDicom job, saved before its id is answered (the core's answer
@@ -199,7 +178,7 @@ class CreateDicom:
         if parsed.asynchronous:
             return self.submit(parsed, body, requester)
         plan = self.plan(parsed)
-        answers = self._store_plan(plan, requester)
+        answers = storing.store_all(plan, self._store_with(requester), self._services.rest_delete)
         if plan.is_series:
             series = answers[-1]["ParentSeries"]
             return json_response({"ID": series, "Path": "/series/%s" % series, "Status": "Success"})

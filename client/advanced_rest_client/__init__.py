@@ -1,15 +1,19 @@
-"""A small client of the plugin's REST API, and `python -m advanced_rest.client monitor JOB_ID`.
+"""A small client of the advanced-rest plugin's REST API, and the `advanced-rest` command.
 
-Needs `requests` (not a dependency of the plugin itself):
+Needs only `requests`:
 
-    from advanced_rest.client import Client
+    from advanced_rest_client import Client
     orthanc = Client("http://localhost:8042", "user", "password")
     job = orthanc.create_dicom({"Tags": {"PatientName": "A"}, "Content": uri}, asynchronous=True)
     print(orthanc.wait_for_job(job["ID"], timeout=600)["State"])
 """
-import argparse
 import sys
 import time
+
+import requests
+
+__version__ = "1.0.0"
+__all__ = ["Client", "JobTimeout", "FINISHED", "monitor", "wait_for_job"]
 
 FINISHED = ("Success", "Failure")
 _LONG_POLL = 30.0  # seconds per request: below common proxy time-outs
@@ -29,8 +33,6 @@ class Client:
 
     def __init__(self, url="http://localhost:8042", username=None, password=None, root="/advanced-rest",
                  session=None):
-        import requests
-
         self.url, self.root = url.rstrip("/"), root
         self.session = session or requests.Session()
         if username is not None:
@@ -104,8 +106,13 @@ def _bar(job, width=30):
                                         job.get("State", "?"), job.get("Type", ""), job.get("ID", ""))
 
 
-def monitor(client, job_id, timeout=None, out=sys.stdout):
-    """Show a progress bar until the job ends; its final JSON."""
+def monitor(client, job_id, timeout=None, out=None):
+    """Show a progress bar on `out` (standard output) until the job ends; its final JSON.
+
+    Raises:
+        JobTimeout: when `timeout` seconds pass first.
+    """
+    out = out or sys.stdout
     deadline = None if timeout is None else time.monotonic() + timeout
     job = client.job(job_id)
     since = client.changes()["Last"]
@@ -128,27 +135,3 @@ def monitor(client, job_id, timeout=None, out=sys.stdout):
     if job["State"] == "Failure":
         out.write("%s: %s %s\n" % (job["ErrorCode"], job["ErrorDescription"], job.get("ErrorDetails", "")))
     return job
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m advanced_rest.client", description=__doc__.split("\n")[0])
-    parser.add_argument("--url", default="http://localhost:8042")
-    parser.add_argument("--user")
-    parser.add_argument("--password")
-    parser.add_argument("--root", default="/advanced-rest")
-    commands = parser.add_subparsers(dest="command", required=True)
-    watch = commands.add_parser("monitor", help="show a job's progress until it ends (exit 0 on Success)")
-    watch.add_argument("job_id")
-    watch.add_argument("--timeout", type=float)
-    args = parser.parse_args(argv)
-    client = Client(args.url, args.user, args.password, args.root)
-    try:
-        job = monitor(client, args.job_id, args.timeout)
-    except JobTimeout as error:
-        print("\ntimed out: %s" % error, file=sys.stderr)
-        return 2
-    return 0 if job["State"] == "Success" else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

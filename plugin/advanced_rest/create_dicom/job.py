@@ -1,13 +1,9 @@
 """create-dicom as a job: one step per instance, everything stored or nothing."""
 import itertools
-import json
-import logging
 import uuid
 
-from ..errors import AdvancedRestError
 from ..jobs.engine import Runner
-
-logger = logging.getLogger(__name__)
+from .storing import remove_stored
 
 JOB_TYPE = "CreateDicom"
 
@@ -62,20 +58,3 @@ class CreateDicomRunner(Runner):
 
     def payload(self):
         return self._payload
-
-
-def remove_stored(answers, delete, ours=("Success",)):
-    """Delete the instances that POST /instances `answers` say were stored by us (best effort)."""
-    for answer in answers:
-        if answer.get("Status") in ours:
-            try:
-                delete("/instances/%s" % answer["ID"])
-            except AdvancedRestError:
-                logger.exception("Could not remove instance %s of a failed request", answer["ID"])
-
-
-def store_with(rest_post):
-    """A store callable: POST /instances, answer parsed."""
-    def store(data):
-        return json.loads(rest_post("/instances", data))
-    return store

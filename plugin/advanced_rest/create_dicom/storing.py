@@ -1,0 +1,54 @@
+"""Storing a request's files in Orthanc: all of them or none, and who asked when configured."""
+import json
+import logging
+
+from ..errors import AdvancedRestError
+
+logger = logging.getLogger(__name__)
+
+
+def store_with(rest_post):
+    """A store callable: POST /instances, answer parsed."""
+    def store(data):
+        return json.loads(rest_post("/instances", data))
+    return store
+
+
+def recording_requester(store, rest_put, delete, metadata, requester):
+    """`store`, then `requester` written into the instance's `metadata` (AdvancedRest.CreatorMetadata).
+
+    An instance whose metadata cannot be written is removed again, and the error raised.
+    """
+    def store_and_record(data):
+        answer = store(data)
+        if answer.get("Status") == "Success":
+            try:
+                rest_put("/instances/%s/metadata/%s" % (answer["ID"], metadata), requester.encode("utf-8"))
+            except AdvancedRestError:
+                remove_stored([answer], delete)
+                raise
+        return answer
+    return store_and_record
+
+
+def store_all(plan, store, delete):
+    """Build and store the plan's files one at a time (one file in memory at once), all or none:
+    what was stored is deleted if a file fails to build or store; the answers of POST /instances."""
+    answers = []
+    try:
+        for index in range(plan.count):
+            answers.append(store(plan.file(index)))
+    except Exception:
+        remove_stored(answers, delete)
+        raise
+    return answers
+
+
+def remove_stored(answers, delete, ours=("Success",)):
+    """Delete the instances that POST /instances `answers` say were stored by us (best effort)."""
+    for answer in answers:
+        if answer.get("Status") in ours:
+            try:
+                delete("/instances/%s" % answer["ID"])
+            except AdvancedRestError:
+                logger.exception("Could not remove instance %s of a failed request", answer["ID"])

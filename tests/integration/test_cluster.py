@@ -1,0 +1,149 @@
+"""Two Orthanc replicas with the plugin on one PostgreSQL: one jobs view, actions from anywhere,
+takeover of a dead replica's jobs, metrics summed once (see tests/integration/cluster.py)."""
+import json
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from test_jobs import BIG_PNG, _instances, _submit, _until, _wait, _wait_after_restart
+
+LEASE = 3  # seconds: a dead replica's jobs are taken over this long after its last renewal
+
+pytestmark = pytest.mark.cluster(config={"AdvancedRest": {"Cluster": {"LeaseSeconds": LEASE}},
+                                         "ConcurrentJobs": 1, "JobsHistorySize": 50})
+
+
+def test_a_job_submitted_on_one_replica_is_visible_and_awaited_on_the_other(cluster):
+    a, b = cluster
+    job_id = _submit(a, {"Tags": {"PatientName": "Cluster^One"}})
+    seen = b.get("/jobs/%s" % job_id)
+    assert seen.status_code == 200 and seen.json()["Type"] == "CreateDicom"
+    assert job_id in b.get("/jobs").json()
+    job = _wait(b, job_id)
+    assert job["State"] == "Success" and job["Replica"] in ("replica-a", "replica-b")
+    assert b.get(job["Content"]["Path"]).status_code == 200  # one storage, one index
+    assert [j["ID"] for j in b.get("/jobs", params={"expand": "", "type": "CreateDicom"}).json()] == [job_id]
+
+
+def test_a_series_cancelled_from_the_other_replica_leaves_nothing(cluster):
+    a, b = cluster
+    before = _instances(a)
+    job_id = _submit(a, {"Tags": {}, "Content": [BIG_PNG] * 40})
+    running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] > 0)
+    other = b if running["Replica"] == "replica-a" else a
+    assert other.post("/jobs/%s/cancel" % job_id).status_code == 200
+    job = _wait(other, job_id)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert _instances(a) == before
+
+
+def test_pause_and_resume_from_the_other_replica_take_effect_within_a_second(cluster):
+    a, b = cluster
+    job_id = _submit(a, {"Tags": {}, "Content": [BIG_PNG] * 40})
+    running = _until(a, job_id, lambda j: j["State"] == "Running")
+    other = b if running["Replica"] == "replica-a" else a
+    began = time.monotonic()
+    assert other.post("/jobs/%s/pause" % job_id).status_code == 200
+    _until(other, job_id, lambda j: j["State"] == "Paused", timeout=5)
+    assert time.monotonic() - began < 1.5
+    assert other.post("/jobs/%s/resume" % job_id).status_code == 200
+    assert _wait(other, job_id)["State"] == "Success"
+
+
+def test_kill_9_of_the_replica_running_a_series_and_the_other_finishes_it_once(cluster):
+    a, b = cluster
+    before = _instances(a)
+    job_id = _submit(a, {"Tags": {}, "Content": [BIG_PNG] * 40})
+    running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 10)
+    victim, survivor = (a, b) if running["Replica"] == "replica-a" else (b, a)
+    victim.kill()
+    job = _wait_after_restart(survivor, job_id, timeout=120)
+    assert job["State"] == "Success" and job["Replica"] == survivor.identifier, job
+    created = _instances(survivor) - before
+    assert len(created) == 40
+    assert len(survivor.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 40
+
+
+def test_gauges_summed_over_the_replicas_count_each_job_once(cluster):
+    a, b = cluster
+    ids = [_submit(server, {"Tags": {}}) for server in (a, b, a, b, a)]
+    for job_id in ids:
+        _wait(a, job_id)
+    total = 0
+    for server in cluster:
+        text = server.get("/advanced-rest/metrics").text
+        for family in text_string_to_metric_families(text):
+            if family.name == "orthanc_jobs":
+                total += sum(sample.value for sample in family.samples
+                             if sample.labels == {"type": "CreateDicom", "state": "Success"})
+    assert total == len(ids)
+
+
+def test_a_restarted_replica_keeps_the_clusters_history(cluster):
+    a, b = cluster
+    job_id = _submit(a, {"Tags": {}})
+    done = _wait(a, job_id)
+    a.restart()
+    assert a.get("/jobs/%s" % job_id).json()["State"] == "Success"
+    assert b.get("/jobs/%s" % job_id).json()["Content"] == done["Content"]
+    assert _wait(a, _submit(a, {"Tags": {}}))["State"] == "Success"
+
+
+def test_the_change_feed_is_the_clusters(cluster):
+    a, b = cluster
+    last = b.get("/advanced-rest/jobs/changes").json()["Last"]
+    job_id = _submit(a, {"Tags": {}})
+    _wait(a, job_id)
+    answer = b.get("/advanced-rest/jobs/changes", params={"since": last, "timeout": 5}).json()
+    states = [change["State"] for change in answer["Changes"] if change["ID"] == job_id]
+    assert states[-1] == "Success"
+
+
+def test_a_second_replica_with_an_identity_in_use_refuses_to_start_with_one_log_line(cluster):
+    a, _ = cluster
+    twin = cluster.add_replica(identifier=a.identifier)
+    assert twin.get("/system").status_code == 200, "Orthanc's own API keeps working"
+    assert twin.get("/advanced-rest/system").status_code == 404
+    lines = [line for line in twin.log_text().splitlines() if "already uses DatabaseServerIdentifier" in line]
+    assert len(lines) == 1
+
+
+def test_a_core_job_of_one_replica_is_listed_awaited_and_acted_on_by_the_other(cluster):
+    a, b = cluster
+    study = a.post("/tools/create-dicom", data=json.dumps({"Tags": {"PatientName": "Core^Cluster"}})).json()
+    job_id = a.post("/studies/%s/archive" % study["ParentStudy"], data=json.dumps({"Asynchronous": True})).json()["ID"]
+    assert _wait(a, job_id)["State"] == "Success"
+    listed = _until_listed(b, job_id)
+    assert listed["Replica"] == "replica-a" and listed["Type"] == "Archive"
+    assert job_id in b.get("/jobs").json()
+    assert _wait(b, job_id)["State"] == "Success"
+    assert b.post("/jobs/%s/pause" % job_id).status_code == 200  # carried out by replica-a's core: nothing to do
+    refused = b.post("/jobs/%s/resume" % job_id)
+    assert refused.status_code == 400 and "replica-a" in refused.json()["Details"], refused.text
+    b_own = b.post("/studies/%s/archive" % study["ParentStudy"], data=json.dumps({"Asynchronous": True})).json()["ID"]
+    _wait(b, b_own)
+    assert [j["ID"] for j in b.get("/jobs", params={"expand": "", "type": "Archive"}).json()].count(b_own) == 1
+
+
+def _until_listed(server, job_id, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for job in server.get("/jobs", params={"expand": ""}).json():
+            if job["ID"] == job_id:
+                return job
+        time.sleep(0.1)
+    raise AssertionError("core job %s never listed on %s" % (job_id, server.name))
+
+
+def test_a_core_job_of_a_dead_replica_is_no_longer_listed(cluster):
+    a, b = cluster
+    study = a.post("/tools/create-dicom", data=json.dumps({"Tags": {}})).json()
+    job_id = a.post("/studies/%s/archive" % study["ParentStudy"], data=json.dumps({"Asynchronous": True})).json()["ID"]
+    _until_listed(b, job_id)
+    a.kill()
+    deadline = time.monotonic() + LEASE + 10
+    while time.monotonic() < deadline and b.get("/jobs/%s" % job_id).status_code == 200:
+        time.sleep(0.2)
+    assert b.get("/jobs/%s" % job_id).status_code == 404
+    assert b.post("/jobs/%s/pause" % job_id).status_code in (400, 404)

@@ -1,0 +1,227 @@
+"""The cluster's jobs (jobs/cluster.py) on a real PostgreSQL, two replicas in one process, no Orthanc:
+claims, one view, actions from anywhere, takeover after a lease, identity. The same runners as the
+engine's unit tests; the replicas on real Orthanc servers are in test_cluster.py."""
+import threading
+import time
+
+import pytest
+
+from advanced_rest.errors import AdvancedRestError, IllegalTransition
+from advanced_rest.jobs import cluster as cluster_
+from advanced_rest.jobs.engine import Engine, Runner
+
+RUNS = {}  # job id -> list of (replica, step) done, across replicas (the shared "storage")
+RUNS_LOCK = threading.Lock()
+
+
+class Counted(Runner):
+    """`Steps` steps of `Sleep` s each, recorded in RUNS; re-created from its payload anywhere."""
+
+    def __init__(self, payload, replica):
+        self._payload, self._replica = payload, replica
+        self._job_id = payload["ID"]
+
+    def steps(self):
+        return self._payload["Steps"]
+
+    def step(self, index):
+        time.sleep(self._payload.get("Sleep", 0.0))
+        with RUNS_LOCK:
+            RUNS.setdefault(self._job_id, []).append((self._replica, index))
+
+    def content(self):
+        return {"Steps": self._payload["Steps"]}
+
+    def payload(self):
+        return self._payload
+
+    def rollback(self):
+        with RUNS_LOCK:
+            RUNS[self._job_id] = []
+
+
+class Replica:
+    """One replica: its Engine and Cluster on the test database."""
+
+    def __init__(self, database, name, lease=30.0, workers=1, max_pending=None):
+        import psycopg
+        import psycopg_pool
+        self.name = name
+        options = dict(autocommit=True, application_name=cluster_.application_name(name))
+        self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4,
+                                                open=True)
+        holder = {}
+        self.engine = Engine(concurrent_jobs=workers, history_size=50,
+                             on_change=lambda job: holder["cluster"].engine_changed(job),
+                             persist=lambda: holder["cluster"].persist())
+        self.cluster = cluster_.Cluster(
+            self.pool, lambda app: psycopg.connect(database.conninfo, autocommit=True, application_name=app),
+            name, self.engine, lambda job_type, payload, record: Counted(payload, name), lease_seconds=lease,
+            history_size=50, max_pending=max_pending)
+        holder["cluster"] = self.cluster
+
+    def start(self):
+        self.cluster.open()
+        self.cluster.start()
+        self.engine.start()
+        return self
+
+    def submit(self, steps=3, sleep=0.0, priority=0):
+        import uuid
+        job_id = str(uuid.uuid4())
+        return self.cluster.submit("Test", Counted({"ID": job_id, "Steps": steps, "Sleep": sleep}, self.name),
+                                   priority, job_id=job_id)
+
+    def stop(self):
+        self.engine.stop(5)
+        self.cluster.stop()
+        self.pool.close()
+
+    def die(self):
+        """As kill -9 would: loops and workers stop, nothing handed back, connections dropped."""
+        self.cluster._stop.set()
+        self.engine._stopping = True  # workers end after their step; the database is not told
+        with self.engine._lock:
+            self.engine._lock.notify_all()
+        self.cluster.engine_changed = lambda job: None
+        self.cluster.persist = lambda: None
+        for thread in self.cluster._threads:
+            thread.join(5)
+        self.pool.close()
+
+
+@pytest.fixture
+def replicas(postgres_database):
+    started = []
+
+    def make(name, **kw):
+        replica = Replica(postgres_database, name, **kw).start()
+        started.append(replica)
+        return replica
+
+    yield make
+    for replica in started:
+        try:
+            replica.stop()
+        except Exception:
+            pass
+
+
+def _until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError("never happened")
+
+
+def test_a_job_submitted_on_one_replica_is_seen_and_awaited_on_the_other(replicas):
+    a, b = replicas("a"), replicas("b")
+    job_id = a.submit(steps=2)
+    seen = b.cluster.get(job_id)
+    assert seen is not None and seen["Type"] == "Test"
+    job = b.cluster.wait(job_id, 10)
+    assert job["State"] == "Success" and job["Replica"] in ("a", "b")
+    assert job_id in a.cluster.ids() and job_id in b.cluster.ids()
+
+
+def test_every_job_runs_exactly_once_across_replicas(replicas):
+    a, b = replicas("a", workers=2), replicas("b", workers=2)
+    ids = [(a if i % 2 else b).submit(steps=2, sleep=0.01) for i in range(20)]
+    for job_id in ids:
+        assert a.cluster.wait(job_id, 30)["State"] == "Success"
+    for job_id in ids:
+        runs = RUNS[job_id]
+        assert sorted(step for _, step in runs) == [0, 1], runs  # each step once
+        assert len({replica for replica, _ in runs}) == 1  # by one replica
+    ran_by = {a.cluster.get(job_id)["Replica"] for job_id in ids}
+    assert ran_by == {"a", "b"}, "both replicas took work"
+
+
+def test_pending_jobs_are_claimed_by_priority_then_submission_order(replicas):
+    order = []
+    a = replicas("a")
+    blocker = a.submit(steps=1, sleep=0.5)
+    _until(lambda: a.cluster.get(blocker)["State"] == "Running")
+    ids = {name: a.submit(steps=1, priority=priority) for name, priority in (("low", -1), ("high", 5), ("mid", 0))}
+    for job_id in ids.values():
+        a.cluster.wait(job_id, 10)
+    finished = sorted(ids, key=lambda name: a.cluster.get(ids[name])["CompletionTime"])
+    order.extend(finished)
+    assert order == ["high", "mid", "low"]
+
+
+def test_actions_from_the_other_replica_take_effect_where_the_job_runs(replicas):
+    a = replicas("a")
+    job_id = a.submit(steps=50, sleep=0.05)
+    _until(lambda: a.cluster.get(job_id)["State"] == "Running")
+    b = replicas("b")
+    began = time.monotonic()
+    b.cluster.act(job_id, "pause")
+    _until(lambda: b.cluster.get(job_id)["State"] == "Paused", timeout=2)
+    assert time.monotonic() - began < 1.5
+    with pytest.raises(IllegalTransition):
+        b.cluster.act(job_id, "resubmit")
+    b.cluster.act(job_id, "cancel")
+    job = b.cluster.wait(job_id, 10)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert RUNS.get(job_id) == [], "the cancelled job's work is undone by its owner"
+    b.cluster.delete(job_id)
+    assert a.cluster.get(job_id) is None
+
+
+def test_a_dead_replicas_jobs_are_taken_over_after_the_lease_and_finish_once(replicas):
+    a = replicas("a", lease=2.0)
+    job_id = a.submit(steps=20, sleep=0.05)
+    _until(lambda: len(RUNS.get(job_id, [])) >= 5)
+    a.die()
+    b = replicas("b", lease=2.0)
+    began = time.monotonic()
+    job = b.cluster.wait(job_id, 30)
+    assert job["State"] == "Success" and job["Replica"] == "b"
+    assert time.monotonic() - began < 10
+    steps_by_b = sorted(step for replica, step in RUNS[job_id] if replica == "b")
+    assert steps_by_b == list(range(20)), "the new owner runs it again from its first step"
+    assert b.cluster.counters["takeovers"] >= 1
+
+
+def test_a_second_live_replica_with_the_same_identity_is_refused(replicas, postgres_database):
+    replicas("a")
+    twin = Replica(postgres_database, "a")
+    try:
+        with pytest.raises(cluster_.IdentityInUse):
+            twin.cluster.open()
+    finally:
+        twin.pool.close()
+
+
+def test_summed_over_replicas_each_job_counts_once(replicas):
+    a, b = replicas("a"), replicas("b")
+    ids = [a.submit(steps=1) for _ in range(3)] + [b.submit(steps=1) for _ in range(3)]
+    for job_id in ids:
+        a.cluster.wait(job_id, 10)
+    mine = a.cluster.mine() + b.cluster.mine()
+    assert sorted(job["ID"] for job in mine) == sorted(ids)
+
+
+def test_the_change_feed_is_one_numbered_feed_for_the_cluster(replicas):
+    a, b = replicas("a"), replicas("b")
+    start = b.cluster.last()
+    job_id = a.submit(steps=1)
+    a.cluster.wait(job_id, 10)
+    changes = b.cluster.since(start, 0)["Changes"]
+    states = [change["State"] for change in changes if change["ID"] == job_id]
+    assert states[0] == "Pending" and states[-1] == "Success"
+    assert [change["Seq"] for change in changes] == sorted(change["Seq"] for change in changes)
+
+
+def test_a_full_cluster_queue_answers_503(replicas):
+    a = replicas("a", max_pending=2, workers=1)
+    blocker = a.submit(steps=1, sleep=1.0)
+    _until(lambda: a.cluster.get(blocker)["State"] == "Running")
+    a.submit(), a.submit()
+    with pytest.raises(AdvancedRestError) as caught:
+        a.submit()
+    assert caught.value.http_status == 503
