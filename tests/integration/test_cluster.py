@@ -147,3 +147,24 @@ def test_a_core_job_of_a_dead_replica_is_no_longer_listed(cluster):
         time.sleep(0.2)
     assert b.get("/jobs/%s" % job_id).status_code == 404
     assert b.post("/jobs/%s/pause" % job_id).status_code in (400, 404)
+
+
+@pytest.mark.cluster(replicas=0)
+def test_a_single_server_switched_to_the_cluster_keeps_its_saved_jobs(cluster):
+    single = cluster.add_replica(identifier="replica-a", config={
+        "ConcurrentJobs": 1, "AdvancedRest": {"Cluster": {"Enabled": False}}})
+    done = _wait(single, _submit(single, {"Tags": {"PatientName": "Before^Cluster"}}))
+    paused = _submit(single, {"Tags": {}, "Content": [BIG_PNG] * 10})
+    single.post("/jobs/%s/pause" % paused)
+    _until(single, paused, lambda j: j["State"] == "Paused")
+    single.stop()
+    single.extra_config["AdvancedRest"] = {"Cluster": {"Enabled": True, "LeaseSeconds": LEASE}}
+    single.start()
+    b = cluster.add_replica()
+    assert b.get("/jobs/%s" % done["ID"]).json()["State"] == "Success"
+    assert b.get("/jobs/%s" % paused).json()["State"] == "Paused"
+    assert b.post("/jobs/%s/resume" % paused).status_code == 200
+    job = _wait(b, paused)
+    assert job["State"] == "Success" and len(b.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 10
+    single.restart()  # migrated once: nothing is moved again
+    assert [j for j in b.get("/jobs").json() if j in (done["ID"], paused)] == [done["ID"], paused]
