@@ -26,9 +26,11 @@ forky: test-packages
 	scripts/build-forky.sh || echo "==> forky leg unavailable: its tests will be skipped"
 
 # The docker leg runs wherever a Docker engine answers; elsewhere it is skipped with the reason.
-# (the leg itself builds docker/Dockerfile with the docker SDK on the base made here)
+# (the leg itself builds docker/Dockerfile with the docker SDK on the base made here, and its cluster
+# tests docker/postgres and docker/nginx on the Debian 12 base that docker-postgres.sh imports)
 docker-leg: test-venv forky
-	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then scripts/docker-base.sh; \
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then scripts/docker-base.sh && \
+	  { scripts/docker-postgres.sh || echo "==> no PostgreSQL image: the docker leg's cluster tests will be skipped"; }; \
 	else echo "==> no Docker engine: the docker leg will be skipped"; fi
 
 test-setup: test-packages plugin-venv test-venv forky docker-leg

@@ -157,8 +157,9 @@ def _docker_reason(leg):
                 leg.client.containers.run(leg.image, ["test", "-e", leg.postgresql_index_so], entrypoint="",
                                           remove=True)
             except docker.errors.ContainerError:
-                reason = (f"{leg.postgresql_index_so} missing in {leg.image}: its base {leg.base} predates "
-                          "orthanc-postgresql (scripts/docker-base.sh imports it again)")
+                reason = (f"{leg.postgresql_index_so} missing in {leg.image} (base {leg.base}; a local base "
+                          "imported before the forky chroot had orthanc-postgresql: scripts/docker-base.sh "
+                          "imports it again)")
         _docker_reasons[id(leg)] = reason
     return _docker_reasons[id(leg)] or None
 
