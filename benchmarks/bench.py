@@ -5,8 +5,8 @@
   Orthanc servers on it, all stopped (and the leg closed) however the run ends.
 - `abba()`: the order that alternates two (or more) subjects so that drift hits both.
 - `concurrently()`: client threads, each with its own Session, timed from a common start.
-- `machine()`, `machine_line()`, `verdict()`, `markdown_table()`, `report()`: the markdown table
-  every script prints, the machine line under it, and the raw numbers written with --json.
+- `machine()`, `machine_line()`, `verdict()`, `markdown_table()`, `columns_table()`, `report()`: the
+  markdown table every script prints, the machine line under it, and the raw numbers written with --json.
 
 Importing this module puts tests/integration on sys.path, so `from servers import ...` and the
 other test helpers import after it.
@@ -42,13 +42,14 @@ def ok(answer, what):
 
 # -- options, leg and servers -------------------------------------------------------------------
 
-def options(doc, add, json_help="write the raw numbers (seconds) to FILE"):
-    """Parse the command line: --leg, then the options `add(parser)` adds, then --json FILE.
+def options(doc, add, json_help="write the raw numbers (seconds) to FILE", legs=None):
+    """Parse the command line: --leg (one of `legs`, default all legs), the options `add(parser)` adds,
+    then --json FILE.
 
     The description is the first paragraph of `doc` (the script's docstring).
     """
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    parser.add_argument("--leg", choices=sorted(LEGS), default="bookworm")
+    parser.add_argument("--leg", choices=sorted(legs or LEGS), default="bookworm")
     add(parser)
     parser.add_argument("--json", metavar="FILE", help=json_help)
     return parser.parse_args()
@@ -177,6 +178,8 @@ def machine_line(m):
     line = (f"Machine: nproc {m['nproc']}, {m['cpu']}; leg {m['leg']}: Orthanc {m['orthanc']}, "
             f"Python plugin {m['python_plugin']}, Python {m['python']}; advanced-rest "
             f"{m['advanced_rest']} ({m['git']}); client Python {m['client_python']}")
+    if m.get("postgresql"):  # a cluster benchmark: the database's versions too
+        line += f"; PostgreSQL {m['postgresql']}, Orthanc PostgreSQL plugin {m.get('postgresql_plugin', '?')}"
     if m.get("plugin_config"):
         line += f"; plugin server configuration + {json.dumps(m['plugin_config'])}"
     return line
@@ -188,8 +191,15 @@ def verdict(passed):
 
 def markdown_table(baseline, compared, rows, m):
     """The markdown table (case, the two medians, ratio, target), a blank line, the machine line."""
-    return "\n".join([f"| case | {baseline} | {compared} | ratio | target |",
-                      "|---|---:|---:|---:|---|",
+    return columns_table(["case", baseline, compared, "ratio", "target"], rows, m)
+
+
+def columns_table(columns, rows, m):
+    """A markdown table under `columns` (numbers right-aligned between the case and the target), a
+    blank line, the machine line."""
+    align = ["---"] + ["---:"] * (len(columns) - 2) + ["---"]
+    return "\n".join([f"| {' | '.join(columns)} |",
+                      f"|{'|'.join(align)}|",
                       *rows,
                       "",
                       machine_line(m)])
