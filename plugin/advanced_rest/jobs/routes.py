@@ -8,6 +8,7 @@ import dataclasses
 import json
 import threading
 import time
+import urllib.parse
 
 from ..errors import BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
 from ..web import Response, json_response
@@ -22,6 +23,12 @@ class WaitLimits:
 
     max_seconds: float = 60.0
     max_waiting: int = 10
+
+
+def _core_uri(*parts):
+    """/jobs/... on the core with each part percent-encoded: a "?" or "/" in a job id given by the
+    client must stay part of the id, not become a query or another route."""
+    return "/jobs/" + "/".join(urllib.parse.quote(part, safe="") for part in parts)
 
 
 def _not_found(error):
@@ -131,7 +138,10 @@ class JobsApi:
 
     def _core_job(self, job_id):
         try:
-            return json.loads(self._core.get("/jobs/%s" % job_id))
+            job = json.loads(self._core.get(_core_uri(job_id)))
+            if isinstance(job, dict):
+                return job
+            raise OrthancError("not a job", code=17)  # whatever answered, it is not one job
         except OrthancError as error:
             if not _not_found(error):
                 raise  # a database outage is not an unknown job
@@ -158,7 +168,7 @@ class JobsApi:
             self._peers.act_on_peer_core_job(job_id, "delete")
             return json_response({})
         try:
-            self._core.delete("/jobs/%s" % job_id)
+            self._core.delete(_core_uri(job_id))
         except OrthancError:
             job = self._core_job(job_id)  # 404 when unknown; a database outage keeps its own status
             if job.get("State") in model.FINISHED:
@@ -178,7 +188,7 @@ class JobsApi:
             self._peers.act_on_peer_core_job(job_id, action)  # carried out by the replica that runs it
         else:
             try:
-                self._core.post("/jobs/%s/%s" % (job_id, action), b"")
+                self._core.post(_core_uri(job_id, action), b"")
             except OrthancError as error:
                 if error.http_status >= 500:
                     raise
@@ -197,7 +207,7 @@ class JobsApi:
                 raise UnknownJob("Job %s has no output named %s" % (job_id, name))
             return Response(found[0], found[1])
         try:
-            data = self._core.get("/jobs/%s/%s" % (job_id, name))
+            data = self._core.get(_core_uri(job_id, name))
         except OrthancError as error:
             if not _not_found(error) and error.http_status != 400:
                 raise
@@ -210,7 +220,7 @@ class JobsApi:
             if not self._engine.delete_output(job_id, name):
                 raise UnknownJob("Job %s has no output named %s" % (job_id, name))
         else:
-            self._core.delete("/jobs/%s/%s" % (job_id, name))
+            self._core.delete(_core_uri(job_id, name))
         return json_response({})
 
     def changes(self, request):
