@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from servers import free_port
+from servers import free_port, log_size, read_log
 
 PG_ROOT = "/usr/lib/postgresql"  # Debian: /usr/lib/postgresql/<major>/bin
 SUPERUSER = "postgres"
@@ -230,18 +230,10 @@ class PostgresServer:
 
     def log_text(self, start=0):
         """Return the server's log from byte offset start."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(start)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path, start)
 
     def _log_size(self):
-        try:
-            return os.path.getsize(self.log_path)
-        except FileNotFoundError:
-            return 0
+        return log_size(self.log_path)
 
 
 @atexit.register

@@ -479,22 +479,32 @@ class Server(Http):
 
     def log_text(self, start=0):
         """Return Orthanc's stdout+stderr (all starts of this server), from byte offset start."""
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(start)
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path, start)
 
     def _log_size(self):
-        try:
-            return os.path.getsize(self.log_path)
-        except FileNotFoundError:
-            return 0
+        return log_size(self.log_path)
 
     def _append_log(self, text):
         with open(self.log_path, "a") as f:
             f.write(text)
+
+
+def read_log(path, start=0):
+    """A log file's text from byte offset `start` ("" when it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def log_size(path):
+    """A log file's size in bytes (0 when it does not exist yet)."""
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 @atexit.register
