@@ -2,7 +2,7 @@
 import logging
 import sys
 
-from . import __version__, host, routes, settings as settings_
+from . import __version__, host, memory, routes, settings as settings_
 from .create_dicom.job import JOB_TYPE
 from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
@@ -198,7 +198,7 @@ def register():
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
-                    observe=metrics.request)
+                    observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST)
     routes.serve(router, settings, create_dicom, jobs, metrics_api, _system)
 
     received = ReceivedCounter(metrics, host.rest_get_json)

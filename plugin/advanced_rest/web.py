@@ -89,8 +89,9 @@ class Transport:
 class Router:
     """Registers routes and wraps each handler so that no exception reaches Orthanc."""
 
-    def __init__(self, transport, observe=None):
+    def __init__(self, transport, observe=None, after_large=None, large=16 * 1024 * 1024):
         self._transport = transport
+        self._after_large, self._large = after_large, large  # () -> None once a large body was answered
         self._observe = observe  # (route label, method, status, seconds), after each answer
         self.registered = []  # (pattern, methods), in registration order
 
@@ -105,6 +106,8 @@ class Router:
         def callback(output, uri, **request):
             began = time.perf_counter()
             status = self._answer(handlers, output, uri, request)
+            if self._after_large is not None and len(request.get("body") or b"") >= self._large:
+                self._after_large()
             if observe is not None:
                 try:
                     observe(route, request.get("method", ""), status, time.perf_counter() - began)
