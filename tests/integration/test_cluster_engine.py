@@ -225,3 +225,45 @@ def test_a_full_cluster_queue_answers_503(replicas):
     with pytest.raises(AdvancedRestError) as caught:
         a.submit()
     assert caught.value.http_status == 503
+
+
+def test_a_follower_of_the_change_feed_misses_nothing_while_replicas_write_at_once(replicas):
+    a, b = replicas("a", workers=2), replicas("b", workers=2)
+    seen, stop = [], threading.Event()
+
+    def follow():
+        last = 0
+        while not stop.is_set():
+            answer = b.cluster.since(last, 0.2)
+            seen.extend(change["Seq"] for change in answer["Changes"])
+            last = answer["Last"]
+        answer = b.cluster.since(last, 0)
+        seen.extend(change["Seq"] for change in answer["Changes"])
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    ids = [(a if i % 2 else b).submit(steps=2) for i in range(40)]
+    for job_id in ids:
+        a.cluster.wait(job_id, 30)
+    time.sleep(0.5)
+    stop.set()
+    follower.join(10)
+    stored = [row[0] for row in a.cluster._run("SELECT seq FROM advanced_rest.changes ORDER BY seq", fetch="all")]
+    assert sorted(seen) == stored, "every change is seen once, none skipped"
+
+
+def test_many_jobs_ending_at_once_with_a_short_history_all_end(replicas, postgres_database):
+    a, b = replicas("a", workers=2), replicas("b", workers=2)
+    for replica in (a, b):
+        replica.cluster._history_size = 3
+    ids = [(a if i % 2 else b).submit(steps=1) for i in range(60)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = postgres_database.query("SELECT count(*) FROM advanced_rest.jobs WHERE state NOT IN "
+                                       "('Success', 'Failure')")
+        if rows[0][0] == 0:
+            break
+        time.sleep(0.1)
+    assert rows[0][0] == 0, "no job stays unfinished"
+    assert len(postgres_database.query("SELECT id FROM advanced_rest.jobs")) <= 3 + 4  # trims skip busy rows
+    assert len(ids) == 60

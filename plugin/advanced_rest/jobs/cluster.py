@@ -29,6 +29,8 @@ from .store import decode_payload, encode_payload
 logger = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
+CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see _insert_change)
+TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
 CHANNEL = "advanced_rest_jobs"
 KEPT_CHANGES = 10000
 
@@ -127,6 +129,7 @@ class Cluster:
         self._threads = []
         self._seen = {}  # core job id -> (State, Progress) last recorded
         self._published = None  # the core's jobs as last published
+        self._unsynced = {}  # job id -> its last change the database refused (see engine_changed)
 
     # ---- connections --------------------------------------------------------------------
 
@@ -347,6 +350,7 @@ class Cluster:
             self._await_action(job_id, state)
         else:
             self._notify("pending")
+            self._trim_history()  # a job cancelled here may have ended
         return local
 
     def _act_unowned(self, conn, job_id, action, outcome, ran_by, document):
@@ -404,7 +408,24 @@ class Cluster:
     # ---- what the local engine does -------------------------------------------------------------
 
     def engine_changed(self, snapshot):
-        """The local Engine's job changed: write it through (only while this replica owns it)."""
+        """The local Engine's job changed: write it through (only while this replica owns it).
+
+        A write the database refuses (a lost connection, a deadlock it broke) is tried again
+        three times, then by the lease loop until it goes through: a job that ended here must
+        never stay Running in the cluster's view.
+        """
+        for attempt in range(3):
+            try:
+                self._write_through(snapshot)
+                self._unsynced.pop(snapshot["ID"], None)
+                return
+            except AdvancedRestError as error:
+                logger.warning("Job %s: could not write its change to PostgreSQL (%s); %s", snapshot["ID"],
+                               error.details, "retrying" if attempt < 2 else "the lease loop will retry")
+                time.sleep(0.05 * (attempt + 1))
+        self._unsynced[snapshot["ID"]] = snapshot
+
+    def _write_through(self, snapshot):
         finished = snapshot["State"] in model.FINISHED
         document = self._document(snapshot, self.replica)
         with self._transaction() as conn:
@@ -419,11 +440,20 @@ class Cluster:
             if not updated:
                 return  # taken over meanwhile (our lease expired): the new owner's word counts
             self._record_change(conn, document, "plugin")
-            if finished:
-                self._trim_history(conn)
         self._notify("changed")
         if finished:
             self._engine.forget(snapshot["ID"])
+            self._trim_history()
+
+    def _resync(self):
+        """Write again what the database refused before (see engine_changed)."""
+        for job_id, snapshot in list(self._unsynced.items()):
+            latest = self._engine.get(job_id) or snapshot
+            try:
+                self._write_through(latest)
+                self._unsynced.pop(job_id, None)
+            except AdvancedRestError:
+                return  # still unavailable: next round
 
     def persist(self):
         """The Engine's durability hook: every local job written through now."""
@@ -575,6 +605,7 @@ class Cluster:
                 logger.warning("Could not renew this replica's lease (%s)", type(error).__name__)
                 continue
             try:
+                self._resync()
                 self.take_over()
             except Exception:
                 logger.exception("Taking over the jobs of dead replicas failed")
@@ -610,24 +641,30 @@ class Cluster:
                      "finished = CASE WHEN %s THEN now() ELSE finished END WHERE id = %s",
                      (document["State"], json.dumps(document), json.dumps(_record_of(document)), finished, job_id))
         self._record_change(conn, document, "plugin")
-        if finished:
-            self._trim_history(conn)
 
     def _record_change(self, conn, document, origin):
         change = {"ID": document.get("ID"), "Type": document.get("Type"), "State": document.get("State"),
                   "Progress": document.get("Progress"), "Timestamp": document.get("Timestamp"), "Origin": origin,
                   "Replica": document.get("Replica", self.replica)}
-        conn.execute("INSERT INTO advanced_rest.changes (change) VALUES (%s)", (json.dumps(change),))
-        if self._on_change is not None:
+        _insert_change(conn, change)
+        if self._on_change is not None and document.get("State") in model.FINISHED:
             try:
                 self._on_change(document)
             except Exception:
                 logger.exception("Job change listener failed")
 
-    def _trim_history(self, conn):
-        conn.execute("""DELETE FROM advanced_rest.jobs WHERE id IN (
-                            SELECT id FROM advanced_rest.jobs WHERE state IN ('Success', 'Failure')
-                            ORDER BY finished DESC NULLS LAST, seq DESC OFFSET %s)""", (self._history_size,))
+    def _trim_history(self):
+        """Forget the oldest finished jobs beyond JobsHistorySize, in a transaction of its own: rows
+        another transaction holds are skipped (the next trim gets them), so trims never deadlock."""
+        try:
+            with self._transaction() as conn:
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRIM_LOCK,))
+                conn.execute("""DELETE FROM advanced_rest.jobs WHERE id IN (
+                                    SELECT id FROM advanced_rest.jobs WHERE state IN ('Success', 'Failure')
+                                    ORDER BY finished DESC NULLS LAST, seq DESC OFFSET %s
+                                    FOR UPDATE SKIP LOCKED)""", (self._history_size,))
+        except AdvancedRestError as error:
+            logger.warning("Could not trim the cluster's jobs history (%s)", error.details)
 
     # ---- the change feed ({Root}/jobs/changes) -----------------------------------------------------
 
@@ -637,10 +674,10 @@ class Cluster:
         if self._seen.get(job.get("ID")) == key:
             return
         self._seen[job.get("ID")] = key
-        self._run("INSERT INTO advanced_rest.changes (change) VALUES (%s)", (json.dumps({
-            "ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
-            "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"), "Origin": origin,
-            "Replica": self.replica}),))
+        with self._transaction() as conn:
+            _insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
+                                  "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
+                                  "Origin": origin, "Replica": self.replica})
         self._notify("change")
         if job.get("State") in model.FINISHED and self._on_change is not None:
             self._on_change(job)
@@ -703,6 +740,14 @@ class Cluster:
 
 
 DATABASE_UNAVAILABLE = 36  # Orthanc's own code for it: HTTP 503
+
+
+def _insert_change(conn, change):
+    """Number and store one change, in the caller's transaction. The lock, held until that transaction
+    ends, makes numbers commit in order: a reader following `since` never skips a change committed
+    after a higher-numbered one."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
+    conn.execute("INSERT INTO advanced_rest.changes (change) VALUES (%s)", (json.dumps(change),))
 
 
 @contextlib.contextmanager
