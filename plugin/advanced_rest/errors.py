@@ -7,7 +7,7 @@
     │   └── LimitExceeded        beyond an AdvancedRest limit, named               400 / 3
     ├── BadParameterType         a value of the wrong JSON type                    400 / 5
     ├── UnknownDicomTag          a tag name no dictionary knows                    400 / 27
-    ├── UnsupportedFormat        a format the plugin cannot convert                500 / 2
+    ├── UnsupportedFormat        a format the plugin cannot convert                415 / 3000
     ├── UnknownResource          an Orthanc id that does not exist                 404 / 17
     ├── UnknownJob               a job id that does not exist                      404 / 7
     ├── IllegalTransition        a job action its state does not allow             400 / 8
@@ -129,7 +129,9 @@ class UnknownDicomTag(AdvancedRestError):
 
 
 class UnsupportedFormat(AdvancedRestError):
-    code = 2
+    # The core answers 500 "Not implemented yet" for content it cannot convert (CMYK, GIF,
+    # Encapsulate of a PNG): the content is the client's to change, not a server fault.
+    code = 3000
 
 
 class UnknownResource(AdvancedRestError):

@@ -259,7 +259,7 @@ def test_encapsulated_jpeg_is_kept_as_is():
 def test_encapsulate_refuses_what_is_not_jpeg():
     with pytest.raises(AdvancedRestError) as caught:
         build({"Tags": {}, "Encapsulate": True, "Content": png("L")})
-    assert caught.value.code == 2 and "image/png" in caught.value.details
+    assert caught.value.http_status == 415 and "image/png" in caught.value.details
 
 
 def _raw_png(color_type, depth, width=3, height=2):

@@ -11,7 +11,7 @@ SUBCLASSES = [
     (errors.LimitExceeded, 400, 3, "Parameter out of range"),
     (errors.BadParameterType, 400, 5, "Bad type for a parameter"),
     (errors.UnknownDicomTag, 400, 27, "Unknown DICOM tag"),
-    (errors.UnsupportedFormat, 500, 2, "Not implemented yet"),
+    (errors.UnsupportedFormat, 415, 3000, "Unsupported media type"),
     (errors.UnknownResource, 404, 17, "Unknown resource"),
     (errors.UnknownJob, 404, 7, "Accessing an inexistent item"),
     (errors.IllegalTransition, 400, 8, "Bad request"),
