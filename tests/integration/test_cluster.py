@@ -168,3 +168,12 @@ def test_a_single_server_switched_to_the_cluster_keeps_its_saved_jobs(cluster):
     assert job["State"] == "Success" and len(b.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 10
     single.restart()  # migrated once: nothing is moved again
     assert [j for j in b.get("/jobs").json() if j in (done["ID"], paused)] == [done["ID"], paused]
+
+
+@pytest.mark.cluster(replicas=1)
+def test_a_replica_without_an_explicit_identifier_refuses_the_cluster_with_one_log_line(cluster):
+    anonymous = cluster.add_replica(identifier="replica-x", config={"DatabaseServerIdentifier": None})
+    assert anonymous.get("/system").status_code == 200, "Orthanc's own API keeps working"
+    assert anonymous.get("/advanced-rest/system").status_code == 404
+    lines = [line for line in anonymous.log_text().splitlines() if "DatabaseServerIdentifier set explicitly" in line]
+    assert len(lines) == 1
