@@ -164,9 +164,12 @@ class PostgresServer:
             self._run(self._as_owner([self._bin("initdb"), "-D", self.data_dir, "-U", SUPERUSER,
                                       "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
                                       "--auth-local=trust", "--auth-host=scram-sha-256"]), "initdb")
-        PostgresServer.live.append(self)
+        if self not in PostgresServer.live:
+            PostgresServer.live.append(self)
+        keep_port = self.port is not None  # started again (an outage test): clients reconnect to the same port
         for attempt in range(3):
-            self.port = free_port()
+            if not keep_port or attempt > 0:
+                self.port = free_port()
             settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": f"'{self.socket_dir}'"}
             with open(os.path.join(self.data_dir, "postgresql.auto.conf"), "w") as f:
                 f.write("".join(f"{k} = {v}\n" for k, v in settings.items()))
@@ -183,10 +186,10 @@ class PostgresServer:
         self.version = self.psql("SHOW server_version").strip()
         return self
 
-    def stop(self):
-        """Stop at once (immediate: nothing here needs to survive)."""
+    def stop(self, mode="immediate"):
+        """Stop at once (immediate: nothing here needs to survive; "fast" as an administrator would)."""
         if self.port is not None and os.path.exists(os.path.join(self.data_dir, "postmaster.pid")):
-            subprocess.run(self._as_owner([self._bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", "immediate",
+            subprocess.run(self._as_owner([self._bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", mode,
                                            "-w", "-t", "30"]),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._environment(), cwd=self.dir)
 

@@ -92,6 +92,13 @@ def decode_base64(payload):
             raise BadFileFormat("Not a valid base64 string") from None
     if payload.translate(None, _BASE64_ALPHABET):
         raise BadFileFormat("Not a valid base64 string")
+    end = payload.find(b"=")
+    if len(payload) % 4 == 0 and (end < 0 or end >= len(payload) - 2 and payload[end:].count(b"=") == len(payload) - end):
+        # Well-formed (the usual case): decoded as is, without copying a payload of megabytes.
+        try:
+            return binascii.a2b_base64(payload)
+        except binascii.Error as exc:
+            raise BadFileFormat("Not a valid base64 string") from exc
     payload = payload.split(b"=", 1)[0]
     payload = payload[: len(payload) - (len(payload) % 4 == 1)]
     try:
