@@ -83,6 +83,9 @@ class _Background:
             self.cluster.stop()  # what this replica held is free for the others
 
 
+POOL_WAIT = 2.0  # seconds a request waits for a connection to the cluster's PostgreSQL before its 503
+
+
 class _LateRunnerFor:
     """runner_for, bound once create-dicom exists (the cluster needs it first)."""
 
@@ -110,7 +113,7 @@ def _open_cluster(settings, engine, runner_for, finished):
     uri = options.pop("conninfo", "")
     name = cluster_.application_name(settings.replica)
     pool = psycopg_pool.ConnectionPool(uri, kwargs=dict(options, autocommit=True, application_name=name),
-                                       min_size=1, max_size=8, timeout=10, open=True,
+                                       min_size=1, max_size=8, timeout=POOL_WAIT, open=True,
                                        name="advanced-rest-cluster")
 
     def connect(application_name):

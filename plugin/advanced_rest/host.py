@@ -160,6 +160,11 @@ class _OrthancLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def log_error(text):
+    """One line in Orthanc's log at ERROR level (used before logging is set up, e.g. by entrypoint.py)."""
+    orthanc.LogError(text)
+
+
 def install_logging():
     """Forward the `advanced_rest` logger (only) to Orthanc's log."""
     root = logging.getLogger("advanced_rest")

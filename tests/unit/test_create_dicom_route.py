@@ -79,3 +79,27 @@ def test_the_requester_is_the_basic_user_and_the_proxy_address():
         == "user=alice; forwarded-for=10.0.0.1; via=advanced-rest"
     assert requester({"authorization": "Basic !!!"}) == "via=advanced-rest"
     assert requester({}) == "via=advanced-rest"
+
+
+def test_a_job_waits_out_a_database_outage_but_nothing_else():
+    from advanced_rest.create_dicom import storing
+    calls, slept = [], []
+
+    def flaky(data):
+        calls.append(data)
+        if len(calls) < 3:
+            raise OrthancError("/instances", code=36)
+        return "stored"
+    assert storing.patient(flaky, sleep=slept.append)("x") == "stored" and slept == [0.5, 1.0]
+
+    def broken(data):
+        raise OrthancError("/instances", code=19)  # the disk is full: not transient
+    with pytest.raises(OrthancError):
+        storing.patient(broken, sleep=slept.append)("x")
+
+    now = [0.0]
+    def forever(data):
+        raise OrthancError("/instances", code=36)
+    with pytest.raises(OrthancError):
+        storing.patient(forever, wait=3.0, sleep=lambda s: now.__setitem__(0, now[0] + s),
+                        clock=lambda: now[0])("x")

@@ -119,8 +119,9 @@ class CreateDicom:
         plan = builder.Plan(parsed, env, parent)
         item_tags = [item.tags for item in parsed.content] if isinstance(parsed.content, tuple) else []
         user_sop_uid = builder.SOP_INSTANCE_UID in builder.requested_tags(self._dictionary, parsed.tags, *item_tags)
-        return job.CreateDicomRunner(plan, self._store_with(payload.get("Requester", "")),
-                                     self._services.rest_delete, payload, user_sop_uid)
+        # A job waits out a short outage of Orthanc's database; a synchronous request answers it (503).
+        return job.CreateDicomRunner(plan, storing.patient(self._store_with(payload.get("Requester", ""))),
+                                     storing.patient(self._services.rest_delete), payload, user_sop_uid)
 
     def _parse(self, body):
         return requests_.parse(body, self._limits)

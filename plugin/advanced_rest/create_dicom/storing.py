@@ -1,10 +1,33 @@
 """Storing a request's files in Orthanc: all of them or none, and who asked when configured."""
 import json
 import logging
+import time
 
 from ..errors import AdvancedRestError
 
 logger = logging.getLogger(__name__)
+
+
+DATABASE_UNAVAILABLE = 36  # Orthanc's "The database is currently not available": transient
+TRANSIENT_WAIT = 120.0  # seconds a job waits for Orthanc's database to come back, per call
+
+
+def patient(call, wait=TRANSIENT_WAIT, sleep=time.sleep, clock=time.monotonic):
+    """`call`, tried again while Orthanc answers that its database is unavailable (a PostgreSQL
+    restart, a failover), for up to `wait` seconds: a job outlives a short outage instead of
+    failing in the middle (and failing to undo its work, for the same reason)."""
+    def patient_call(*args):
+        deadline, pause = clock() + wait, 0.5
+        while True:
+            try:
+                return call(*args)
+            except AdvancedRestError as error:
+                if error.code != DATABASE_UNAVAILABLE or clock() + pause > deadline:
+                    raise
+                logger.warning("Orthanc's database is unavailable; trying again in %.1f s", pause)
+                sleep(pause)
+                pause = min(pause * 2, 5.0)
+    return patient_call
 
 
 def store_with(rest_post):

@@ -754,9 +754,12 @@ def _insert_change(conn, change):
 def _unavailable_as_503():
     try:
         yield
-    except psycopg.Error as error:
+    except psycopg.OperationalError as error:
         raise AdvancedRestError("The cluster's PostgreSQL cannot be reached (%s)" % type(error).__name__,
                                 code=DATABASE_UNAVAILABLE) from error
+    except psycopg.Error as error:  # reached, but it refused (privileges, a broken schema...)
+        raise AdvancedRestError("The cluster's PostgreSQL refused the plugin's request (%s)"
+                                % type(error).__name__, code=DATABASE_UNAVAILABLE) from error
     except Exception as error:
         if type(error).__module__.startswith("psycopg_pool"):  # PoolTimeout: every connection busy or broken
             raise AdvancedRestError("No connection to the cluster's PostgreSQL (%s)" % type(error).__name__,
