@@ -67,6 +67,7 @@ class _Background:
             else:
                 self.store.load(self._runner_for)
             self.store.start()
+        self.engine.mark_loaded()
         self.engine.start()
         self.watcher.start()
         self.pusher.start()
@@ -197,7 +198,8 @@ def register():
     create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
     runner_for.bind(_runner_for(create_dicom))
     jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
-                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=cluster)
+                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=cluster,
+                   loaded=engine.loaded)
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),

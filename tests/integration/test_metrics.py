@@ -207,7 +207,7 @@ def test_labels_stay_bounded(fresh):
     text = _counted(fresh, 1)
     assert _value(text, "orthanc_instances_received_total", origin="Plugins", modality="other",
                   transfer_syntax="explicit-le") == 1
-    assert _value(text, "orthanc_create_dicom_requests_total", content_type="other", status="500") == 1
+    assert _value(text, "orthanc_create_dicom_requests_total", content_type="other", status="415") == 1
 
 
 def test_metrics_switched_off_record_and_serve_nothing_of_ours(orthanc_factory):

@@ -702,9 +702,11 @@ class Cluster:
         rows = self._run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
                          (since, limit + 1), fetch="all")
         changes = [dict(change, Seq=seq) for seq, change in rows[:limit]]
-        last = changes[-1]["Seq"] if changes else max(since, 0)
-        if not changes:
-            last = max(last, min(since, self.last()))
+        if changes:
+            last = changes[-1]["Seq"]
+        else:  # as a single server: a `since` beyond the newest change answers the newest number
+            newest = self.last()
+            last = since if since <= newest else newest
         self._run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
                   (KEPT_CHANGES,))
         return {"Changes": changes, "Last": last, "Done": len(rows) <= limit}

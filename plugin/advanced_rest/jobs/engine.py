@@ -105,6 +105,7 @@ class Engine:
         self._undo_wait = undo_wait  # longest time an action waits for a job's undo to end
         self._threads = []
         self._stopping = False
+        self._loaded = threading.Event()  # set once the saved jobs are back (see mark_loaded)
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -297,6 +298,14 @@ class Engine:
                 elif state == model.PENDING:
                     self._enqueue(job)
             self._trim_history()
+
+    def mark_loaded(self):
+        """The saved jobs are restored (or there are none to restore): queries may answer."""
+        self._loaded.set()
+
+    def loaded(self, timeout=0.0):
+        """Whether the saved jobs are restored, waiting up to `timeout` seconds for it."""
+        return self._loaded.wait(timeout)
 
     def adopt(self, record, runner):
         """Take one job saved elsewhere (a cluster's claim) and queue it, as `restore` does at start."""

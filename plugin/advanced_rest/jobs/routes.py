@@ -10,10 +10,11 @@ import threading
 import time
 import urllib.parse
 
-from ..errors import BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
+from ..errors import QueueFull, BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
 from ..web import Response, json_response
 from . import model
 
+LOAD_WAIT = 10.0  # seconds a request waits for the saved jobs to be loaded at start
 MAX_WAIT = 3600.0  # the largest timeout accepted; AdvancedRest.MaxWaitSeconds caps how long it waits
 
 
@@ -90,13 +91,20 @@ def _sniff_mime(data):
 class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's engine and the core."""
 
-    def __init__(self, engine, core, feed, limits=WaitLimits(), peers=None):
+    def __init__(self, engine, core, feed, limits=WaitLimits(), peers=None, loaded=None):
         self._engine, self._core, self._feed = engine, core, feed
+        # (timeout) -> bool: whether the saved jobs are loaded (at ORTHANC_STARTED, after the HTTP
+        # server opened): until then a job id answered 404 although it was accepted before a crash.
+        self._loaded = loaded
         # The cluster's other replicas (their core jobs), or None on a single server: see
         # Cluster.peer_core_jobs / peer_core_job / act_on_peer_core_job.
         self._peers = peers
         self._limits = limits
         self._waiting = threading.BoundedSemaphore(limits.max_waiting)
+
+    def _await_loaded(self):
+        if self._loaded is not None and not self._loaded(LOAD_WAIT):
+            raise QueueFull("The plugin's saved jobs are still being loaded: try again in a moment")
 
     @contextlib.contextmanager
     def _wait_slot(self, timeout):
@@ -117,6 +125,7 @@ class JobsApi:
     # ---- GET /jobs -------------------------------------------------------------------
 
     def list(self, request):
+        self._await_loaded()
         states = _comma_list(request.get, "state")
         types = _comma_list(request.get, "type")
         if states is not None:
@@ -155,11 +164,13 @@ class JobsApi:
         return self._peers.peer_core_job(job_id) if self._peers is not None else None
 
     def job(self, request):
+        self._await_loaded()
         job_id = request.groups[0]
         found = self._engine.get(job_id)
         return json_response(found if found is not None else self._core_job(job_id))
 
     def delete(self, request):
+        self._await_loaded()
         job_id = request.groups[0]
         if self._engine.get(job_id) is not None:
             self._engine.delete(job_id)
@@ -179,6 +190,7 @@ class JobsApi:
     # ---- /jobs/{id}/{name}: actions, wait, outputs ------------------------------------------
 
     def post(self, request):
+        self._await_loaded()
         job_id, action = request.groups
         if action not in model.ACTIONS:
             raise BadRequest("Unknown job action %r (known: %s)" % (action, ", ".join(model.ACTIONS)))
@@ -198,6 +210,7 @@ class JobsApi:
         return json_response({})
 
     def get(self, request):
+        self._await_loaded()
         job_id, name = request.groups
         if name == "wait":
             return self._wait(job_id, request.get)
@@ -215,6 +228,7 @@ class JobsApi:
         return Response(data, _sniff_mime(data))
 
     def delete_output(self, request):
+        self._await_loaded()
         job_id, name = request.groups
         if self._engine.get(job_id) is not None:
             if not self._engine.delete_output(job_id, name):
@@ -225,6 +239,7 @@ class JobsApi:
 
     def changes(self, request):
         """GET {Root}/jobs/changes?since=N&timeout=S: job changes after N, waiting up to S s for one."""
+        self._await_loaded()
         since = _number(request.get, "since", 0, int, 0, 2 ** 63)
         timeout = _number(request.get, "timeout", 0.0, float, 0, MAX_WAIT)
         with self._wait_slot(timeout) as timeout:

@@ -10,7 +10,7 @@ CONTENT_TYPES = {
     "application/pdf": "pdf", "model/stl": "stl", "model/obj": "obj", "model/mtl": "mtl",
     "application/octet-stream": "raw",
 }
-STATUSES = frozenset({"200", "400", "401", "403", "404", "405", "409", "415", "500", "503"})
+STATUSES = frozenset({"200", "400", "401", "403", "404", "405", "409", "413", "415", "500", "503"})
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE"})
 JOB_STATES = frozenset({"Pending", "Running", "Success", "Failure", "Paused", "Retry"})
 JOB_TYPES = frozenset({
