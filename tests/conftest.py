@@ -6,6 +6,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Unit tests import the pure modules (`advanced_rest.dicomize`...), which never import `orthanc`.
 sys.path.insert(0, os.path.join(REPO, "plugin"))
+# Helpers both kinds of tests share (forged_images.py).
+sys.path.insert(0, os.path.join(REPO, "tests"))
 
 
 def pytest_addoption(parser):

@@ -3,15 +3,13 @@ body in Orthanc's shape naming the limit when one applies, Orthanc keeps answeri
 is stored. Where the core refuses the same body with a 4xx, the plugin answers as it does.
 """
 import base64
-import io
 import json
-import struct
-import zlib
 from dataclasses import dataclass
 from typing import Optional
 
 import pytest
-from PIL import Image
+
+from forged_images import image_bytes, jpeg as forged_jpeg, png
 
 ROUTE = "/tools/create-dicom"
 V110, V113 = "1.10.1", "1.13.0"
@@ -22,29 +20,9 @@ def data_uri(mime, payload):
     return "data:%s;base64,%s" % (mime, base64.b64encode(payload).decode("ascii"))
 
 
-def image_bytes(fmt, mode="RGB", size=(8, 6)):
-    out = io.BytesIO()
-    Image.new(mode, size, (10, 20, 30, 40)[:len(mode)] if len(mode) > 1 else 7).save(out, fmt)
-    return out.getvalue()
-
-
-def _chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-
-def forged_png(width, height, depth=16, color=6):
-    """A PNG of about 1 KB whose IHDR claims `width` x `height` (default RGBA, 16 bits)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, depth, color, 0, 0, 0)
-    idat = zlib.compress(bytes(range(256)) * 4)[:1000]
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
-
-
-def forged_jpeg(width, height, mode="RGB"):
-    """A small JPEG whose frame header (SOF0) claims `width` x `height`."""
-    data = bytearray(image_bytes("JPEG", mode, (16, 16)))
-    at = data.find(b"\xff\xc0")
-    data[at + 5:at + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
+def forged_png(width, height):
+    """A PNG of about 1 KB whose IHDR claims `width` x `height`, RGBA at 16 bits."""
+    return png(width, height, depth=16, color=6)
 
 
 def deep(levels):
