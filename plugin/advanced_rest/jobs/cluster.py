@@ -463,10 +463,10 @@ class Cluster:
                 self._write_record(job, record)
 
     def _write_record(self, document, record):
-        self._run("UPDATE advanced_rest.jobs SET state = %s, document = %s, record = %s, cancel_requested = %s "
-                  "WHERE id = %s AND owner = %s",
-                  (document["State"], json.dumps(self._document(document, self.replica)), json.dumps(record),
-                   bool(record.get("CancelRequested")), document["ID"], self.replica))
+        # Only the cancel intent: states are written through by engine_changed, and writing a snapshot
+        # taken earlier here could land after a newer state (a pause answered, then seen Running again).
+        self._run("UPDATE advanced_rest.jobs SET cancel_requested = %s WHERE id = %s AND owner = %s",
+                  (bool(record.get("CancelRequested")), document["ID"], self.replica))
 
     # ---- loops ------------------------------------------------------------------------------------
 
