@@ -8,6 +8,7 @@ from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.engine import Engine, Restored
+from .jobs.peers import CorePeers
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, WaitLimits
 from .jobs.store import Store
@@ -112,6 +113,7 @@ def _open_cluster(settings, engine, runner_for, finished):
 
     options = cluster_.conninfo(settings.postgresql)
     uri = options.pop("conninfo", "")
+    options["options"] = cluster_.session_options(settings.lease_seconds)
     name = cluster_.application_name(settings.replica)
     pool = psycopg_pool.ConnectionPool(uri, kwargs=dict(options, autocommit=True, application_name=name),
                                        min_size=1, max_size=8, timeout=POOL_WAIT, open=True,
@@ -127,8 +129,8 @@ def _open_cluster(settings, engine, runner_for, finished):
             host.rest_post("/jobs/%s/%s" % (job_id, action), b"")
 
     cluster = cluster_.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
-                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished,
-                               core_action=core_action)
+                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished)
+    cluster.peers = CorePeers(cluster, core_action)
     try:
         cluster.open()
     except Exception:
@@ -161,23 +163,24 @@ def register():
     runner_for = _LateRunnerFor()
 
     def job_changed(job):
-        if cluster is not None:
-            cluster.engine_changed(job)
-            return
         feed.record(job, "plugin")
         if store is not None:
             store.changed()
 
     def persist():
-        if cluster is not None:
-            cluster.persist()
-        elif store is not None:
+        if store is not None:
             store.save()
 
-    # One server: the engine is the jobs' truth (saved in global properties). Cluster: PostgreSQL
-    # is, and the engine runs what this replica claimed.
-    engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed, persist=persist,
-                    max_pending=None if settings.cluster else settings.max_pending_jobs)
+    def fence(job, move):
+        return cluster.fence(job, move)
+
+    # One server: the engine is the jobs' truth (saved in global properties). Cluster: each job's row in
+    # PostgreSQL is, and the engine runs what this replica claimed, every move through the row (fence).
+    if settings.cluster:
+        engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, fence=fence)
+    else:
+        engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed,
+                        persist=persist, max_pending=settings.max_pending_jobs)
     if settings.save_jobs and not settings.cluster:
         store = Store(engine, host.get_global_property, host.set_global_property)
     jobs_view, jobs_of_mine = engine, engine.all
@@ -190,7 +193,7 @@ def register():
         feed = jobs_view = cluster
         jobs_of_mine = cluster.mine
         metrics.add_cluster(cluster.counters)
-    watcher = CoreWatcher(feed, host.rest_get, cluster.publish_core if cluster is not None else None)
+    watcher = CoreWatcher(feed, host.rest_get, cluster.peers.publish_core if cluster is not None else None)
     metrics.add_job_source(jobs_of_mine)
     metrics.add_job_source(watcher.jobs)
 
@@ -198,7 +201,8 @@ def register():
     create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
     runner_for.bind(_runner_for(create_dicom))
     jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
-                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=cluster,
+                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests),
+                   peers=cluster.peers if cluster is not None else None,
                    loaded=engine.loaded)
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 

@@ -38,17 +38,15 @@ def test_a_series_cancelled_from_the_other_replica_leaves_nothing(cluster):
     assert _instances(a) == before
 
 
-@pytest.mark.xfail(strict=False, reason="intermittent (1 of 4 full runs, bookworm, loaded machine): the resume sent "
-                                        "to the other replica answered 400 after the pause showed Paused; to find")
-def test_pause_and_resume_from_the_other_replica_take_effect_within_a_second(cluster):
+def test_pause_and_resume_from_the_other_replica_take_effect_at_the_next_step(cluster):
     a, b = cluster
     job_id = _submit(a, {"Tags": {}, "Content": [BIG_PNG] * 40})
     running = _until(a, job_id, lambda j: j["State"] == "Running")
     other = b if running["Replica"] == "replica-a" else a
-    began = time.monotonic()
     assert other.post("/jobs/%s/pause" % job_id).status_code == 200
-    _until(other, job_id, lambda j: j["State"] == "Paused", timeout=5)
-    assert time.monotonic() - began < 1.5
+    paused = _until(other, job_id, lambda j: j["State"] != "Running", timeout=10)
+    assert paused["State"] == "Paused", paused
+    # A resume sent to any replica once Paused shows is accepted (decided against the row).
     assert other.post("/jobs/%s/resume" % job_id).status_code == 200
     assert _wait(other, job_id)["State"] == "Success"
 

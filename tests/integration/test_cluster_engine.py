@@ -47,15 +47,15 @@ class Replica:
         import psycopg
         import psycopg_pool
         self.name = name
-        options = dict(autocommit=True, application_name=cluster_.application_name(name))
+        options = dict(autocommit=True, application_name=cluster_.application_name(name),
+                       options=cluster_.session_options(lease))
         self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4,
                                                 open=True)
         holder = {}
         self.engine = Engine(concurrent_jobs=workers, history_size=50,
-                             on_change=lambda job: holder["cluster"].engine_changed(job),
-                             persist=lambda: holder["cluster"].persist())
+                             fence=lambda job, move: holder["cluster"].fence(job, move))
         self.cluster = cluster_.Cluster(
-            self.pool, lambda app: psycopg.connect(database.conninfo, autocommit=True, application_name=app),
+            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)),
             name, self.engine, lambda job_type, payload, record: Counted(payload, name), lease_seconds=lease,
             history_size=50, max_pending=max_pending)
         holder["cluster"] = self.cluster
@@ -83,10 +83,10 @@ class Replica:
         self.engine._stopping = True  # workers end after their step; the database is not told
         with self.engine._lock:
             self.engine._lock.notify_all()
-        self.cluster.engine_changed = lambda job: None
-        self.cluster.persist = lambda: None
+        self.cluster.fence = lambda job, move: None
         for thread in self.cluster._threads:
             thread.join(5)
+        self.cluster._identity.close()
         self.pool.close()
 
 
@@ -248,8 +248,9 @@ def test_a_follower_of_the_change_feed_misses_nothing_while_replicas_write_at_on
     time.sleep(0.5)
     stop.set()
     follower.join(10)
-    stored = [row[0] for row in a.cluster._run("SELECT seq FROM advanced_rest.changes ORDER BY seq", fetch="all")]
+    stored = [row[0] for row in a.cluster.run("SELECT seq FROM advanced_rest.changes ORDER BY seq", fetch="all")]
     assert sorted(seen) == stored, "every change is seen once, none skipped"
+    assert stored == list(range(stored[0], stored[0] + len(stored))), "numbers with no gap"
 
 
 def test_many_jobs_ending_at_once_with_a_short_history_all_end(replicas, postgres_database):
@@ -267,3 +268,139 @@ def test_many_jobs_ending_at_once_with_a_short_history_all_end(replicas, postgre
     assert rows[0][0] == 0, "no job stays unfinished"
     assert len(postgres_database.query("SELECT id FROM advanced_rest.jobs")) <= 3 + 4  # trims skip busy rows
     assert len(ids) == 60
+
+
+# -- deterministic interleavings: a thread held exactly where a race happens ------------------------
+
+class Gate:
+    """Holds the thread that reaches `hold()` until `release()`; `reached` tells it is there."""
+
+    def __init__(self):
+        self.reached, self._open = threading.Event(), threading.Event()
+
+    def hold(self):
+        self.reached.set()
+        assert self._open.wait(30), "gate never released"
+
+    def release(self):
+        self._open.set()
+
+
+def _feed_states(replica, job_id):
+    return [(c["State"], c.get("Version")) for c in replica.cluster.since(0, 0, limit=100000)["Changes"]
+            if c["ID"] == job_id]
+
+
+def _hold_fence(replica, gate, when):
+    """Hold replica's worker before its fenced move `when(document, move)` is written."""
+    original = replica.cluster.fence
+
+    def fence(document, move):
+        if when(document, move):
+            gate.hold()
+        return original(document, move)
+    replica.cluster.fence = fence
+
+
+def test_a_pause_against_a_step_write_in_flight_shows_paused_and_never_running_again(replicas):
+    a = replicas("a")
+    gate = Gate()
+    _hold_fence(a, gate, lambda document, move: move == "step" and document["Progress"] >= 30 and not gate.reached.is_set())
+    job_id = a.submit(steps=10, sleep=0.01)
+    assert gate.reached.wait(10)
+    b = replicas("b")
+    b.cluster.act(job_id, "pause")  # answered while the owner's write is in flight
+    gate.release()
+    job = _until(lambda: (lambda j: j if j["State"] == "Paused" else None)(b.cluster.get(job_id)))
+    time.sleep(0.3)  # the owner has stopped: nothing lands after its Paused
+    assert b.cluster.get(job_id)["State"] == "Paused"
+    states = [state for state, _ in _feed_states(b, job_id)]
+    assert states[states.index("Paused"):] == ["Paused"], states
+    versions = [version for _, version in _feed_states(b, job_id)]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    b.cluster.act(job_id, "resume")  # accepted once Paused shows, on any replica
+    assert b.cluster.wait(job_id, 20)["State"] == "Success"
+    assert job["Progress"] < 100
+
+
+def test_a_move_whose_transaction_fails_leaves_no_change_and_is_written_once_when_tried_again(replicas, monkeypatch):
+    a = replicas("a")
+    failed = []
+    original = a.cluster._record_move
+
+    def record_move(conn, document, version, before=None):
+        original(conn, document, version, before)
+        if document.get("State") == "Success" and not failed:
+            failed.append(document["ID"])
+            raise AdvancedRestError("injected: the connection broke before the commit", code=36)
+    monkeypatch.setattr(a.cluster, "_record_move", record_move)
+    job_id = a.submit(steps=2)
+    assert a.cluster.wait(job_id, 10)["State"] == "Success"
+    assert failed == [job_id]
+    states = [state for state, _ in _feed_states(a, job_id)]
+    assert states.count("Success") == 1 and states[-1] == "Success", states
+
+
+def test_a_cancel_answered_while_the_owner_runs_survives_the_owners_death(replicas):
+    a = replicas("a", lease=2.0)
+    gate = Gate()
+    _hold_fence(a, gate, lambda document, move: move == "step" and document["Progress"] >= 20)
+    job_id = a.submit(steps=10, sleep=0.01)
+    assert gate.reached.wait(10)
+    b = replicas("b", lease=2.0)
+    b.cluster.act(job_id, "cancel")  # 200: the intent is in the row
+    a.die()  # before its worker read the cancel
+    gate.release()
+    job = b.cluster.wait(job_id, 30)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert RUNS.get(job_id) == [], "what the dead owner stored is undone by the new one"
+
+
+def test_an_owner_frozen_past_its_lease_then_woken_stores_nothing_more_and_removes_nothing(replicas):
+    a = replicas("a", lease=2.0)
+    frozen = Gate()
+    _hold_fence(a, frozen, lambda document, move: move == "step" and document["Progress"] >= 30
+                and not frozen.reached.is_set())
+    renewing = threading.Event()
+    original_renew = a.cluster._renew
+    a.cluster._renew = lambda: renewing.wait(30) and original_renew()  # its lease loop frozen too
+    job_id = a.submit(steps=10, sleep=0.01)
+    assert frozen.reached.wait(10)
+    steps_before = len(RUNS.get(job_id, []))
+    b = replicas("b", lease=2.0)
+    job = b.cluster.wait(job_id, 30)
+    assert job["State"] == "Success" and job["Replica"] == "b"
+    by_b = [step for replica, step in RUNS[job_id] if replica == "b"]
+    renewing.set()
+    frozen.release()  # a wakes: its next fence finds the claim gone
+    time.sleep(1.0)
+    by_a_after = [entry for entry in RUNS[job_id][steps_before:] if entry[0] == "a"]
+    assert by_a_after == [], "the woken owner stored nothing more"
+    assert [step for replica, step in RUNS[job_id] if replica == "b"] == by_b == list(range(10)), \
+        "and removed nothing the new owner stored"
+    assert b.cluster.get(job_id)["State"] == "Success"
+
+
+def test_two_replicas_starting_at_once_with_one_identifier_one_is_refused(postgres_database):
+    twins = [Replica(postgres_database, "twin") for _ in range(2)]
+    outcomes, barrier = [], threading.Barrier(2)
+
+    def open_(replica):
+        barrier.wait()
+        try:
+            replica.cluster.open()
+            outcomes.append("open")
+        except cluster_.IdentityInUse:
+            outcomes.append("refused")
+    threads = [threading.Thread(target=open_, args=(twin,)) for twin in twins]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert sorted(outcomes) == ["open", "refused"]
+    finally:
+        for twin in twins:
+            if twin.cluster._identity is not None:
+                twin.cluster._identity.close()
+            twin.pool.close()

@@ -1,18 +1,24 @@
 """The plugin's jobs shared by several Orthanc servers on one PostgreSQL (the cluster).
 
-Every replica reads and writes one table of jobs in a schema of the plugin's own; the
-PostgreSQL index of Orthanc itself is never touched. A replica with an idle worker claims the
-first pending job (priority, then submission order) with `FOR UPDATE SKIP LOCKED`, re-creates
-its runner from the saved request and runs it in its local Engine; it owns the job until the
-job ends, and renews a lease on what it owns. An action on a job owned by another replica is
-queued for its owner in the database and carried out there. When a replica's lease expires
-(it died or lost the database), a live one sets its jobs free again, and they run again from
-their first step with the same UIDs. LISTEN/NOTIFY wakes claimers and waiters at once.
+One truth per job: its row in `advanced_rest.jobs`. Every move, whoever makes it (a client's
+action on any replica, the worker that runs the job, a takeover), is one transaction that locks
+the row, decides from jobs/rows.py (the transition table of jobs/model.py) and writes with a
+compare-and-set on the row's version, recording the move in the change feed and notifying in
+the same transaction. Nobody writes a copy taken earlier.
 
-Lock rule: the database decides (row locks, one transaction per move); the local Engine keeps
-its own lock for the jobs this replica runs.
+A replica with an idle worker claims the first job free to run; the claim carries a token that
+only grows, and every move of its worker is checked against (owner, token) in the row (the
+fence, see `fence`): a worker whose claim was taken over stops at its next step and undoes
+nothing. Liveness is the lease alone: a replica renews it every third of `LeaseSeconds`; when it
+stops (dead, frozen, partitioned), any live replica sets its jobs free. Every lock wait and every
+open transaction of the plugin's connections is bounded (see `session_options`), so a frozen
+replica holding a row lock cannot hold the others.
+
+An action is answered once its intent is in the row: the owner reads it at its next step.
+Identity is a PostgreSQL advisory lock held for the replica's lifetime.
 """
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -21,18 +27,24 @@ import time
 import uuid
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ..errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
-from . import model
+from . import model, rows
+from .engine import Verdict
 from .store import decode_payload, encode_payload
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
-CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see _insert_change)
+SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission at a time (MaxPendingJobs)
+CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see insert_change)
 TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
+IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
 CHANNEL = "advanced_rest_jobs"
 KEPT_CHANGES = 10000
+LOCK_WAIT = 1.5  # seconds a statement waits for a lock before it gives up (then retried, or 503)
+ACTION_WITHIN = 6.0  # seconds an action keeps trying against locked rows before its 503
 
 SCHEMA = """
 CREATE SCHEMA IF NOT EXISTS advanced_rest;
@@ -52,6 +64,10 @@ CREATE TABLE IF NOT EXISTS advanced_rest.jobs (
     payload text,
     finished timestamptz
 );
+ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
+ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS token bigint NOT NULL DEFAULT 0;
+ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS undo jsonb;
+ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS pause_requested boolean NOT NULL DEFAULT false;
 CREATE INDEX IF NOT EXISTS jobs_claim ON advanced_rest.jobs (priority DESC, seq) WHERE state = 'Pending';
 CREATE TABLE IF NOT EXISTS advanced_rest.actions (
     seq bigserial PRIMARY KEY,
@@ -80,6 +96,9 @@ CREATE TABLE IF NOT EXISTS advanced_rest.replicas (
 );
 """
 
+RELEASING_MOVES = (rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDONE)
+ROW_COLUMNS = "state, version, owner, token, ran_by IS NOT NULL, undo, pause_requested, document"
+
 
 def conninfo(postgresql):
     """psycopg keyword arguments from Orthanc's own `PostgreSQL` section (no second set of credentials)."""
@@ -95,6 +114,15 @@ def conninfo(postgresql):
     }
 
 
+def session_options(lease_seconds):
+    """The `options` of every connection of the plugin: no lock waited for longer than LOCK_WAIT, no
+    statement longer than 10 s, and a session left idle inside a transaction (its replica frozen
+    mid-move) ended by the server within a quarter of the lease, its locks freed for the others."""
+    idle = max(1.0, min(5.0, float(lease_seconds) / 4))
+    return "-c lock_timeout=%d -c statement_timeout=10000 -c idle_in_transaction_session_timeout=%d" % (
+        LOCK_WAIT * 1000, idle * 1000)
+
+
 class IdentityInUse(RuntimeError):
     """Another live replica already uses this DatabaseServerIdentifier."""
 
@@ -103,47 +131,57 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+@dataclasses.dataclass
+class Claim:
+    """A job this replica claimed: the token every move of its worker must still hold."""
+
+    token: int
+    undoing: bool  # claimed to undo its work (a replay readers do not see)
+    valid_until: float  # time.monotonic() by which the lease, last renewed, has run out
+
+
 class Cluster:
     """One replica's view of the cluster's jobs, with the Engine's query and action interface.
 
-    `engine` runs what this replica claimed; `runner_for(type, payload, record)` re-creates
-    a runner from a saved request.
+    `engine` runs what this replica claimed, each move through `fence`; `runner_for(type, payload,
+    record)` re-creates a runner from a saved request.
     """
 
     def __init__(self, pool, connect, replica, engine, runner_for, lease_seconds=30.0, history_size=10,
-                 max_pending=None, on_change=None, counters=None, core_action=None):
+                 max_pending=None, on_change=None, counters=None):
         self._pool = pool  # psycopg_pool.ConnectionPool of autocommit connections
-        self._connect = connect  # (application name) -> a new autocommit connection (for LISTEN)
+        self._connect = connect  # (application name) -> a new autocommit connection (LISTEN, identity)
         self.replica = replica
         self._engine = engine
         self._runner_for = runner_for
         self._lease = float(lease_seconds)
         self._history_size = history_size
         self._max_pending = max_pending
-        self._on_change = on_change  # (change dict) -> None, after a change is recorded
-        self._core_action = core_action  # (job id, action) -> None on this replica's core; raises OrthancError
+        self._on_change = on_change  # (job JSON) -> None, once a job's end is recorded
         self.counters = counters if counters is not None else {"claims": 0, "takeovers": 0, "renewals_failed": 0}
         self._wake = threading.Condition()
         self._generation = 0  # bumped at each notification: waiters re-read
         self._stop = threading.Event()
         self._threads = []
+        self._claims = {}  # job id -> Claim
+        self._claims_lock = threading.Lock()
+        self._identity = None  # the connection holding this replica's identity lock
         self._seen = {}  # core job id -> (State, Progress) last recorded
-        self._published = None  # the core's jobs as last published
-        self._unsynced = {}  # job id -> its last change the database refused (see engine_changed)
+        self.peers = None  # jobs/peers.py CorePeers: the core jobs of every replica (set by the wiring)
 
     # ---- connections --------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _transaction(self):
+    def transaction(self):
         """A pooled connection inside one transaction; the database's errors become 503."""
-        with _unavailable_as_503():
+        with unavailable_as_503():
             with self._pool.connection() as conn:
                 with conn.transaction():
                     yield conn
 
-    def _run(self, sql, params=None, fetch=None):
+    def run(self, sql, params=None, fetch=None):
         """Run one statement on a pooled connection (autocommit)."""
-        with _unavailable_as_503():
+        with unavailable_as_503():
             with self._pool.connection() as conn:
                 cursor = conn.execute(sql, params)
                 if fetch == "one":
@@ -152,28 +190,72 @@ class Cluster:
                     return cursor.fetchall()
                 return None
 
+    def _moving(self, move, deadline=ACTION_WITHIN):
+        """Run `move(conn)` in one transaction, again while rows stay locked (a replica frozen inside a
+        transaction holds them until the server ends its session), at most `deadline` seconds."""
+        ends = time.monotonic() + deadline
+        while True:
+            try:
+                with self.transaction() as conn:
+                    return move(conn)
+            except AdvancedRestError as error:
+                if not isinstance(error.__cause__, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled,
+                                                    psycopg.errors.DeadlockDetected)) \
+                        or time.monotonic() > ends:
+                    raise
+                time.sleep(0.05)
+
     # ---- lifecycle -------------------------------------------------------------------------
 
     def open(self):
-        """Create the schema (once), and claim this replica's identity.
+        """Create the schema (once), take this replica's identity, and set free what it held before.
 
         Raises:
-            IdentityInUse: a live replica (connected now) uses the same identifier.
+            IdentityInUse: a live replica holds the same identifier.
         """
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             conn.execute(SCHEMA)
-        others = self._run("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND pid <> "
-                           "pg_backend_pid()", (application_name(self.replica),), fetch="one")[0]
-        listening = self._run("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                              (application_name(self.replica) + "/listen",), fetch="one")[0]
-        if listening:
-            raise IdentityInUse("a live replica already uses DatabaseServerIdentifier %r (%d connection(s))"
-                                % (self.replica, others + listening))
-        self._run("INSERT INTO advanced_rest.replicas (id, heartbeat, started) VALUES (%s, now(), now()) "
-                  "ON CONFLICT (id) DO UPDATE SET heartbeat = now(), started = now()", (self.replica,))
+        self._take_identity()
+        self.run("INSERT INTO advanced_rest.replicas (id, heartbeat, started) VALUES (%s, now(), now()) "
+                 "ON CONFLICT (id) DO UPDATE SET heartbeat = now(), started = now()", (self.replica,))
         # What this replica owned before it stopped or crashed is free again: it holds nothing now.
-        self._release_own()
+        self._release(own=True)
+
+    def _take_identity(self):
+        """Hold the identity lock on a connection of its own, for as long as the replica lives."""
+        conn = self._connect(application_name(self.replica) + "/identity")
+        try:
+            held = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
+                                (IDENTITY_LOCK, self.replica)).fetchone()[0]
+        except Exception:
+            conn.close()
+            raise
+        if not held:
+            conn.close()
+            raise IdentityInUse("a live replica already uses DatabaseServerIdentifier %r" % self.replica)
+        self._identity = conn
+
+    def _keep_identity(self):
+        """After PostgreSQL came back (the identity connection broke), take the identity again."""
+        conn = self._identity
+        try:
+            if conn is not None and not conn.closed:
+                conn.execute("SELECT 1")
+                return
+        except Exception:
+            pass
+        with contextlib.suppress(Exception):
+            conn.close()
+        self._identity = None
+        try:
+            self._take_identity()
+            logger.warning("Replica %s holds its identity again", self.replica)
+        except IdentityInUse:
+            logger.error("Another live replica now uses DatabaseServerIdentifier %r: this one claims no job",
+                         self.replica)
+        except Exception as error:
+            logger.warning("Could not take this replica's identity again (%s)", type(error).__name__)
 
     def start(self):
         """Start listening, claiming and renewing."""
@@ -192,24 +274,17 @@ class Cluster:
             thread.join(10)
         self._threads = []
         try:
-            self._release_own()
-            self._run("DELETE FROM advanced_rest.replicas WHERE id = %s", (self.replica,))
-            self._run("DELETE FROM advanced_rest.core_jobs WHERE replica = %s", (self.replica,))
-            self._notify("pending")
+            self._release(own=True)
+            self.run("DELETE FROM advanced_rest.replicas WHERE id = %s", (self.replica,))
+            if self.peers is not None:
+                self.peers.withdraw()
         except Exception:
             logger.exception("Could not hand this replica's jobs back to the cluster")
-
-    def _release_own(self):
-        self._run("""UPDATE advanced_rest.jobs SET owner = NULL, lease_until = NULL,
-                     state = CASE WHEN state IN ('Running', 'Retry') THEN 'Pending' ELSE state END,
-                     document = jsonb_set(document, '{State}', to_jsonb(CASE WHEN state IN ('Running', 'Retry')
-                                          THEN 'Pending' ELSE state END))
-                     WHERE owner = %s AND state NOT IN ('Success', 'Failure')""", (self.replica,))
+        with contextlib.suppress(Exception):
+            if self._identity is not None:
+                self._identity.close()
 
     # ---- notifications ---------------------------------------------------------------------
-
-    def _notify(self, what):
-        self._run("SELECT pg_notify(%s, %s)", (CHANNEL, what))
 
     def _woken(self):
         with self._wake:
@@ -226,20 +301,21 @@ class Cluster:
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self._woken()
-                        self._woken_if_idle()
+                        self._woken()  # no notification for a while: the loops look anyway
             except Exception as error:
                 logger.warning("Listening to PostgreSQL failed (%s); retrying", type(error).__name__)
                 self._stop.wait(1.0)
 
-    def _woken_if_idle(self):
-        # No notification for a while: let the loops look anyway (a lost NOTIFY costs 0.5 s, no more).
-        self._woken()
-
-    def _wait_change(self, generation, timeout):
+    def wait_change(self, generation, timeout):
+        """Wait for a notification after `generation` (at most `timeout` s); the current generation."""
         with self._wake:
             if self._generation == generation:
                 self._wake.wait(timeout)
             return self._generation
+
+    @property
+    def generation(self):
+        return self._generation
 
     # ---- submission and queries (the Engine's interface) ------------------------------------
 
@@ -255,12 +331,10 @@ class Cluster:
                         created=now, changed=now)
         job.content = runner.content()
         payload = runner.payload()
-        document = self._document(job.to_json(), self.replica)
-        record = _record_of(document)
-        with self._transaction() as conn:
+        document = dict(job.to_json(), Replica=self.replica)
+        with self.transaction() as conn:
             if self._max_pending is not None:
-                # One submission at a time counts: the limit holds across replicas.
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK + 1,))
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
                 pending = conn.execute("SELECT count(*) FROM advanced_rest.jobs WHERE state = 'Pending'"
                                        ).fetchone()[0]
                 if pending >= self._max_pending:
@@ -268,28 +342,29 @@ class Cluster:
                                     "(AdvancedRest.MaxPendingJobs)" % pending)
             conn.execute("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, document,
                             record, payload) VALUES (%s, %s, %s, 'Pending', %s, %s, %s, %s)""",
-                         (job_id, job_type, int(priority), self.replica, json.dumps(document), json.dumps(record),
-                          encode_payload(payload) if payload is not None else None))
-            self._record_change(conn, document, "plugin")
-        self._notify("pending")
+                         (job_id, job_type, int(priority), self.replica, Jsonb(document),
+                          Jsonb(_record_of(document)), encode_payload(payload) if payload is not None else None))
+            self._record_move(conn, document, 0)
         return job_id
 
     def get(self, job_id):
-        row = self._run("SELECT document FROM advanced_rest.jobs WHERE id = %s", (job_id,), fetch="one")
+        row = self.run("SELECT document FROM advanced_rest.jobs WHERE id = %s", (job_id,), fetch="one")
         return row[0] if row else None
 
     def ids(self):
-        return [row[0] for row in self._run("SELECT id FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
+        return [row[0] for row in self.run("SELECT id FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
 
     def all(self):
-        return [row[0] for row in self._run("SELECT document FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
+        return [row[0] for row in self.run("SELECT document FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
 
     def mine(self):
-        """The jobs this replica answers for in metrics (ran them, or submitted them and none ran them):
-        summed over the replicas, each job counts once."""
-        return [row[0] for row in self._run(
-            "SELECT document FROM advanced_rest.jobs WHERE coalesce(ran_by, submitted_by) = %s ORDER BY seq",
-            (self.replica,), fetch="all")]
+        """The jobs this replica reports in metrics: all of them on the reporting replica (the live one
+        of the smallest identifier), none on the others; summed over the replicas, each job counts once,
+        after a replica died too."""
+        return [row[0] for row in self.run(
+            """SELECT document FROM advanced_rest.jobs WHERE %s = (
+                   SELECT min(id) FROM advanced_rest.replicas WHERE heartbeat > now() - %s * interval '1 second')
+               ORDER BY seq""", (self.replica, self._lease), fetch="all")]
 
     def output(self, job_id, name):
         if self.get(job_id) is None:
@@ -312,80 +387,102 @@ class Cluster:
             remaining = deadline - time.monotonic()
             if document["State"] in model.FINISHED or remaining <= 0:
                 return document
-            generation = self._wait_change(generation, min(remaining, 0.5))
+            generation = self.wait_change(generation, min(remaining, 0.5))
 
-    # ---- actions ------------------------------------------------------------------------------
+    # ---- moves -----------------------------------------------------------------------------------
+
+    def _locked_row(self, conn, job_id):
+        found = conn.execute("SELECT %s FROM advanced_rest.jobs WHERE id = %%s FOR UPDATE" % ROW_COLUMNS,
+                             (job_id,)).fetchone()
+        if found is None:
+            return None, None
+        state, version, owner, token, ran, undo, pause_requested, document = found
+        return rows.Row(state, version, owner, token, ran, undo, pause_requested), document
+
+    def _write(self, conn, job_id, row, change, document):
+        """Write `change` to the row read as `row` (compare-and-set on its version), with `document` as the
+        job's JSON; the move goes to the feed when readers see a difference."""
+        sets, params = ["version = version + 1"], []
+        finished = False
+        if change.state is not rows.KEEP:
+            sets.append("state = %s")
+            params.append(change.state)
+            document["State"] = change.state
+            finished = change.state in model.FINISHED
+        if change.release:
+            sets.append("owner = NULL, lease_until = NULL")
+        if change.undo is not rows.KEEP:
+            sets.append("undo = %s")
+            params.append(Jsonb(change.undo) if change.undo is not None else None)
+        if change.pause_requested is not rows.KEEP:
+            sets.append("pause_requested = %s")
+            params.append(change.pause_requested)
+        if change.ran is not rows.KEEP:
+            sets.append("ran_by = %s")
+            params.append(self.replica if change.ran else None)
+        if change.error is not None:
+            document.update(change.error)
+        if change.reset:
+            document.update(Progress=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="",
+                            EffectiveRuntime=0.0)
+            document.pop("CompletionTime", None)
+        if finished:
+            document.setdefault("CompletionTime", model.timestamp(_now()))
+            sets.append("finished = now()")
+        elif change.reset:
+            sets.append("finished = NULL")
+        sets.append("document = %s, record = %s")
+        params += [Jsonb(document), Jsonb(_record_of(document))]
+        written = conn.execute("UPDATE advanced_rest.jobs SET %s WHERE id = %%s AND version = %%s RETURNING version"
+                               % ", ".join(sets), params + [job_id, row.version]).fetchone()
+        if written is None:  # cannot happen under the row lock; never write over a newer row
+            raise AdvancedRestError("Job %s changed meanwhile" % job_id, code=36)
+        return written[0], document
+
+    def _record_move(self, conn, document, version, before=None):
+        """The move in the feed and a notification, in the caller's transaction (both go with its commit)."""
+        if before is not None and (before.get("State"), before.get("Progress")) == \
+                (document.get("State"), document.get("Progress")):
+            return
+        insert_change(conn, {"ID": document.get("ID"), "Type": document.get("Type"), "State": document.get("State"),
+                             "Progress": document.get("Progress"), "Timestamp": document.get("Timestamp"),
+                             "Origin": "plugin", "Replica": document.get("Replica", self.replica),
+                             "Version": version})
+        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "move"))
+
+    def _ended(self, document):
+        if self._on_change is not None and document.get("State") in model.FINISHED:
+            try:
+                self._on_change(document)
+            except Exception:
+                logger.exception("Job change listener failed")
 
     def act(self, job_id, action):
-        """Apply an action from any replica: at once on a job nobody holds, else by its owner.
+        """Apply an action from any replica: decided against the row and written into it before this
+        returns; the job's owner, if it runs, carries a pause or cancel out at its next step.
 
         Raises:
             UnknownJob, IllegalTransition.
         """
-        with self._transaction() as conn:
-            row = conn.execute("SELECT state, owner, ran_by, document FROM advanced_rest.jobs WHERE id = %s "
-                               "FOR UPDATE", (job_id,)).fetchone()
+        def move(conn):
+            row, document = self._locked_row(conn, job_id)
             if row is None:
                 raise UnknownJob("No job found with this id: %s" % job_id)
-            state, owner, ran_by, document = row
-            outcome = model.outcome(action, state)
-            if outcome is None or action not in model.ACTIONS:
-                raise IllegalTransition("Cannot %s a job in state %s" % (action, state))
-            if outcome == model.NOTHING:
-                return
-            if owner is not None:
-                if owner != self.replica:
-                    conn.execute("INSERT INTO advanced_rest.actions (job_id, owner, action) VALUES (%s, %s, %s)",
-                                 (job_id, owner, action))
-                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "action"))
-                    local = False
-                else:
-                    local = True
+            change = rows.client_action(action, row)
+            if change is None:
+                return None
+            before = dict(document)
+            document = dict(document, Timestamp=model.timestamp(_now()))
+            version, document = self._write(conn, job_id, row, change, document)
+            if change.visible:
+                self._record_move(conn, document, version, before)
             else:
-                local = False
-                self._act_unowned(conn, job_id, action, outcome, ran_by, document)
-        if owner == self.replica:
-            self._engine.act(job_id, action)
-        elif owner is not None:
-            self._await_action(job_id, state)
-        else:
-            self._notify("pending")
-            self._trim_history()  # a job cancelled here may have ended
-        return local
-
-    def _act_unowned(self, conn, job_id, action, outcome, ran_by, document):
-        """A move on a job no replica holds, in the caller's transaction."""
-        if outcome == model.UNDO:
-            if ran_by is None:  # never ran: nothing to undo
-                document = dict(document, State=model.FAILURE, ErrorCode=model.CANCELED_JOB,
-                                ErrorDescription=model.CANCELED_DESCRIPTION, CompletionTime=model.timestamp(_now()))
-                self._set_document(conn, job_id, document, finished=True)
-            else:
-                # It ran somewhere: whoever claims it runs it again to find its instances, then undoes them.
-                conn.execute("UPDATE advanced_rest.jobs SET state = 'Pending', cancel_requested = true, "
-                             "document = jsonb_set(document, '{State}', '\"Pending\"') WHERE id = %s", (job_id,))
-            return
-        if outcome == model.LATER:
-            return  # only a running job has LATER moves, and a running job has an owner
-        document = dict(document, State=outcome)
-        if action == "resubmit":
-            document.update(Progress=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="",
-                            EffectiveRuntime=0.0)
-            document.pop("CompletionTime", None)
-            conn.execute("UPDATE advanced_rest.jobs SET cancel_requested = false, finished = NULL WHERE id = %s",
-                         (job_id,))
-        self._set_document(conn, job_id, document)
-
-    def _await_action(self, job_id, state, timeout=1.0):
-        """Give the owner up to `timeout` s to carry the action out, so that the answer reflects it."""
-        deadline = time.monotonic() + timeout
-        generation = self._generation
-        while time.monotonic() < deadline:
-            pending = self._run("SELECT count(*) FROM advanced_rest.actions WHERE job_id = %s", (job_id,),
-                                fetch="one")[0]
-            if not pending:
-                return
-            generation = self._wait_change(generation, 0.1)
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "action"))
+            return document
+        document = self._moving(move)
+        if document is not None and document["State"] in model.FINISHED:
+            self._ended(document)
+            self._trim_history()
 
     def delete(self, job_id):
         """Forget a finished job, whichever replica ran it.
@@ -393,110 +490,112 @@ class Cluster:
         Raises:
             UnknownJob, IllegalTransition.
         """
-        with self._transaction() as conn:
-            row = conn.execute("SELECT state, document FROM advanced_rest.jobs WHERE id = %s FOR UPDATE",
-                               (job_id,)).fetchone()
+        def move(conn):
+            row, document = self._locked_row(conn, job_id)
             if row is None:
                 raise UnknownJob("No job found with this id: %s" % job_id)
-            if row[0] not in model.FINISHED:
-                raise IllegalTransition("Only a finished job can be deleted; this one is %s" % row[0])
-            conn.execute("DELETE FROM advanced_rest.jobs WHERE id = %s", (job_id,))
-            self._record_change(conn, dict(row[1], State="Deleted"), "plugin")
+            if row.state not in model.FINISHED:
+                raise IllegalTransition("Only a finished job can be deleted; this one is %s" % row.state)
+            conn.execute("DELETE FROM advanced_rest.jobs WHERE id = %s AND version = %s", (job_id, row.version))
+            self._record_move(conn, dict(document, State="Deleted"), row.version + 1)
+        self._moving(move)
         self._engine.forget(job_id)
-        self._notify("deleted")
 
-    # ---- what the local engine does -------------------------------------------------------------
+    # ---- the fence: every move of this replica's workers ------------------------------------------
 
-    def engine_changed(self, snapshot):
-        """The local Engine's job changed: write it through (only while this replica owns it).
+    def fence(self, document, move):
+        """Write a worker's `move` (document: the job's JSON after it) to the row if this replica still
+        holds the claim; a Verdict (the row's pause and cancel requests), or None when the claim is lost.
 
-        A write the database refuses (a lost connection, a deadlock it broke) is tried again
-        three times, then by the lease loop until it goes through: a job that ended here must
-        never stay Running in the cluster's view.
-        """
-        for attempt in range(3):
+        While the database cannot be reached, the move is tried again until the claim's lease ran out
+        (the job then belongs to whoever takes it over)."""
+        job_id = document["ID"]
+        with self._claims_lock:
+            claim = self._claims.get(job_id)
+        if claim is None:
+            return None
+        error = {key: document.get(key) for key in ("ErrorCode", "ErrorDescription", "ErrorDetails")}
+        while True:
+            began = time.monotonic()
             try:
-                self._write_through(snapshot)
-                self._unsynced.pop(snapshot["ID"], None)
-                return
-            except AdvancedRestError as error:
-                logger.warning("Job %s: could not write its change to PostgreSQL (%s); %s", snapshot["ID"],
-                               error.details, "retrying" if attempt < 2 else "the lease loop will retry")
-                time.sleep(0.05 * (attempt + 1))
-        self._unsynced[snapshot["ID"]] = snapshot
+                verdict, ended = self._moving(
+                    lambda conn: self._fenced_move(conn, job_id, claim, move, document, error),
+                    deadline=max(1.0, claim.valid_until - time.monotonic()))
+            except AdvancedRestError as refused:
+                if time.monotonic() < claim.valid_until and not self._stop.is_set():
+                    self._stop.wait(0.5)
+                    continue
+                logger.warning("Job %s: the cluster's PostgreSQL could not be reached for the lease's length (%s)",
+                               job_id, refused.details or refused.message)
+                verdict, ended = None, None
+            if verdict is None or (verdict.applied and move in RELEASING_MOVES):
+                with self._claims_lock:  # lost, or let go: this replica holds the job no more
+                    self._claims.pop(job_id, None)
+            if ended is not None:  # after the commit: counted once, the history trimmed
+                self._ended(ended)
+                self._trim_history()
+            if verdict is not None:
+                claim.valid_until = max(claim.valid_until, began + self._lease)
+            return verdict
 
-    def _write_through(self, snapshot):
-        finished = snapshot["State"] in model.FINISHED
-        document = self._document(snapshot, self.replica)
-        with self._transaction() as conn:
-            updated = conn.execute(
-                """UPDATE advanced_rest.jobs SET state = %s, document = %s, record = %s, ran_by = %s,
-                   owner = CASE WHEN %s THEN NULL ELSE owner END, lease_until = CASE WHEN %s THEN NULL
-                   ELSE lease_until END, finished = CASE WHEN %s THEN now() ELSE NULL END,
-                   cancel_requested = CASE WHEN %s THEN false ELSE cancel_requested END
-                   WHERE id = %s AND owner = %s""",
-                (snapshot["State"], json.dumps(document), json.dumps(_record_of(document)), self.replica,
-                 finished, finished, finished, finished, snapshot["ID"], self.replica)).rowcount
-            if not updated:
-                return  # taken over meanwhile (our lease expired): the new owner's word counts
-            self._record_change(conn, document, "plugin")
-        self._notify("changed")
-        if finished:
-            self._engine.forget(snapshot["ID"])
-            self._trim_history()
+    def _fenced_move(self, conn, job_id, claim, move, document, error):
+        """(Verdict or None when the claim is lost, the job's JSON when this move ended it)."""
+        row, current = self._locked_row(conn, job_id)
+        decision = rows.worker_move(move, row, self.replica, claim.token, claim.undoing, error)
+        if decision == rows.LOST:
+            return None, None
+        change, applied = decision
+        ended = None
+        if change is not None:
+            if claim.undoing and not change.visible:
+                written = dict(current)  # a replay: readers keep seeing the row as it was
+            elif claim.undoing:
+                written = dict(current, Timestamp=model.timestamp(_now()),
+                               Content=document.get("Content", current.get("Content")))
+            else:
+                written = dict(document, Replica=self.replica)
+            version, written = self._write(conn, job_id, row, change, written)
+            if not claim.undoing or change.visible:
+                self._record_move(conn, written, version, current)
+            if written["State"] in model.FINISHED:
+                ended = written
+        return Verdict(applied=applied, pause=row.pause_requested, cancel=row.undo is not None), ended
 
-    def _resync(self):
-        """Write again what the database refused before (see engine_changed)."""
-        for job_id, snapshot in list(self._unsynced.items()):
-            latest = self._engine.get(job_id) or snapshot
-            try:
-                self._write_through(latest)
-                self._unsynced.pop(job_id, None)
-            except AdvancedRestError:
-                return  # still unavailable: next round
-
-    def persist(self):
-        """The Engine's durability hook: every local job written through now."""
-        for record, _runner in self._engine.export():
-            job = self._engine.get(record["ID"])
-            if job is not None:
-                self._write_record(job, record)
-
-    def _write_record(self, document, record):
-        # Only the cancel intent: states are written through by engine_changed, and writing a snapshot
-        # taken earlier here could land after a newer state (a pause answered, then seen Running again).
-        self._run("UPDATE advanced_rest.jobs SET cancel_requested = %s WHERE id = %s AND owner = %s",
-                  (bool(record.get("CancelRequested")), document["ID"], self.replica))
-
-    # ---- loops ------------------------------------------------------------------------------------
+    # ---- claims, leases, takeovers ------------------------------------------------------------------
 
     def _claim_loop(self):
         generation = -1
         while not self._stop.is_set():
             try:
-                self._take_actions()
-                while self._engine.idle_workers() > 0 and self._claim_one():
+                if self.peers is not None:
+                    self.peers.take_actions()
+                while self._engine.idle_workers() > 0 and self._identity is not None and self._claim_one():
                     pass
             except Exception:
                 logger.exception("Claiming cluster jobs failed")
                 self._stop.wait(1.0)
-            generation = self._wait_change(generation, 1.0)
+            generation = self.wait_change(generation, 1.0)
 
     def _claim_one(self):
-        """Claim the first pending job free to run; False when there is none."""
-        with self._transaction() as conn:
-            row = conn.execute(
-                """UPDATE advanced_rest.jobs SET owner = %s, ran_by = %s,
+        """Claim the first job free to run (or to be undone); False when there is none."""
+        began = time.monotonic()
+        with self.transaction() as conn:
+            found = conn.execute(
+                """UPDATE advanced_rest.jobs SET owner = %s, token = token + 1, version = version + 1,
                           lease_until = now() + %s * interval '1 second'
-                   WHERE id = (SELECT id FROM advanced_rest.jobs WHERE state = 'Pending' AND owner IS NULL
+                   WHERE id = (SELECT id FROM advanced_rest.jobs
+                               WHERE owner IS NULL AND state NOT IN ('Success', 'Failure')
+                                     AND (state = 'Pending' OR undo IS NOT NULL)
                                ORDER BY priority DESC, seq FOR UPDATE SKIP LOCKED LIMIT 1)
-                   RETURNING id, type, record, payload, cancel_requested""",
-                (self.replica, self.replica, self._lease)).fetchone()
-        if row is None:
+                   RETURNING id, type, record, payload, undo, token""",
+                (self.replica, self._lease)).fetchone()
+        if found is None:
             return False
-        job_id, job_type, record, payload, cancel_requested = row
+        job_id, job_type, record, payload, undo, token = found
         self.counters["claims"] += 1
-        record = dict(record, CancelRequested=cancel_requested)
+        with self._claims_lock:
+            self._claims[job_id] = Claim(token, undo is not None, began + self._lease)
+        record = dict(record, CancelRequested=undo is not None)
         try:
             decoded = decode_payload(payload) if payload else None
         except ValueError:
@@ -505,159 +604,71 @@ class Cluster:
         self._engine.adopt(record, runner)
         return True
 
-    def _take_actions(self):
-        """Carry out the actions other replicas queued for this replica's jobs (plugin or core)."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                "DELETE FROM advanced_rest.actions WHERE owner = %s AND NOT core RETURNING seq, job_id, action",
-                (self.replica,)).fetchall()
-            core = conn.execute(
-                "SELECT seq, job_id, action FROM advanced_rest.actions WHERE owner = %s AND core AND NOT done",
-                (self.replica,)).fetchall()
-        for _, job_id, action in sorted(rows):
-            try:
-                self._engine.act(job_id, action)
-            except (UnknownJob, IllegalTransition) as error:
-                logger.info("Job %s: %s asked by another replica not applied: %s", job_id, action, error.details)
-        for seq, job_id, action in sorted(core):
-            status, details = 200, ""
-            try:
-                self._core_action(job_id, action)
-            except AdvancedRestError as error:
-                # Over HTTP the core answers 400 for an unknown job and an illegal move alike; through
-                # the SDK the same refusal may carry another code: answer what its HTTP route would.
-                status = 400 if error.http_status < 500 else error.http_status
-                details = "the core cannot %s job %s (unknown, or not allowed in its state)" % (action, job_id) \
-                    if status == 400 else (error.details or error.message)
-            self._run("UPDATE advanced_rest.actions SET done = true, status = %s, details = %s WHERE seq = %s",
-                      (status, details, seq))
-        if rows or core:
-            self._notify("acted")
-
-    # ---- the core jobs of every replica ----------------------------------------------------------
-
-    def publish_core(self, jobs):
-        """This replica's core jobs, for the others to list (written only when they changed)."""
-        if jobs == self._published:
-            return
-        with self._transaction() as conn:
-            conn.execute("DELETE FROM advanced_rest.core_jobs WHERE replica = %s", (self.replica,))
-            for job in jobs:
-                conn.execute("INSERT INTO advanced_rest.core_jobs (replica, id, document) VALUES (%s, %s, %s) "
-                             "ON CONFLICT DO NOTHING",
-                             (self.replica, job.get("ID"), json.dumps(dict(job, Replica=self.replica))))
-        self._published = jobs
-
-    def peer_core_jobs(self):
-        """The core jobs of the other live replicas (each with its "Replica")."""
-        return [row[0] for row in self._run(
-            """SELECT c.document FROM advanced_rest.core_jobs c JOIN advanced_rest.replicas r ON r.id = c.replica
-               WHERE c.replica <> %s AND r.heartbeat > now() - %s * interval '1 second'
-               ORDER BY c.replica, c.document->>'CreationTime'""", (self.replica, self._lease), fetch="all")]
-
-    def peer_core_job(self, job_id):
-        """A core job of another live replica, or None."""
-        row = self._run(
-            """SELECT c.document FROM advanced_rest.core_jobs c JOIN advanced_rest.replicas r ON r.id = c.replica
-               WHERE c.id = %s AND c.replica <> %s AND r.heartbeat > now() - %s * interval '1 second'""",
-            (job_id, self.replica, self._lease), fetch="one")
-        return row[0] if row else None
-
-    def act_on_peer_core_job(self, job_id, action, timeout=5.0):
-        """Have the replica running a core job carry out `action` (or "delete") on it; its answer.
-
-        Raises:
-            UnknownJob: no live replica runs it. BadRequest-like errors: what its core answered.
-        """
-        job = self.peer_core_job(job_id)
-        if job is None:
-            raise UnknownJob("No job found with this id: %s" % job_id)
-        owner = job["Replica"]
-        row = self._run("INSERT INTO advanced_rest.actions (job_id, owner, action, core) VALUES (%s, %s, %s, true) "
-                        "RETURNING seq", (job_id, owner, action), fetch="one")
-        self._notify("action")
-        deadline = time.monotonic() + timeout
-        generation = self._generation
-        try:
-            while time.monotonic() < deadline:
-                done = self._run("SELECT status, details FROM advanced_rest.actions WHERE seq = %s AND done",
-                                 (row[0],), fetch="one")
-                if done is not None:
-                    status, details = done
-                    if status != 200:
-                        raise AdvancedRestError("Replica %s: %s" % (owner, details),
-                                                code=8 if status == 400 else -1, status=status)
-                    return
-                generation = self._wait_change(generation, 0.1)
-        finally:
-            self._run("DELETE FROM advanced_rest.actions WHERE seq = %s", (row[0],))
-        raise AdvancedRestError("Replica %s, which runs core job %s, did not answer within %g s"
-                                % (owner, job_id, timeout), code=36)
-
     def _renew_loop(self):
         while not self._stop.wait(self._lease / 3):
             try:
-                self._run("UPDATE advanced_rest.jobs SET lease_until = now() + %s * interval '1 second' "
-                          "WHERE owner = %s", (self._lease, self.replica))
-                self._run("UPDATE advanced_rest.replicas SET heartbeat = now() WHERE id = %s", (self.replica,))
+                self._renew()
             except Exception as error:
                 self.counters["renewals_failed"] += 1
                 logger.warning("Could not renew this replica's lease (%s)", type(error).__name__)
                 continue
             try:
-                self._resync()
                 self.take_over()
             except Exception:
                 logger.exception("Taking over the jobs of dead replicas failed")
 
+    def _renew(self):
+        began = time.monotonic()
+        renewed = self.run("UPDATE advanced_rest.jobs SET lease_until = now() + %s * interval '1 second' "
+                           "WHERE owner = %s RETURNING id, token", (self._lease, self.replica), fetch="all")
+        with self._claims_lock:
+            for job_id, token in renewed:
+                claim = self._claims.get(job_id)
+                if claim is not None and claim.token == token:
+                    claim.valid_until = began + self._lease
+        self.run("UPDATE advanced_rest.replicas SET heartbeat = now() WHERE id = %s", (self.replica,))
+        self._keep_identity()
+
     def take_over(self):
-        """Set free the jobs whose owner's lease expired (a dead replica's); how many."""
-        rows = self._run(
-            """WITH expired AS (
-                   SELECT id, owner FROM advanced_rest.jobs
-                   WHERE owner IS NOT NULL AND owner <> %s AND lease_until < now()
-                         AND state NOT IN ('Success', 'Failure')
-                   FOR UPDATE SKIP LOCKED)
-               UPDATE advanced_rest.jobs AS job SET owner = NULL, lease_until = NULL,
-                      state = CASE WHEN job.state IN ('Running', 'Retry') THEN 'Pending' ELSE job.state END,
-                      document = jsonb_set(job.document, '{State}', to_jsonb(CASE WHEN job.state IN
-                                           ('Running', 'Retry') THEN 'Pending' ELSE job.state END))
-               FROM expired WHERE job.id = expired.id
-               RETURNING job.id, expired.owner""", (self.replica,), fetch="all")
-        if rows:
-            self.counters["takeovers"] += len(rows)
-            logger.warning("Took over %d job(s) of replica(s) %s whose lease expired", len(rows),
-                           ", ".join(sorted({owner for _, owner in rows})))
-            self._notify("pending")
-        return len(rows)
+        """Set free the jobs whose owner's lease expired (dead, frozen or cut off); how many."""
+        rows_ = self._release(own=False)
+        if rows_:
+            self.counters["takeovers"] += len(rows_)
+            logger.warning("Took over %d job(s) of replica(s) %s whose lease expired", len(rows_),
+                           ", ".join(sorted(set(rows_))))
+        return len(rows_)
 
-    # ---- internals ---------------------------------------------------------------------------------
-
-    def _document(self, job_json, replica):
-        return dict(job_json, Replica=replica)
-
-    def _set_document(self, conn, job_id, document, finished=False):
-        conn.execute("UPDATE advanced_rest.jobs SET state = %s, document = %s, record = %s, "
-                     "finished = CASE WHEN %s THEN now() ELSE finished END WHERE id = %s",
-                     (document["State"], json.dumps(document), json.dumps(_record_of(document)), finished, job_id))
-        self._record_change(conn, document, "plugin")
-
-    def _record_change(self, conn, document, origin):
-        change = {"ID": document.get("ID"), "Type": document.get("Type"), "State": document.get("State"),
-                  "Progress": document.get("Progress"), "Timestamp": document.get("Timestamp"), "Origin": origin,
-                  "Replica": document.get("Replica", self.replica)}
-        _insert_change(conn, change)
-        if self._on_change is not None and document.get("State") in model.FINISHED:
-            try:
-                self._on_change(document)
-            except Exception:
-                logger.exception("Job change listener failed")
+    def _release(self, own):
+        """Set free (see rows.release) this replica's jobs (`own`), or every job whose lease expired;
+        each in a transaction of its own, as a move in the feed. The owners let go of."""
+        condition = "owner = %s" if own else "owner IS NOT NULL AND lease_until < now()"
+        params = (self.replica,) if own else ()
+        released = []
+        while True:
+            def move(conn):
+                found = conn.execute(
+                    "SELECT id, owner FROM advanced_rest.jobs WHERE %s AND state NOT IN ('Success', 'Failure') "
+                    "ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT 1" % condition, params).fetchone()
+                if found is None:
+                    return None
+                row, document = self._locked_row(conn, found[0])
+                change = rows.release(row)
+                before = dict(document)
+                document = dict(document, Timestamp=model.timestamp(_now()))
+                version, document = self._write(conn, found[0], row, change, document)
+                self._record_move(conn, document, version, before)
+                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
+                return found[1]
+            owner = self._moving(move)
+            if owner is None:
+                return released
+            released.append(owner)
 
     def _trim_history(self):
         """Forget the oldest finished jobs beyond JobsHistorySize, in a transaction of its own: rows
         another transaction holds are skipped (the next trim gets them), so trims never deadlock."""
         try:
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRIM_LOCK,))
                 conn.execute("""DELETE FROM advanced_rest.jobs WHERE id IN (
                                     SELECT id FROM advanced_rest.jobs WHERE state IN ('Success', 'Failure')
@@ -674,16 +685,16 @@ class Cluster:
         if self._seen.get(job.get("ID")) == key:
             return
         self._seen[job.get("ID")] = key
-        with self._transaction() as conn:
-            _insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
-                                  "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
-                                  "Origin": origin, "Replica": self.replica})
-        self._notify("change")
+        with self.transaction() as conn:
+            insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
+                                 "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
+                                 "Origin": origin, "Replica": self.replica})
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
         if job.get("State") in model.FINISHED and self._on_change is not None:
             self._on_change(job)
 
     def last(self):
-        row = self._run("SELECT coalesce(max(seq), 0) FROM advanced_rest.changes", fetch="one")
+        row = self.run("SELECT coalesce(max(seq), 0) FROM advanced_rest.changes", fetch="one")
         return row[0]
 
     def wait_after(self, seq, timeout):
@@ -694,22 +705,22 @@ class Cluster:
             remaining = deadline - time.monotonic()
             if last > seq or remaining <= 0:
                 return last
-            generation = self._wait_change(generation, min(remaining, 0.5))
+            generation = self.wait_change(generation, min(remaining, 0.5))
 
     def since(self, since, timeout, limit=1000):
         """{"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s for one."""
         self.wait_after(since, timeout)
-        rows = self._run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
+        found = self.run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
                          (since, limit + 1), fetch="all")
-        changes = [dict(change, Seq=seq) for seq, change in rows[:limit]]
+        changes = [dict(change, Seq=seq) for seq, change in found[:limit]]
         if changes:
             last = changes[-1]["Seq"]
         else:  # as a single server: a `since` beyond the newest change answers the newest number
             newest = self.last()
             last = since if since <= newest else newest
-        self._run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
-                  (KEPT_CHANGES,))
-        return {"Changes": changes, "Last": last, "Done": len(rows) <= limit}
+        self.run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
+                 (KEPT_CHANGES,))
+        return {"Changes": changes, "Last": last, "Done": len(found) <= limit}
 
     def forget(self, job_id):
         """A core job left the core's history: stop remembering what was last recorded of it."""
@@ -724,42 +735,44 @@ class Cluster:
             return 0
         for record in records:
             payload = record.pop("Payload", None)
-            document = self._document(_document_of(record), self.replica)
+            document = dict(_document_of(record), Replica=self.replica)
             state = "Pending" if record["State"] in (model.RUNNING, model.RETRY) else record["State"]
             document["State"] = state
-            self._run("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, ran_by,
-                         cancel_requested, document, record, payload, finished)
-                         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                                 CASE WHEN %s THEN now() ELSE NULL END) ON CONFLICT (id) DO NOTHING""",
-                      (record["ID"], record["Type"], record["Priority"], state, self.replica,
-                       self.replica if record.get("Progress") else None, bool(record.get("CancelRequested")),
-                       json.dumps(document), json.dumps(_record_of(document)),
-                       encode_payload(payload) if payload is not None else None, state in model.FINISHED))
+            undo = dict(rows.CANCELED) if record.get("CancelRequested") and state not in model.FINISHED else None
+            self.run("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, ran_by,
+                        undo, document, record, payload, finished)
+                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+                                CASE WHEN %s THEN now() ELSE NULL END) ON CONFLICT (id) DO NOTHING""",
+                     (record["ID"], record["Type"], record["Priority"], state, self.replica,
+                      self.replica if record.get("Progress") or undo else None, Jsonb(undo) if undo else None,
+                      Jsonb(document), Jsonb(_record_of(document)),
+                      encode_payload(payload) if payload is not None else None, state in model.FINISHED))
         store.clear()
         logger.warning("Moved %d job(s) saved by this server alone into the cluster", len(records))
-        self._notify("pending")
+        self.run("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
         return len(records)
 
 
 DATABASE_UNAVAILABLE = 36  # Orthanc's own code for it: HTTP 503
 
 
-def _insert_change(conn, change):
+def insert_change(conn, change):
     """Number and store one change, in the caller's transaction. The lock, held until that transaction
-    ends, makes numbers commit in order: a reader following `since` never skips a change committed
-    after a higher-numbered one."""
+    ends, makes numbers commit in order and with no gap: a reader following `since` never skips a change
+    committed after a higher-numbered one, and a rolled-back move leaves no hole."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
-    conn.execute("INSERT INTO advanced_rest.changes (change) VALUES (%s)", (json.dumps(change),))
+    conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
+                 "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes", (Jsonb(change),))
 
 
 @contextlib.contextmanager
-def _unavailable_as_503():
+def unavailable_as_503():
     try:
         yield
     except psycopg.OperationalError as error:
         raise AdvancedRestError("The cluster's PostgreSQL cannot be reached (%s)" % type(error).__name__,
                                 code=DATABASE_UNAVAILABLE) from error
-    except psycopg.Error as error:  # reached, but it refused (privileges, a broken schema...)
+    except psycopg.Error as error:  # reached, but it refused (privileges, a broken schema, a lock timeout...)
         raise AdvancedRestError("The cluster's PostgreSQL refused the plugin's request (%s)"
                                 % type(error).__name__, code=DATABASE_UNAVAILABLE) from error
     except Exception as error:
@@ -770,7 +783,7 @@ def _unavailable_as_503():
 
 
 def application_name(replica):
-    """How this replica's connections are named in pg_stat_activity (the identity check reads it)."""
+    """How this replica's connections are named in pg_stat_activity."""
     return "advanced-rest/%s" % replica
 
 

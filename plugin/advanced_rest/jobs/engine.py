@@ -2,8 +2,13 @@
 
 Lock rule: job state is read and changed only under `Engine._lock`; a runner's step,
 and anything calling Orthanc, runs with the lock released.
+
+In a cluster the engine only executes what its replica claimed: each move of a worker goes
+through `fence` (the job's row, compare-and-set, see jobs/cluster.py) before it counts, and a
+worker whose claim was taken over stops at once and undoes nothing.
 """
 import collections
+import dataclasses
 import datetime
 import heapq
 import itertools
@@ -49,6 +54,16 @@ class Runner:
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What a cluster's fence answers a worker's move: whether it was written, and what the job's
+    row asks of the job (a pause or cancel sent to any replica)."""
+
+    applied: bool = True
+    pause: bool = False
+    cancel: bool = False
+
+
 class Restored(Runner):
     """A job restored without what running it needs: it shows, but cannot run again."""
 
@@ -90,7 +105,7 @@ class Engine:
     """
 
     def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None, persist=None,
-                 max_pending=None, undo_wait=60.0):
+                 max_pending=None, undo_wait=60.0, fence=None):
         self._lock = threading.Condition()
         self._jobs = {}
         self._queue = []  # heap of (-priority, sequence, job id)
@@ -106,6 +121,8 @@ class Engine:
         self._threads = []
         self._stopping = False
         self._loaded = threading.Event()  # set once the saved jobs are back (see mark_loaded)
+        # (job JSON as it would be after the move, move) -> Verdict or None (claim lost); see Fence
+        self._fence = fence
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -406,9 +423,19 @@ class Engine:
                         self._lock.wait()
                     if self._stopping:
                         return
-                    self._set_state(job, self._move(job, "start"))
-                    snapshot = job.to_json()
-                self._notify(snapshot)
+                    state = self._move(job, "start")
+                    if self._fence is None:
+                        self._set_state(job, state)
+                    preview = self._preview(job, state)
+                if self._fence is not None:
+                    if not self._fenced(job, "start", preview):
+                        continue
+                    with self._lock:
+                        if self._jobs.get(job.id) is not job or job.state != model.PENDING:
+                            continue
+                        self._set_state(job, state)
+                        preview = job.to_json()
+                self._notify(preview)
                 self._run(job)
             except Exception:  # a worker never dies: the job fails, the worker goes on
                 logger.exception("A worker of the plugin's jobs engine caught an unexpected error; it goes on")
@@ -429,7 +456,8 @@ class Engine:
         runner = job.runner
         try:
             total = max(1, runner.steps())
-            result = runner.result() if self._steps(job, runner, total) else None
+            done = self._steps(job, runner, total)
+            result = self._LOST if done is self._LOST else runner.result() if done else None
         except AdvancedRestError as error:
             self._fail(job, error.code, error.message, error.details or "")
             return
@@ -437,17 +465,30 @@ class Engine:
             logger.exception("Job %s (%s) failed", job.id, job.type)
             self._fail(job, -1, "Internal error", type(error).__name__)
             return
+        if result is self._LOST:
+            return
+        for _attempt in range(2):  # a second time only when the fence refused the move for a cancel
+            with self._lock:
+                if job.cancel_requested and not job.cancel_after_replay \
+                        or job.cancel_after_replay and result is not None:
+                    event = "cancelled"
+                elif result is not None:
+                    event = "succeed"
+                elif job.pause_requested:
+                    event = "suspend"
+                else:
+                    event = "stop"
+                outcome = self._move(job, event)
+                if outcome == model.SUCCESS:
+                    preview = self._preview(job, model.SUCCESS, content=result[0], progress=100.0,
+                                            completed=self._clock())
+                else:
+                    preview = self._preview(job, outcome if outcome != model.UNDO else job.state)
+            if outcome == model.UNDO or self._fenced(job, event, preview, must_apply=True):
+                break
+            if job.id not in self._jobs:
+                return  # the claim was lost: the new owner has the work
         with self._lock:
-            if job.cancel_requested and not job.cancel_after_replay \
-                    or job.cancel_after_replay and result is not None:
-                event = "cancelled"
-            elif result is not None:
-                event = "succeed"
-            elif job.pause_requested:
-                event = "suspend"
-            else:
-                event = "stop"
-            outcome = self._move(job, event)
             if outcome == model.UNDO:
                 job.undoing = True
             elif outcome == model.SUCCESS:
@@ -463,9 +504,17 @@ class Engine:
         else:
             self._notify(snapshot)
 
+    _LOST = object()  # a worker's claim was taken over (cluster): it stops and undoes nothing
+
     def _steps(self, job, runner, total):
-        """Run steps until done, or a pause, cancel or stop is asked; True when all are done."""
+        """Run steps until done, or a pause, cancel or stop is asked; True when all are done, _LOST
+        when the claim was lost (cluster: checked against the job's row before every step)."""
         while True:
+            if self._fence is not None:
+                with self._lock:
+                    preview = job.to_json()
+                if not self._fenced(job, "step", preview):
+                    return self._LOST
             with self._lock:
                 # A replay (restored with its cancel accepted) runs to the end whatever is asked:
                 # only then does it know every instance to remove.
@@ -495,15 +544,60 @@ class Engine:
         self._undo(job, code, description, details)
 
     def _undo(self, job, code, description, details):
-        """Remove what the job stored (lock released), then move it to Failure."""
+        """Remove what the job stored (lock released), then move it to Failure.
+
+        In a cluster the undo is first recorded in the row (whoever holds the job after a takeover
+        undoes it too), and nothing is removed by a worker whose claim was lost."""
+        if self._fence is not None:
+            with self._lock:
+                preview = self._preview(job, job.state, error_code=code, error_description=description,
+                                        error_details=details)
+            if not self._fenced(job, "undo", preview):
+                return
         try:
             job.runner.rollback()
         except Exception:
             logger.exception("Could not undo the work of job %s", job.id)
+        if self._fence is not None:
+            with self._lock:
+                preview = self._preview(job, model.FAILURE, error_code=code, error_description=description,
+                                        error_details=details, completed=self._clock())
+            if not self._fenced(job, "undone", preview):
+                return
         with self._lock:
             self._finish(job, model.FAILURE, code, description, details)
             snapshot = job.to_json()
         self._notify(snapshot)
+
+    def _preview(self, job, state, **fields):
+        """The job's JSON as it would be after a move to `state` (call with the lock held)."""
+        changed = dataclasses.replace(job, state=state, changed=self._clock(), **fields)
+        if state == model.FAILURE:
+            try:
+                changed.content = job.runner.content()
+            except Exception:
+                pass
+        return changed.to_json()
+
+    def _fenced(self, job, move, preview, must_apply=False):
+        """Whether a worker's `move` counts (always, on one server). In a cluster the fence writes it
+        to the job's row if this replica still holds its claim; the row's requests (pause, cancel)
+        come back. False when the claim was lost (the job is then forgotten here, its work left to
+        the new owner) or, with `must_apply`, when the row refused the move for a cancel."""
+        if self._fence is None:
+            return True
+        verdict = self._fence(preview, move)
+        if verdict is None:
+            logger.warning("Job %s: this replica lost its claim on it (taken over); it stops here and undoes "
+                           "nothing", job.id)
+            self.forget(job.id)
+            return False
+        with self._lock:
+            if verdict.pause:
+                job.pause_requested = True
+            if verdict.cancel:
+                job.cancel_requested = True
+        return verdict.applied or not must_apply
 
     def _save(self):
         if self._persist is not None:

@@ -40,6 +40,17 @@ TRANSITIONS = {
     ("cancelled", RUNNING): UNDO,  # a cancel asked while it ran took effect
     ("suspend", RUNNING): PAUSED,  # a pause asked while it ran took effect
     ("stop", RUNNING): PENDING,  # the engine stops: taken up again at the next start
+    # the end of an undo (its work removed): from wherever the job showed while it was undone
+    ("undone", RUNNING): FAILURE,
+    ("undone", PENDING): FAILURE,
+    ("undone", PAUSED): FAILURE,
+    ("undone", RETRY): FAILURE,
+    # the cluster's own moves: a job whose owner's lease expired, or whose owner let it go
+    ("release", RUNNING): PENDING,
+    ("release", RETRY): PENDING,
+    ("release", PENDING): NOTHING,  # claimed, not started yet
+    ("release", PAUSED): NOTHING,  # claimed to be undone
+    ("release-paused", RUNNING): PAUSED,  # a pause was asked of it: it shows Paused, as its owner would have
 }
 ACTIONS = ("cancel", "pause", "resume", "resubmit")
 

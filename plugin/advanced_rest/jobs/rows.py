@@ -1,0 +1,130 @@
+"""The cluster's decisions on one job row, pure: what a client's action, a worker's move or a
+takeover does to it, from the one table of jobs/model.py.
+
+jobs/cluster.py reads the row (locked), asks here, and writes the answer with a compare-and-set
+on the row's version in the same transaction. Nothing here touches a database.
+"""
+import dataclasses
+
+from ..errors import IllegalTransition
+from . import model
+
+CANCELED = {"ErrorCode": model.CANCELED_JOB, "ErrorDescription": model.CANCELED_DESCRIPTION, "ErrorDetails": ""}
+KEEP = object()  # a column left as it is
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """What the decisions need of a job's row."""
+
+    state: str
+    version: int = 0
+    owner: str = None
+    token: int = 0
+    ran: bool = False  # some replica started it since it was (re)submitted: it may have stored work
+    undo: dict = None  # its work must be removed, then it fails with this error (ErrorCode...)
+    pause_requested: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A move to write: every field KEEP is left as the row has it."""
+
+    state: object = KEEP  # the new state (a move readers see, recorded in the change feed)
+    release: bool = False  # no owner any more (a claim in flight is fenced off)
+    undo: object = KEEP  # dict: undo then fail with it; None: no undo
+    pause_requested: object = KEEP
+    ran: object = KEEP
+    reset: bool = False  # resubmission: progress, errors and completion cleared
+    error: dict = None  # the job's ErrorCode/ErrorDescription/ErrorDetails once it fails
+
+    @property
+    def visible(self):
+        return self.state is not KEEP
+
+
+def client_action(action, row):
+    """The Change an action (cancel, pause, resume, resubmit) makes to `row`; None: accepted, nothing to do.
+
+    Raises:
+        IllegalTransition: the state forbids it (the core's 400).
+    """
+    if action not in model.ACTIONS:
+        raise IllegalTransition("Unknown action %s" % action)
+    if row.undo is not None and row.state not in model.FINISHED:
+        # Already being cancelled (or failing): it ends in Failure whatever else is asked.
+        if action == "cancel" and row.undo.get("ErrorCode") != model.CANCELED_JOB:
+            return Change(undo=dict(CANCELED))  # failing on its own: a cancel answered 200 ends it as cancelled
+        if action in ("cancel", "pause"):
+            return None
+        raise IllegalTransition("Cannot %s a job that is being cancelled" % action)
+    outcome = model.outcome(action, row.state)
+    if outcome is None:
+        raise IllegalTransition("Cannot %s a job in state %s" % (action, row.state))
+    if outcome == model.NOTHING:
+        return None
+    if outcome == model.LATER:  # its owner carries it out at its next step
+        if action == "pause":
+            return None if row.pause_requested else Change(pause_requested=True)
+        return Change(undo=dict(CANCELED))
+    if outcome == model.UNDO:
+        if not row.ran:  # nothing stored: it fails at once (a claim not started yet is fenced off)
+            return Change(state=model.FAILURE, release=True, error=dict(CANCELED), undo=None,
+                          pause_requested=False)
+        return Change(undo=dict(CANCELED), release=True, pause_requested=False)  # whoever claims it undoes it
+    if action == "resubmit":
+        return Change(state=outcome, release=True, reset=True, undo=None, pause_requested=False, ran=False)
+    return Change(state=outcome, release=True, pause_requested=False)
+
+
+STEP, START, SUCCEED, SUSPEND, STOP, UNDO, UNDONE, CANCELLED, FAIL = (
+    "step", "start", "succeed", "suspend", "stop", "undo", "undone", "cancelled", "fail")
+LOST = "lost"
+
+
+def worker_move(move, row, owner, token, undoing, error=None):
+    """What a worker's `move` does to `row`: LOST when the claim (`owner`, `token`) is not the row's
+    any more; else (Change or None, applied) where applied is False when the row refused the move
+    because a cancel was asked meanwhile (the worker then undoes instead).
+
+    `undoing`: the claim was made to undo the job's work (a cancel accepted while nobody ran it):
+    its run is a replay that readers do not see.
+    """
+    if row is None or row.owner != owner or row.token != token:
+        return LOST
+    if move in (STEP, START):
+        if undoing:
+            return None, True
+        if move == START:
+            state = model.outcome("start", row.state)
+            return (Change(state=state, ran=True), True) if state == model.RUNNING else LOST
+        return (Change(), True) if row.state == model.RUNNING else LOST
+    if move in (SUCCEED, SUSPEND) and row.undo is not None:
+        return None, False  # a cancel arrived after the last step: undo instead
+    if move in (SUCCEED, SUSPEND):
+        state = model.outcome(move, row.state)
+        if state not in model.STATES or undoing:  # the table has no such move from the row's state
+            return LOST
+        return Change(state=state, release=True, pause_requested=False), True
+    if move == STOP:
+        return release(row), True
+    if move in (UNDO, CANCELLED, FAIL):  # about to remove its work: recorded, so that a new owner undoes too
+        return (Change() if row.undo is not None else Change(undo=dict(error or CANCELED))), True
+    if move == UNDONE:
+        state = model.outcome("undone", row.state)
+        if state is None:
+            return LOST
+        return Change(state=state, release=True, undo=None, pause_requested=False,
+                      error=dict(row.undo or error or CANCELED)), True
+    raise ValueError("unknown move %s" % move)
+
+
+def release(row):
+    """A job let go by its owner (it stops, or its lease expired): Running shows Pending again, or
+    Paused when a pause was asked of it; a job being undone keeps its state for the next claimer."""
+    if row.state in (model.RUNNING, model.RETRY):
+        event = "release-paused" if row.pause_requested and row.undo is None else "release"
+        state = model.outcome(event, row.state)
+        return Change(state=state, release=True,
+                      pause_requested=False if state == model.PAUSED else KEEP)
+    return Change(release=True)
