@@ -1,6 +1,9 @@
 """Two Orthanc replicas with the plugin on one PostgreSQL: one jobs view, actions from anywhere,
 takeover of a dead replica's jobs, metrics summed once (see tests/integration/cluster.py)."""
+import contextlib
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -65,19 +68,50 @@ def test_kill_9_of_the_replica_running_a_series_and_the_other_finishes_it_once(c
     assert len(survivor.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 40
 
 
-def test_gauges_summed_over_the_replicas_count_each_job_once(cluster):
-    a, b = cluster
-    ids = [_submit(server, {"Tags": {}}) for server in (a, b, a, b, a)]
-    for job_id in ids:
-        _wait(a, job_id)
+def _successes_summed(servers):
     total = 0
-    for server in cluster:
+    for server in servers:
         text = server.get("/advanced-rest/metrics").text
         for family in text_string_to_metric_families(text):
             if family.name == "orthanc_jobs":
                 total += sum(sample.value for sample in family.samples
                              if sample.labels == {"type": "CreateDicom", "state": "Success"})
-    assert total == len(ids)
+    return total
+
+
+def test_gauges_summed_over_the_replicas_count_each_job_once(cluster):
+    a, b = cluster
+    ids = [_submit(server, {"Tags": {}}) for server in (a, b, a, b, a)]
+    for job_id in ids:
+        _wait(a, job_id)
+    assert _successes_summed(cluster) == len(ids)
+
+
+def test_after_a_replica_died_the_live_ones_still_count_every_job_once(cluster):
+    a, b = cluster
+    ids = [_submit(server, {"Tags": {}}) for server in (a, b, a, b)]
+    for job_id in ids:
+        _wait(a, job_id)
+    for victim, survivor in ((a, b), (b, a)):  # whichever reported the gauges, the other takes over
+        victim.kill()
+        deadline = time.monotonic() + 4 * LEASE + 10
+        while _successes_summed([survivor]) != len(ids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _successes_summed([survivor]) == len(ids)
+        listed = [job for job in survivor.get("/jobs", params={"expand": "", "type": "CreateDicom"}).json()
+                  if job["State"] == "Success"]
+        assert len(listed) == len(ids)
+        victim.start()
+        _until_counted(cluster, len(ids))
+
+
+def _until_counted(servers, expected, timeout=4 * LEASE + 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _successes_summed(servers) == expected:
+            return True
+        time.sleep(0.2)
+    raise AssertionError("the replicas' gauges never summed to %d" % expected)
 
 
 def test_a_restarted_replica_keeps_the_clusters_history(cluster):
@@ -177,3 +211,74 @@ def test_a_replica_without_an_explicit_identifier_refuses_the_cluster_with_one_l
     assert anonymous.get("/advanced-rest/system").status_code == 404
     lines = [line for line in anonymous.log_text().splitlines() if "DatabaseServerIdentifier set explicitly" in line]
     assert len(lines) == 1
+
+
+# -- a frozen owner (SIGSTOP: a stalled VM, a deadlocked process, a partition that keeps TCP open) ----
+
+def _freeze(server):
+    if getattr(server, "container", None) is not None:
+        server.container.pause()
+    else:
+        os.kill(server.process.pid, signal.SIGSTOP)
+
+
+def _thaw(server):
+    if not server.running():  # killed while frozen
+        return
+    if getattr(server, "container", None) is not None:
+        server.container.unpause()
+    else:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def _frozen(server):
+    _freeze(server)
+    try:
+        yield
+    finally:
+        _thaw(server)
+
+
+def test_a_cancel_sent_while_the_owner_is_frozen_is_answered_kept_and_carried_out_by_the_new_owner(cluster):
+    a, b = cluster
+    before = _instances(a)
+    job_id = _submit(a, {"Tags": {"PatientName": "Frozen^Owner"}, "Content": [BIG_PNG] * 40})
+    running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 10)
+    owner, other = (a, b) if running["Replica"] == "replica-a" else (b, a)
+    with _frozen(owner):
+        began = time.monotonic()
+        answer = other.post("/jobs/%s/cancel" % job_id, timeout=30)
+        assert answer.status_code == 200, answer.text
+        answered_in = time.monotonic() - began
+        # No job stays Running without a live owner: the frozen one loses it after its lease.
+        job = _until(other, job_id, lambda j: j["State"] in ("Failure", "Success"), timeout=8 * LEASE + 60)
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37), job
+        seen_by_other = _instances(other) - before
+        owner.kill()  # then the frozen owner dies: nothing it held is lost
+    assert answered_in < 30  # not a speed figure: the request did not hang on the frozen owner
+    assert seen_by_other == set(), "a cancelled job leaves nothing"
+    owner.start()
+    assert _wait(owner, job_id)["State"] == "Failure"
+    assert _instances(owner) - before == set()
+
+
+def test_a_frozen_owner_woken_after_the_takeover_stores_nothing_more_and_removes_nothing(cluster):
+    a, b = cluster
+    before = _instances(a)
+    job_id = _submit(a, {"Tags": {"PatientName": "Woken^Owner"}, "Content": [BIG_PNG] * 30})
+    running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 10)
+    owner, other = (a, b) if running["Replica"] == "replica-a" else (b, a)
+    _freeze(owner)
+    try:
+        job = _until(other, job_id, lambda j: j["State"] == "Success", timeout=8 * LEASE + 120)
+    finally:
+        _thaw(owner)
+    assert job["Replica"] == other.identifier
+    time.sleep(2 * LEASE)  # the woken owner reaches its next step, finds its claim gone, stops
+    created = _instances(other) - before
+    assert len(created) == 30
+    assert len(other.get("/series/%s/instances" % job["Content"]["ID"]).json()) == 30
+    assert other.get("/jobs/%s" % job_id).json()["State"] == "Success"
+    lost = [line for line in owner.log_text().splitlines() if "lost its claim" in line and job_id in line]
+    assert len(lost) == 1, "the woken owner says once that it stopped"
