@@ -8,7 +8,6 @@ from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.engine import Engine, Restored
-from .jobs.peers import CorePeers
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, WaitLimits
 from .jobs.store import Store
@@ -109,12 +108,12 @@ def _open_cluster(settings, engine, runner_for, finished):
     """
     import psycopg
     import psycopg_pool
-    from .jobs import cluster as cluster_
+    from .jobs.cluster import database, peers, replica
 
-    options = cluster_.conninfo(settings.postgresql)
+    options = database.conninfo(settings.postgresql)
     uri = options.pop("conninfo", "")
-    options["options"] = cluster_.session_options(settings.lease_seconds)
-    name = cluster_.application_name(settings.replica)
+    options["options"] = database.session_options(settings.lease_seconds)
+    name = database.application_name(settings.replica)
     pool = psycopg_pool.ConnectionPool(uri, kwargs=dict(options, autocommit=True, application_name=name),
                                        min_size=1, max_size=8, timeout=POOL_WAIT, open=True,
                                        name="advanced-rest-cluster")
@@ -128,9 +127,9 @@ def _open_cluster(settings, engine, runner_for, finished):
         else:
             host.rest_post("/jobs/%s/%s" % (job_id, action), b"")
 
-    cluster = cluster_.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
+    cluster = replica.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
                                settings.jobs_history_size, settings.max_pending_jobs, on_change=finished)
-    cluster.peers = CorePeers(cluster, core_action)
+    cluster.peers = peers.CorePeers(cluster, core_action)
     try:
         cluster.open()
     except Exception:
@@ -190,7 +189,7 @@ def register():
         except Exception as exc:  # one line, and Orthanc's own API keeps working
             logger.error("NOT SERVING ANYTHING: the cluster cannot start: %s", exc)
             return
-        feed = jobs_view = cluster
+        jobs_view, feed = cluster, cluster.feed
         jobs_of_mine = cluster.mine
         metrics.add_cluster(cluster.counters)
     watcher = CoreWatcher(feed, host.rest_get, cluster.peers.publish_core if cluster is not None else None)

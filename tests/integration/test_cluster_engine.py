@@ -7,7 +7,7 @@ import time
 import pytest
 
 from advanced_rest.errors import AdvancedRestError, IllegalTransition
-from advanced_rest.jobs import cluster as cluster_
+from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
 from advanced_rest.jobs.engine import Engine, Runner
 
 RUNS = {}  # job id -> list of (replica, step) done, across replicas (the shared "storage")
@@ -47,8 +47,8 @@ class Replica:
         import psycopg
         import psycopg_pool
         self.name = name
-        options = dict(autocommit=True, application_name=cluster_.application_name(name),
-                       options=cluster_.session_options(lease))
+        options = dict(autocommit=True, application_name=cluster_database.application_name(name),
+                       options=cluster_database.session_options(lease))
         self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4,
                                                 open=True)
         holder = {}
@@ -191,7 +191,7 @@ def test_a_second_live_replica_with_the_same_identity_is_refused(replicas, postg
     replicas("a")
     twin = Replica(postgres_database, "a")
     try:
-        with pytest.raises(cluster_.IdentityInUse):
+        with pytest.raises(cluster_database.IdentityInUse):
             twin.cluster.open()
     finally:
         twin.pool.close()
@@ -208,10 +208,10 @@ def test_summed_over_replicas_each_job_counts_once(replicas):
 
 def test_the_change_feed_is_one_numbered_feed_for_the_cluster(replicas):
     a, b = replicas("a"), replicas("b")
-    start = b.cluster.last()
+    start = b.cluster.feed.last()
     job_id = a.submit(steps=1)
     a.cluster.wait(job_id, 10)
-    changes = b.cluster.since(start, 0)["Changes"]
+    changes = b.cluster.feed.since(start, 0)["Changes"]
     states = [change["State"] for change in changes if change["ID"] == job_id]
     assert states[0] == "Pending" and states[-1] == "Success"
     assert [change["Seq"] for change in changes] == sorted(change["Seq"] for change in changes)
@@ -234,10 +234,10 @@ def test_a_follower_of_the_change_feed_misses_nothing_while_replicas_write_at_on
     def follow():
         last = 0
         while not stop.is_set():
-            answer = b.cluster.since(last, 0.2)
+            answer = b.cluster.feed.since(last, 0.2)
             seen.extend(change["Seq"] for change in answer["Changes"])
             last = answer["Last"]
-        answer = b.cluster.since(last, 0)
+        answer = b.cluster.feed.since(last, 0)
         seen.extend(change["Seq"] for change in answer["Changes"])
 
     follower = threading.Thread(target=follow)
@@ -287,7 +287,7 @@ class Gate:
 
 
 def _feed_states(replica, job_id):
-    return [(c["State"], c.get("Version")) for c in replica.cluster.since(0, 0, limit=100000)["Changes"]
+    return [(c["State"], c.get("Version")) for c in replica.cluster.feed.since(0, 0, limit=100000)["Changes"]
             if c["ID"] == job_id]
 
 
@@ -390,7 +390,7 @@ def test_two_replicas_starting_at_once_with_one_identifier_one_is_refused(postgr
         try:
             replica.cluster.open()
             outcomes.append("open")
-        except cluster_.IdentityInUse:
+        except cluster_database.IdentityInUse:
             outcomes.append("refused")
     threads = [threading.Thread(target=open_, args=(twin,)) for twin in twins]
     try:

@@ -1,12 +1,13 @@
-"""The cluster's decisions on a job row (jobs/rows.py), without a database: every move follows the one
+"""The cluster's decisions on a job row (jobs/cluster/rows.py), without a database: every move follows the one
 table, a lost claim is lost whatever the move, a cancel answered is never forgotten."""
 import itertools
 
 import pytest
 
 from advanced_rest.errors import IllegalTransition
-from advanced_rest.jobs import model, rows
-from advanced_rest.jobs.rows import KEEP, LOST, Row
+from advanced_rest.jobs import model
+from advanced_rest.jobs.cluster import rows
+from advanced_rest.jobs.cluster.rows import KEEP, LOST, Row
 
 ME, TOKEN = "replica-a", 7
 

@@ -4,10 +4,9 @@ Lock rule: job state is read and changed only under `Engine._lock`; a runner's s
 and anything calling Orthanc, runs with the lock released.
 
 In a cluster the engine only executes what its replica claimed: each move of a worker goes
-through `fence` (the job's row, compare-and-set, see jobs/cluster.py) before it counts, and a
+through `fence` (the job's row, compare-and-set, see jobs/cluster/) before it counts, and a
 worker whose claim was taken over stops at once and undoes nothing.
 """
-import collections
 import dataclasses
 import datetime
 import heapq

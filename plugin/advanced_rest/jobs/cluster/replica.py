@@ -2,7 +2,7 @@
 
 One truth per job: its row in `advanced_rest.jobs`. Every move, whoever makes it (a client's
 action on any replica, the worker that runs the job, a takeover), is one transaction that locks
-the row, decides from jobs/rows.py (the transition table of jobs/model.py) and writes with a
+the row, decides from rows.py (the transition table of jobs/model.py) and writes with a
 compare-and-set on the row's version, recording the move in the change feed and notifying in
 the same transaction. Nobody writes a copy taken earlier.
 
@@ -20,7 +20,6 @@ Identity is a PostgreSQL advisory lock held for the replica's lifetime.
 import contextlib
 import dataclasses
 import datetime
-import json
 import logging
 import threading
 import time
@@ -29,102 +28,19 @@ import uuid
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ..errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
-from . import model, rows
-from .engine import Verdict
-from .store import decode_payload, encode_payload
+from ...errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
+from .. import model
+from ..engine import Verdict
+from ..store import decode_payload, encode_payload
+from . import rows
+from .database import (ACTION_WITHIN, CHANNEL, IDENTITY_LOCK, SCHEMA, SCHEMA_LOCK, SUBMIT_LOCK, TRIM_LOCK,
+                       IdentityInUse, application_name, unavailable_as_503)
+from .feed import ClusterFeed, insert_change
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
-SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission at a time (MaxPendingJobs)
-CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see insert_change)
-TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
-IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
-CHANNEL = "advanced_rest_jobs"
-KEPT_CHANGES = 10000
-LOCK_WAIT = 1.5  # seconds a statement waits for a lock before it gives up (then retried, or 503)
-ACTION_WITHIN = 6.0  # seconds an action keeps trying against locked rows before its 503
-
-SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS advanced_rest;
-CREATE TABLE IF NOT EXISTS advanced_rest.jobs (
-    id text PRIMARY KEY,
-    seq bigserial,
-    type text NOT NULL,
-    priority integer NOT NULL,
-    state text NOT NULL,
-    owner text,
-    lease_until timestamptz,
-    submitted_by text NOT NULL,
-    ran_by text,
-    cancel_requested boolean NOT NULL DEFAULT false,
-    document jsonb NOT NULL,
-    record jsonb NOT NULL,
-    payload text,
-    finished timestamptz
-);
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS token bigint NOT NULL DEFAULT 0;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS undo jsonb;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS pause_requested boolean NOT NULL DEFAULT false;
-CREATE INDEX IF NOT EXISTS jobs_claim ON advanced_rest.jobs (priority DESC, seq) WHERE state = 'Pending';
-CREATE TABLE IF NOT EXISTS advanced_rest.actions (
-    seq bigserial PRIMARY KEY,
-    job_id text NOT NULL,
-    owner text NOT NULL,
-    action text NOT NULL,
-    core boolean NOT NULL DEFAULT false,
-    done boolean NOT NULL DEFAULT false,
-    status integer,
-    details text
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.core_jobs (
-    replica text NOT NULL,
-    id text NOT NULL,
-    document jsonb NOT NULL,
-    PRIMARY KEY (replica, id)
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.changes (
-    seq bigserial PRIMARY KEY,
-    change jsonb NOT NULL
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.replicas (
-    id text PRIMARY KEY,
-    heartbeat timestamptz NOT NULL,
-    started timestamptz NOT NULL
-);
-"""
-
 RELEASING_MOVES = (rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDONE)
 ROW_COLUMNS = "state, version, owner, token, ran_by IS NOT NULL, undo, pause_requested, document"
-
-
-def conninfo(postgresql):
-    """psycopg keyword arguments from Orthanc's own `PostgreSQL` section (no second set of credentials)."""
-    if postgresql.get("ConnectionUri"):
-        return {"conninfo": postgresql["ConnectionUri"]}
-    return {
-        "host": postgresql.get("Host", "localhost"),
-        "port": int(postgresql.get("Port", 5432)),
-        "dbname": postgresql.get("Database", "orthanc"),
-        "user": postgresql.get("Username", "orthanc"),
-        "password": postgresql.get("Password", ""),
-        "sslmode": "require" if postgresql.get("EnableSsl") else "prefer",
-    }
-
-
-def session_options(lease_seconds):
-    """The `options` of every connection of the plugin: no lock waited for longer than LOCK_WAIT, no
-    statement longer than 10 s, and a session left idle inside a transaction (its replica frozen
-    mid-move) ended by the server within a quarter of the lease, its locks freed for the others."""
-    idle = max(1.0, min(5.0, float(lease_seconds) / 4))
-    return "-c lock_timeout=%d -c statement_timeout=10000 -c idle_in_transaction_session_timeout=%d" % (
-        LOCK_WAIT * 1000, idle * 1000)
-
-
-class IdentityInUse(RuntimeError):
-    """Another live replica already uses this DatabaseServerIdentifier."""
 
 
 def _now():
@@ -166,8 +82,8 @@ class Cluster:
         self._claims = {}  # job id -> Claim
         self._claims_lock = threading.Lock()
         self._identity = None  # the connection holding this replica's identity lock
-        self._seen = {}  # core job id -> (State, Progress) last recorded
-        self.peers = None  # jobs/peers.py CorePeers: the core jobs of every replica (set by the wiring)
+        self.feed = ClusterFeed(self, on_change)  # the change feed, written by the moves below
+        self.peers = None  # peers.CorePeers: the core jobs of every replica (set by the wiring)
 
     # ---- connections --------------------------------------------------------------------
 
@@ -676,56 +592,6 @@ class Cluster:
                                     FOR UPDATE SKIP LOCKED)""", (self._history_size,))
         except AdvancedRestError as error:
             logger.warning("Could not trim the cluster's jobs history (%s)", error.details)
-
-    # ---- the change feed ({Root}/jobs/changes) -----------------------------------------------------
-
-    def record(self, job, origin):
-        """A core job's change (state or progress moved), in the cluster's feed with this replica's name."""
-        key = (job.get("State"), job.get("Progress"))
-        if self._seen.get(job.get("ID")) == key:
-            return
-        self._seen[job.get("ID")] = key
-        with self.transaction() as conn:
-            insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
-                                 "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
-                                 "Origin": origin, "Replica": self.replica})
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
-        if job.get("State") in model.FINISHED and self._on_change is not None:
-            self._on_change(job)
-
-    def last(self):
-        row = self.run("SELECT coalesce(max(seq), 0) FROM advanced_rest.changes", fetch="one")
-        return row[0]
-
-    def wait_after(self, seq, timeout):
-        generation = self._generation
-        deadline = time.monotonic() + timeout
-        while True:
-            last = self.last()
-            remaining = deadline - time.monotonic()
-            if last > seq or remaining <= 0:
-                return last
-            generation = self.wait_change(generation, min(remaining, 0.5))
-
-    def since(self, since, timeout, limit=1000):
-        """{"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s for one."""
-        self.wait_after(since, timeout)
-        found = self.run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
-                         (since, limit + 1), fetch="all")
-        changes = [dict(change, Seq=seq) for seq, change in found[:limit]]
-        if changes:
-            last = changes[-1]["Seq"]
-        else:  # as a single server: a `since` beyond the newest change answers the newest number
-            newest = self.last()
-            last = since if since <= newest else newest
-        self.run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
-                 (KEPT_CHANGES,))
-        return {"Changes": changes, "Last": last, "Done": len(found) <= limit}
-
-    def forget(self, job_id):
-        """A core job left the core's history: stop remembering what was last recorded of it."""
-        self._seen.pop(job_id, None)
-
     # ---- switching a single server to the cluster ----------------------------------------------
 
     def migrate(self, store, runner_for):
@@ -751,40 +617,6 @@ class Cluster:
         logger.warning("Moved %d job(s) saved by this server alone into the cluster", len(records))
         self.run("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
         return len(records)
-
-
-DATABASE_UNAVAILABLE = 36  # Orthanc's own code for it: HTTP 503
-
-
-def insert_change(conn, change):
-    """Number and store one change, in the caller's transaction. The lock, held until that transaction
-    ends, makes numbers commit in order and with no gap: a reader following `since` never skips a change
-    committed after a higher-numbered one, and a rolled-back move leaves no hole."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
-    conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
-                 "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes", (Jsonb(change),))
-
-
-@contextlib.contextmanager
-def unavailable_as_503():
-    try:
-        yield
-    except psycopg.OperationalError as error:
-        raise AdvancedRestError("The cluster's PostgreSQL cannot be reached (%s)" % type(error).__name__,
-                                code=DATABASE_UNAVAILABLE) from error
-    except psycopg.Error as error:  # reached, but it refused (privileges, a broken schema, a lock timeout...)
-        raise AdvancedRestError("The cluster's PostgreSQL refused the plugin's request (%s)"
-                                % type(error).__name__, code=DATABASE_UNAVAILABLE) from error
-    except Exception as error:
-        if type(error).__module__.startswith("psycopg_pool"):  # PoolTimeout: every connection busy or broken
-            raise AdvancedRestError("No connection to the cluster's PostgreSQL (%s)" % type(error).__name__,
-                                    code=DATABASE_UNAVAILABLE) from error
-        raise
-
-
-def application_name(replica):
-    """How this replica's connections are named in pg_stat_activity."""
-    return "advanced-rest/%s" % replica
 
 
 def _record_of(document):

@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from ..errors import AdvancedRestError, UnknownJob
+from ...errors import AdvancedRestError, UnknownJob
 
 logger = logging.getLogger(__name__)
 

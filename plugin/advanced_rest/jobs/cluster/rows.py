@@ -1,13 +1,13 @@
 """The cluster's decisions on one job row, pure: what a client's action, a worker's move or a
 takeover does to it, from the one table of jobs/model.py.
 
-jobs/cluster.py reads the row (locked), asks here, and writes the answer with a compare-and-set
+replica.py reads the row (locked), asks here, and writes the answer with a compare-and-set
 on the row's version in the same transaction. Nothing here touches a database.
 """
 import dataclasses
 
-from ..errors import IllegalTransition
-from . import model
+from ...errors import IllegalTransition
+from .. import model
 
 CANCELED = {"ErrorCode": model.CANCELED_JOB, "ErrorDescription": model.CANCELED_DESCRIPTION, "ErrorDetails": ""}
 KEEP = object()  # a column left as it is

@@ -1,0 +1,76 @@
+"""The cluster's change feed ({Root}/jobs/changes): one numbered log of every move of the cluster's
+plugin jobs (written by the moves themselves, in their transactions) and of each replica's core jobs."""
+import logging
+import time
+
+from psycopg.types.json import Jsonb
+
+from .. import model
+from .database import CHANGES_LOCK, CHANNEL, KEPT_CHANGES
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterFeed:
+    """The feed as the routes and the core-jobs watcher use it (the same interface as changes.ChangeFeed)."""
+
+    def __init__(self, cluster, on_change=None):
+        self._cluster = cluster  # its run/transaction/wait_change, and the replica's name
+        self._on_change = on_change  # (job JSON) -> None once a core job's end is recorded
+        self._seen = {}  # core job id -> (State, Progress) last recorded
+
+    def record(self, job, origin):
+        """A core job's change (state or progress moved), in the cluster's feed with this replica's name."""
+        key = (job.get("State"), job.get("Progress"))
+        if self._seen.get(job.get("ID")) == key:
+            return
+        self._seen[job.get("ID")] = key
+        with self._cluster.transaction() as conn:
+            insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
+                                 "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
+                                 "Origin": origin, "Replica": self._cluster.replica})
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
+        if job.get("State") in model.FINISHED and self._on_change is not None:
+            self._on_change(job)
+
+    def last(self):
+        row = self._cluster.run("SELECT coalesce(max(seq), 0) FROM advanced_rest.changes", fetch="one")
+        return row[0]
+
+    def wait_after(self, seq, timeout):
+        generation = self._cluster.generation
+        deadline = time.monotonic() + timeout
+        while True:
+            last = self.last()
+            remaining = deadline - time.monotonic()
+            if last > seq or remaining <= 0:
+                return last
+            generation = self._cluster.wait_change(generation, min(remaining, 0.5))
+
+    def since(self, since, timeout, limit=1000):
+        """{"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s for one."""
+        self.wait_after(since, timeout)
+        found = self._cluster.run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
+                         (since, limit + 1), fetch="all")
+        changes = [dict(change, Seq=seq) for seq, change in found[:limit]]
+        if changes:
+            last = changes[-1]["Seq"]
+        else:  # as a single server: a `since` beyond the newest change answers the newest number
+            newest = self.last()
+            last = since if since <= newest else newest
+        self._cluster.run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
+                 (KEPT_CHANGES,))
+        return {"Changes": changes, "Last": last, "Done": len(found) <= limit}
+
+    def forget(self, job_id):
+        """A core job left the core's history: stop remembering what was last recorded of it."""
+        self._seen.pop(job_id, None)
+
+
+def insert_change(conn, change):
+    """Number and store one change, in the caller's transaction. The lock, held until that transaction
+    ends, makes numbers commit in order and with no gap: a reader following `since` never skips a change
+    committed after a higher-numbered one, and a rolled-back move leaves no hole."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
+    conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
+                 "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes", (Jsonb(change),))
