@@ -463,8 +463,8 @@ class Cluster:
         change, applied = decision
         ended = None
         if change is not None:
-            if claim.undoing and not change.visible:
-                written = dict(current)  # a replay: readers keep seeing the row as it was
+            if not change.visible and (claim.undoing or move == rows.UNDO):
+                written = dict(current)  # a replay, or an undo beginning: readers see the row as it was
             elif claim.undoing:
                 written = dict(current, Timestamp=model.timestamp(_now()),
                                Content=document.get("Content", current.get("Content")))
