@@ -170,8 +170,8 @@ def register():
         if store is not None:
             store.save()
 
-    def fence(job, move):
-        return cluster.fence(job, move)
+    def fence(job, move, claim):
+        return cluster.fence(job, move, claim)
 
     # One server: the engine is the jobs' truth (saved in global properties). Cluster: each job's row in
     # PostgreSQL is, and the engine runs what this replica claimed, every move through the row (fence).

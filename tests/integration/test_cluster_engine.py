@@ -53,7 +53,7 @@ class Replica:
                                                 open=True)
         holder = {}
         self.engine = Engine(concurrent_jobs=workers, history_size=50,
-                             fence=lambda job, move: holder["cluster"].fence(job, move))
+                             fence=lambda job, move, claim: holder["cluster"].fence(job, move, claim))
         self.cluster = cluster_.Cluster(
             self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)),
             name, self.engine, lambda job_type, payload, record: Counted(payload, name), lease_seconds=lease,
@@ -83,7 +83,7 @@ class Replica:
         self.engine._stopping = True  # workers end after their step; the database is not told
         with self.engine._lock:
             self.engine._lock.notify_all()
-        self.cluster.fence = lambda job, move: None
+        self.cluster.fence = lambda job, move, claim: None
         for thread in self.cluster._threads:
             thread.join(5)
         self.cluster._identity.close()
@@ -295,10 +295,10 @@ def _hold_fence(replica, gate, when):
     """Hold replica's worker before its fenced move `when(document, move)` is written."""
     original = replica.cluster.fence
 
-    def fence(document, move):
+    def fence(document, move, claim):
         if when(document, move):
             gate.hold()
-        return original(document, move)
+        return original(document, move, claim)
     replica.cluster.fence = fence
 
 

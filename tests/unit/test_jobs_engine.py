@@ -367,3 +367,76 @@ def test_a_job_restored_with_its_cancel_accepted_runs_again_then_undoes_everythi
         assert runner.rolled_back == 1 and runner.done == []
     finally:
         engine.stop(5)
+
+
+# -- a cluster's fence (jobs/cluster/replica.py), faked: what the engine does with its verdicts ----------
+
+class FakeFence:
+    """Answers every move with `verdict(document, move)`; records the moves."""
+
+    def __init__(self, verdict):
+        self.verdict, self.moves = verdict, []
+
+    def __call__(self, document, move, claim):
+        self.moves.append((move, claim))
+        return self.verdict(document, move)
+
+
+def _fenced_engine(fence):
+    engine = Engine(concurrent_jobs=1, history_size=10, fence=fence)
+    engine.start()
+    return engine
+
+
+def _record(job_id, cancel=False):
+    return {"ID": job_id, "Type": "Test", "Priority": 0, "State": "Pending", "Progress": 0,
+            "CreationTime": "2026-01-01T00:00:00+00:00", "CompletionTime": None, "Runtime": 0.0, "ErrorCode": 0,
+            "ErrorDescription": "Success", "ErrorDetails": "", "Content": {}, "CancelRequested": cancel}
+
+
+def test_a_worker_whose_claim_is_lost_stops_and_undoes_nothing():
+    from advanced_rest.jobs.engine import Verdict
+    steps = Steps(10)
+    fence = FakeFence(lambda document, move: None if move == "step" and document["Progress"] >= 30 else Verdict())
+    engine = _fenced_engine(fence)
+    try:
+        engine.adopt(_record("lost"), steps, claim=4)
+        import time
+        deadline = time.monotonic() + 5
+        while engine.get("lost") is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.get("lost") is None, "forgotten here: the new owner has it"
+        assert steps.done == [0, 1, 2] and steps.rolled_back == 0
+        assert {claim for _, claim in fence.moves} == {4}
+    finally:
+        engine.stop(5)
+
+
+def test_a_cancel_read_from_the_row_at_the_end_undoes_instead_of_succeeding():
+    from advanced_rest.jobs.engine import Verdict
+    fence = FakeFence(lambda document, move: Verdict(applied=False, cancel=True) if move == "succeed"
+                      else Verdict(cancel=move not in ("start", "step")))
+    engine = _fenced_engine(fence)
+    try:
+        steps = Steps(2)
+        engine.adopt(_record("late-cancel"), steps, claim=1)
+        job = engine.wait("late-cancel", 5)
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+        assert steps.rolled_back == 1
+        assert [move for move, _ in fence.moves][-3:] == ["succeed", "undo", "undone"]
+    finally:
+        engine.stop(5)
+
+
+def test_a_replay_to_undo_runs_to_its_end_whatever_the_row_asks_then_undoes():
+    from advanced_rest.jobs.engine import Verdict
+    fence = FakeFence(lambda document, move: Verdict(pause=True, cancel=True))
+    engine = _fenced_engine(fence)
+    try:
+        steps = Steps(3)
+        engine.adopt(_record("replay", cancel=True), steps, claim=9)
+        job = engine.wait("replay", 5)
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+        assert steps.rolled_back == 1 and "suspend" not in [move for move, _ in fence.moves]
+    finally:
+        engine.stop(5)

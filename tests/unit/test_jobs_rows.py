@@ -133,3 +133,11 @@ def test_every_state_a_decision_writes_is_reached_by_a_move_of_the_table():
         for change in changes:
             if change is not None and change.state is not KEEP and change.state != state:
                 assert (state, change.state) in reachable, (state, change)
+
+
+def test_a_cancel_outweighs_a_pause_asked_before_it():
+    row = owned(model.RUNNING, ran=True, pause_requested=True)
+    change = rows.client_action("cancel", row)
+    assert change.undo["ErrorCode"] == model.CANCELED_JOB and change.pause_requested is False
+    released = rows.release(owned(model.RUNNING, ran=True, pause_requested=True, undo=dict(rows.CANCELED)))
+    assert released.state == model.PENDING and released.pause_requested is False

@@ -282,7 +282,7 @@ class Engine:
         with self._lock:
             return [(_record(job), job.runner) for job in sorted(self._jobs.values(), key=lambda j: j.sequence)]
 
-    def restore(self, records, runner_for):
+    def restore(self, records, runner_for, claim=None):
         """Take back jobs saved by `export`; `runner_for(record)` re-creates each runner.
 
         Unfinished jobs run again from their first step (their work must be safe to
@@ -302,7 +302,7 @@ class Engine:
                     created=_parse_time(record["CreationTime"]), changed=self._clock(),
                     completed=_parse_time(record.get("CompletionTime")), runtime=record.get("Runtime", 0.0),
                     error_code=record["ErrorCode"], error_description=record["ErrorDescription"],
-                    error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}))
+                    error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}), claim=claim)
                 if state not in model.FINISHED:
                     job.content = runner.content()
                     if record.get("CancelRequested"):
@@ -323,12 +323,13 @@ class Engine:
         """Whether the saved jobs are restored, waiting up to `timeout` seconds for it."""
         return self._loaded.wait(timeout)
 
-    def adopt(self, record, runner):
-        """Take one job saved elsewhere (a cluster's claim) and queue it, as `restore` does at start."""
+    def adopt(self, record, runner, claim=None):
+        """Take one job saved elsewhere (a cluster's claim, passed to its fence) and queue it, as
+        `restore` does at start."""
         with self._lock:
             self._jobs.pop(record["ID"], None)
             self._history.pop(record["ID"], None)
-        self.restore([record], lambda _record: runner)
+        self.restore([record], lambda _record: runner, claim)
 
     def idle_workers(self):
         """Workers with nothing to do: neither running nor already queued here."""
@@ -466,17 +467,9 @@ class Engine:
             return
         if result is self._LOST:
             return
-        for _attempt in range(2):  # a second time only when the fence refused the move for a cancel
+        while True:  # again only when the fence refused the move for a cancel: the next one undoes
             with self._lock:
-                if job.cancel_requested and not job.cancel_after_replay \
-                        or job.cancel_after_replay and result is not None:
-                    event = "cancelled"
-                elif result is not None:
-                    event = "succeed"
-                elif job.pause_requested:
-                    event = "suspend"
-                else:
-                    event = "stop"
+                event = self._final_event(job, result)
                 outcome = self._move(job, event)
                 if outcome == model.SUCCESS:
                     preview = self._preview(job, model.SUCCESS, content=result[0], progress=100.0,
@@ -485,8 +478,10 @@ class Engine:
                     preview = self._preview(job, outcome if outcome != model.UNDO else job.state)
             if outcome == model.UNDO or self._fenced(job, event, preview, must_apply=True):
                 break
-            if job.id not in self._jobs:
+            if self._jobs.get(job.id) is not job:
                 return  # the claim was lost: the new owner has the work
+            with self._lock:
+                job.cancel_requested = True  # refused for a cancel (see _fenced): it must undo now
         with self._lock:
             if outcome == model.UNDO:
                 job.undoing = True
@@ -505,6 +500,20 @@ class Engine:
 
     _LOST = object()  # a worker's claim was taken over (cluster): it stops and undoes nothing
 
+    @staticmethod
+    def _final_event(job, result):
+        """The worker's event once its steps stopped (`result`: None unless every step is done).
+
+        A cancel outweighs a pause; a replay (restored with its cancel accepted) runs to its end
+        whatever is asked, then undoes: only then does it know everything it must remove."""
+        if job.cancel_after_replay:
+            return "cancelled" if result is not None else "stop"
+        if job.cancel_requested:
+            return "cancelled"
+        if result is not None:
+            return "succeed"
+        return "suspend" if job.pause_requested else "stop"
+
     def _steps(self, job, runner, total):
         """Run steps until done, or a pause, cancel or stop is asked; True when all are done, _LOST
         when the claim was lost (cluster: checked against the job's row before every step)."""
@@ -517,7 +526,7 @@ class Engine:
             with self._lock:
                 # A replay (restored with its cancel accepted) runs to the end whatever is asked:
                 # only then does it know every instance to remove.
-                if (job.cancel_requested and not job.cancel_after_replay) or job.pause_requested \
+                if not job.cancel_after_replay and (job.cancel_requested or job.pause_requested) \
                         or self._stopping:
                     return False
                 if job.step >= total:
@@ -585,11 +594,15 @@ class Engine:
         the new owner) or, with `must_apply`, when the row refused the move for a cancel."""
         if self._fence is None:
             return True
-        verdict = self._fence(preview, move)
+        verdict = self._fence(preview, move, job.claim)
         if verdict is None:
             logger.warning("Job %s: this replica lost its claim on it (taken over); it stops here and undoes "
                            "nothing", job.id)
-            self.forget(job.id)
+            with self._lock:
+                if self._jobs.get(job.id) is job:  # not a newer claim of the same job
+                    self._jobs.pop(job.id, None)
+                    self._history.pop(job.id, None)
+                self._lock.notify_all()
             return False
         with self._lock:
             if verdict.pause:

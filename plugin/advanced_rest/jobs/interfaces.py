@@ -59,5 +59,5 @@ class Feed(Protocol):
 class Fence(Protocol):
     """A worker's move checked against the job's row before it counts (the cluster; one server has none)."""
 
-    def __call__(self, document, move):
-        """engine.Verdict, or None when the claim on the job was lost."""
+    def __call__(self, document, move, claim):
+        """engine.Verdict, or None when `claim` (the job's, from Engine.adopt) is no longer the job's."""

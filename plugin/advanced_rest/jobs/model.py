@@ -90,6 +90,7 @@ class Job:
     undoing: bool = False  # its work is being removed: actions wait, workers keep off
     cancel_after_replay: bool = False  # restored with a cancel accepted: run to find its work, then undo
     step: int = 0  # next step to run
+    claim: object = None  # cluster: the claim (its token) under which this replica runs it; its fence checks it
 
     def to_json(self):
         """The job as GET /jobs/{id} answers it (the core's field names)."""

@@ -419,16 +419,18 @@ class Cluster:
 
     # ---- the fence: every move of this replica's workers ------------------------------------------
 
-    def fence(self, document, move):
-        """Write a worker's `move` (document: the job's JSON after it) to the row if this replica still
-        holds the claim; a Verdict (the row's pause and cancel requests), or None when the claim is lost.
+    def fence(self, document, move, claim):
+        """Write a worker's `move` (document: the job's JSON after it) to the row if `claim` (the token
+        under which it runs the job) is still the row's; a Verdict (the row's pause and cancel requests),
+        or None when the claim is lost.
 
         While the database cannot be reached, the move is tried again until the claim's lease ran out
         (the job then belongs to whoever takes it over)."""
         job_id = document["ID"]
+        token = claim
         with self._claims_lock:
             claim = self._claims.get(job_id)
-        if claim is None:
+        if claim is None or claim.token != token:
             return None
         error = {key: document.get(key) for key in ("ErrorCode", "ErrorDescription", "ErrorDetails")}
         while True:
@@ -446,7 +448,8 @@ class Cluster:
                 verdict, ended = None, None
             if verdict is None or (verdict.applied and move in RELEASING_MOVES):
                 with self._claims_lock:  # lost, or let go: this replica holds the job no more
-                    self._claims.pop(job_id, None)
+                    if self._claims.get(job_id) is claim:
+                        del self._claims[job_id]
             if ended is not None:  # after the commit: counted once, the history trimmed
                 self._ended(ended)
                 self._trim_history()
@@ -465,8 +468,8 @@ class Cluster:
         if change is not None:
             if not change.visible and (claim.undoing or move == rows.UNDO):
                 written = dict(current)  # a replay, or an undo beginning: readers see the row as it was
-            elif claim.undoing:
-                written = dict(current, Timestamp=model.timestamp(_now()),
+            elif claim.undoing:  # its end: shown as ended by this replica
+                written = dict(current, Timestamp=model.timestamp(_now()), Replica=self.replica,
                                Content=document.get("Content", current.get("Content")))
             else:
                 written = dict(document, Replica=self.replica)
@@ -475,7 +478,9 @@ class Cluster:
                 self._record_move(conn, written, version, current)
             if written["State"] in model.FINISHED:
                 ended = written
-        return Verdict(applied=applied, pause=row.pause_requested, cancel=row.undo is not None), ended
+        # A cancel outweighs a pause: a job being undone is never asked to pause.
+        return Verdict(applied=applied, pause=row.pause_requested and row.undo is None,
+                       cancel=row.undo is not None), ended
 
     # ---- claims, leases, takeovers ------------------------------------------------------------------
 
@@ -517,7 +522,7 @@ class Cluster:
         except ValueError:
             decoded = None
         runner = self._runner_for(job_type, decoded, record)
-        self._engine.adopt(record, runner)
+        self._engine.adopt(record, runner, token)
         return True
 
     def _renew_loop(self):
@@ -534,9 +539,14 @@ class Cluster:
                 logger.exception("Taking over the jobs of dead replicas failed")
 
     def _renew(self):
+        """Renew the leases of the claims this replica's workers hold, and only those: a row that names
+        this replica without a claim of its workers (one lost track of) expires like a dead one's."""
         began = time.monotonic()
+        with self._claims_lock:
+            held = ["%s:%d" % (job_id, claim.token) for job_id, claim in self._claims.items()]
         renewed = self.run("UPDATE advanced_rest.jobs SET lease_until = now() + %s * interval '1 second' "
-                           "WHERE owner = %s RETURNING id, token", (self._lease, self.replica), fetch="all")
+                           "WHERE owner = %s AND id || ':' || token = ANY(%s) RETURNING id, token",
+                           (self._lease, self.replica, held), fetch="all") if held else []
         with self._claims_lock:
             for job_id, token in renewed:
                 claim = self._claims.get(job_id)

@@ -66,7 +66,7 @@ def client_action(action, row):
     if outcome == model.LATER:  # its owner carries it out at its next step
         if action == "pause":
             return None if row.pause_requested else Change(pause_requested=True)
-        return Change(undo=dict(CANCELED))
+        return Change(undo=dict(CANCELED), pause_requested=False)  # a cancel outweighs a pause asked before
     if outcome == model.UNDO:
         if not row.ran:  # nothing stored: it fails at once (a claim not started yet is fenced off)
             return Change(state=model.FAILURE, release=True, error=dict(CANCELED), undo=None,
@@ -126,5 +126,5 @@ def release(row):
         event = "release-paused" if row.pause_requested and row.undo is None else "release"
         state = model.outcome(event, row.state)
         return Change(state=state, release=True,
-                      pause_requested=False if state == model.PAUSED else KEEP)
-    return Change(release=True)
+                      pause_requested=False if state == model.PAUSED or row.undo is not None else KEEP)
+    return Change(release=True, pause_requested=False if row.undo is not None else KEEP)
