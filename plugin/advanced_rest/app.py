@@ -45,6 +45,24 @@ def _runner_for(create_dicom):
     return runner_for
 
 
+def _check_database(clustered):
+    """Say once if the database Orthanc actually uses (known only once it started) contradicts the
+    choice made from its configuration at load time."""
+    try:
+        backend = host.rest_get_json("/system").get("DatabaseBackendPlugin")
+    except Exception as error:  # an old core without the field: nothing to compare
+        logger.info("Orthanc's database backend could not be read (%s)", type(error).__name__)
+        return
+    in_postgresql = isinstance(backend, str) and "postgresql" in backend.lower()
+    if clustered and not in_postgresql:
+        logger.error("The cluster is on, but Orthanc's index is not in PostgreSQL (DatabaseBackendPlugin: %s): "
+                     "set AdvancedRest.Cluster.Enabled to false", backend)
+    elif not clustered and in_postgresql:
+        logger.warning("Orthanc's index is in PostgreSQL (%s) but its plugin was not recognised among Orthanc's "
+                       "Plugins: the plugin's jobs stay on this server (AdvancedRest.Cluster.Enabled: true "
+                       "shares them)", backend)
+
+
 class _Background:
     """The plugin's threads: started with Orthanc (ORTHANC_STARTED), stopped with it.
 
@@ -57,6 +75,7 @@ class _Background:
         self._runner_for = runner_for
 
     def started(self, _):
+        _check_database(self.cluster is not None)
         if self.cluster is not None:
             self.cluster.migrate(Store(self.engine, host.get_global_property, host.set_global_property),
                                  self._runner_for)

@@ -147,11 +147,30 @@ def from_configuration(config):
     )
 
 
+def postgresql_index_loaded(config, listdir=os.listdir, isdir=os.path.isdir):
+    """Whether Orthanc loads a PostgreSQL index plugin: one of its `Plugins` entries (a library, or a
+    folder of libraries) is one. A `PostgreSQL` section alone (shared configuration files have one)
+    does not put Orthanc's index in PostgreSQL."""
+    entries = config.get("Plugins", [])
+    entries = [entries] if isinstance(entries, str) else entries if isinstance(entries, list) else []
+    names = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            continue
+        try:
+            names.extend(listdir(entry) if isdir(entry) else [os.path.basename(entry)])
+        except OSError:
+            continue
+    return any(re.search(r"postgresql", name, re.I) and not re.search(r"storage", name, re.I)
+               and re.search(r"\.(so|dll|dylib)(\.|$)", name) for name in names)
+
+
 def _cluster(problems, config, section):
-    """The cluster's settings: on by default when Orthanc's index is in PostgreSQL."""
+    """The cluster's settings: on by default when Orthanc's index is in PostgreSQL (its section
+    enables the index and its plugin is loaded)."""
     postgresql = config.get("PostgreSQL", {})
     postgresql = postgresql if isinstance(postgresql, dict) else {}
-    in_postgresql = bool(postgresql.get("EnableIndex", False))
+    in_postgresql = bool(postgresql.get("EnableIndex", False)) and postgresql_index_loaded(config)
     options = section.get("Cluster", {})
     if not isinstance(options, dict):
         problems.append("AdvancedRest.Cluster must be a JSON object, not %r" % (options,))
@@ -171,7 +190,7 @@ def _cluster(problems, config, section):
         return {}
     if not in_postgresql:
         problems.append("AdvancedRest.Cluster.Enabled needs Orthanc's index in PostgreSQL "
-                        "(PostgreSQL.EnableIndex)")
+                        "(PostgreSQL.EnableIndex, and the PostgreSQL index plugin among Orthanc's Plugins)")
         return {}
     replica = config.get("DatabaseServerIdentifier")
     if not isinstance(replica, str) or not replica.strip():

@@ -320,3 +320,24 @@ def test_a_cluster_database_the_plugin_cannot_use_is_one_error_line(leg, request
     request.addfinalizer(cluster.close)
     server = cluster.add_replica()
     _assert_not_serving(server, "InsufficientPrivilege")
+
+
+def test_a_postgresql_section_without_its_plugin_is_served_as_one_server(leg, orthanc_factory):
+    """Orthanc's own integration configuration style: a PostgreSQL section enabling the index, no
+    PostgreSQL plugin loaded (Orthanc's index is SQLite). Every feature is served, nothing is refused."""
+    if isinstance(leg, DockerLeg):
+        pytest.skip("the docker leg reads the image's configuration: covered on the Debian legs")
+    server = orthanc_factory(config={"PostgreSQL": {"EnableIndex": True, "EnableStorage": False,
+                                                     "Host": "127.0.0.1", "Port": 1, "Lock": False}})
+    assert server.get("/system").json().get("DatabaseBackendPlugin") is None
+    lines = _plugin_lines(server)
+    assert not [line for line in lines if line.startswith("E")], "\n".join(lines)
+    assert server.get("/advanced-rest/system").status_code == 200
+    answer = server.post("/advanced-rest/tools/create-dicom", data=json.dumps({"Tags": {"PatientName": "Sql^Ite"},
+                                                                              "Asynchronous": True}))
+    assert answer.status_code == 200, answer.text
+    job_id = answer.json()["ID"]
+    job = server.get("/jobs/%s/wait?timeout=30" % job_id).json()
+    assert job["State"] == "Success"
+    assert job_id in server.get("/jobs").json()
+    assert "orthanc_jobs" in server.get("/advanced-rest/metrics").text

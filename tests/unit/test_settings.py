@@ -37,3 +37,39 @@ def test_limits_are_read_and_checked():
                                                       "LongPollShare": 1.5, "MaxWaitSeconds": True}})
     for name in ("MaxSequenceDepth", "MaxElements", "LongPollShare", "MaxWaitSeconds"):
         assert "AdvancedRest." + name in str(caught.value)
+
+
+def _postgresql(**extra):
+    return dict({"DatabaseServerIdentifier": "replica-a",
+                 "PostgreSQL": {"EnableIndex": True, "Host": "db", "Lock": False}}, **extra)
+
+
+def test_a_postgresql_section_without_its_plugin_leaves_the_plugin_a_single_server():
+    """Orthanc's own integration configuration has the section and no such plugin: Orthanc's index is SQLite."""
+    got = settings.from_configuration(_postgresql(Plugins=["/usr/share/orthanc/plugins/libOrthancPython.so"]))
+    assert got.cluster is False
+    assert settings.from_configuration(_postgresql()).cluster is False
+
+
+@pytest.mark.parametrize("plugins", [
+    ["/usr/share/orthanc/plugins/libOrthancPython.so", "/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so"],
+    "/usr/lib/orthanc/libOrthancPostgreSQLIndex.so.4.0",
+    ["/opt/plugins/libOrthancPostgreSQL.so"],
+], ids=["list", "versioned-file", "one-library"])
+def test_the_postgresql_index_plugin_among_the_plugins_makes_a_cluster(plugins):
+    got = settings.from_configuration(_postgresql(Plugins=plugins))
+    assert (got.cluster, got.replica) == (True, "replica-a")
+
+
+def test_a_folder_of_plugins_is_looked_into(tmp_path):
+    for name in ("libOrthancPython.so", "libOrthancPostgreSQLStorage.so"):
+        (tmp_path / name).write_bytes(b"")
+    assert settings.from_configuration(_postgresql(Plugins=[str(tmp_path)])).cluster is False
+    (tmp_path / "libOrthancPostgreSQLIndex.so").write_bytes(b"")
+    assert settings.from_configuration(_postgresql(Plugins=[str(tmp_path)])).cluster is True
+
+
+def test_the_cluster_asked_for_without_postgresql_is_a_named_mistake():
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_configuration(_postgresql(AdvancedRest={"Cluster": {"Enabled": True}}))
+    assert "AdvancedRest.Cluster.Enabled" in str(caught.value)
