@@ -19,6 +19,8 @@ import time
 import urllib.parse
 
 import requests
+import requests.adapters
+import urllib3.connectionpool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLUGIN_DIR = os.path.join(REPO, "plugin")
@@ -56,6 +58,40 @@ def _run(argv):
     """Run a short command; return its stdout+stderr stripped."""
     done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
     return done.stdout.strip()
+
+
+class _OneRequestPerConnection(urllib3.connectionpool.HTTPConnectionPool):
+    """A pool that closes each connection once its answer is read, instead of keeping it for the next."""
+
+    def _put_conn(self, conn):
+        if conn is not None:
+            conn.close()
+        super()._put_conn(None)  # the slot stays; the next request opens a new connection
+
+
+class _FreshConnectionAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                   "http": _OneRequestPerConnection}
+
+
+def new_session(auth=None):
+    """Return the tests' HTTP session: every request on a connection of its own, never sent twice.
+
+    Orthanc closes a keep-alive connection idle for its KeepAliveTimeout (1 s by default). A request
+    that a pooled connection carries at that moment fails (`RemoteDisconnected`, reset) although the
+    server never read it; resending on such failures cannot tell that case from a server that read
+    the request and died. So the tests do not reuse connections: each request opens its own (a
+    fraction of a millisecond on loopback, against ~1.5 ms for the round trip) and asks the server to
+    close it (`Connection: close`); no request is ever resent (requests' default: no retries), and
+    every connection error is a real one: a server that dies still fails its test.
+    """
+    session = requests.Session()
+    session.mount("http://", _FreshConnectionAdapter())
+    session.headers["Connection"] = "close"
+    session.auth = auth
+    return session
 
 
 def free_port():
@@ -333,7 +369,7 @@ class Server(Http):
         self.dicom_port = None
         self.process = None
         self._terminating = False
-        self.session = requests.Session()
+        self.session = new_session()
         users = self.extra_config.get("RegisteredUsers") or {}
         if self.extra_config.get("AuthenticationEnabled") and users:
             self.session.auth = next(iter(users.items()))  # the first registered user
@@ -590,8 +626,7 @@ class RemoteServer(Http):
     def __init__(self, leg):
         self.leg = leg
         self.url = leg.url
-        self.session = requests.Session()
-        self.session.auth = leg.auth
+        self.session = new_session(leg.auth)
 
     @property
     def aet(self):

@@ -44,7 +44,7 @@ def _value(text, name, **labels):
     return _samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _counted(server, total, timeout=15):
+def _counted(server, total, timeout=60):
     """The plugin's text once orthanc_instances_received_total sums to `total` (counted off the
     storing threads, from NEW_INSTANCE changes: it lags a little)."""
     deadline = time.monotonic() + timeout
