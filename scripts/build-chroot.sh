@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Build (once) the Debian testing "forky" chroot with Orthanc 1.13 + Python plugin 7.1 + Python 3.14,
-# then make or refresh its plugin venv at /opt/advanced-rest/venv.
-# The chroot lives outside the repo: $ADVANCED_REST_FORKY, default /var/cache/advanced-rest/forky.
+# build-chroot.sh SUITE: build (once) the Debian chroot of a test leg, then make or refresh its
+# plugin venv at /opt/advanced-rest/venv. SUITE is one of
+#   trixie  Debian 13 (stable):  Orthanc 1.12.7, Python plugin 5.0, Python 3.13, orthanc-postgresql 5.0
+#   forky   Debian testing:      Orthanc 1.13.0, Python plugin 7.1, Python 3.14
+# The chroot lives outside the repo: $ADVANCED_REST_<SUITE>, default /var/cache/advanced-rest/<suite>.
 # It is built in a temp dir and renamed, so a half-built chroot is never used. On failure the
-# reason goes to $ADVANCED_REST_FORKY.unavailable, which the tests show when they skip the leg.
+# reason goes to <dir>.unavailable, which the tests show when they skip the leg.
 set -euo pipefail
 
+suite=${1:?usage: build-chroot.sh trixie|forky}
+case $suite in
+    trixie) release=trixie ;;
+    forky) release=testing ;;  # testing is forky; by its alias, as it was built from the start
+    *) echo "build-chroot.sh: unknown suite $suite (trixie, forky)" >&2; exit 2 ;;
+esac
 repo=$(cd "$(dirname "$0")/.." && pwd)
-dir=${ADVANCED_REST_FORKY:-/var/cache/advanced-rest/forky}
+var=ADVANCED_REST_${suite^^}
+dir=${!var:-/var/cache/advanced-rest/$suite}
 mirror=${ADVANCED_REST_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 reason_file="$dir.unavailable"
 
@@ -17,7 +26,7 @@ flock 9
 rm -f "$reason_file"
 
 fail() {
-    echo "==> forky: FAILED: $1" >&2
+    echo "==> $suite: FAILED: $1" >&2
     printf '%s\n' "$1" > "$reason_file"
     exit 1
 }
@@ -33,24 +42,24 @@ if [ ! -x "$dir/usr/sbin/Orthanc" ] || [ ! -e "$dir/usr/share/orthanc/plugins/li
     command -v debootstrap >/dev/null || fail "debootstrap is not installed"
     for stale in "$dir".tmp*; do
         [ -e "$stale" ] || continue
-        echo "==> forky: removing stale $stale"
+        echo "==> $suite: removing stale $stale"
         remove_tree "$stale"
     done
-    [ -e "$dir" ] && { echo "==> forky: removing incomplete $dir"; remove_tree "$dir"; }
+    [ -e "$dir" ] && { echo "==> $suite: removing incomplete $dir"; remove_tree "$dir"; }
     tmp=$(mktemp -d "$dir.tmp.XXXXXX")
     log="$dir.debootstrap.log"
-    echo "==> forky: debootstrap testing into $tmp (about a minute, 500 MB; log $log)"
+    echo "==> $suite: debootstrap $release into $tmp (about a minute, 500 MB; log $log)"
     if ! debootstrap --variant=minbase --include=orthanc,orthanc-python,orthanc-postgresql,python3-venv \
-            testing "$tmp" "$mirror" >"$log" 2>&1; then
+            "$release" "$tmp" "$mirror" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         remove_tree "$tmp"
         fail "debootstrap failed: $(tail -n 3 "$log" | tr '\n' ' ')(full log $log)"
     fi
     mv -T "$tmp" "$dir"
     rm -f "$log"
-    echo "==> forky: chroot ready at $dir"
+    echo "==> $suite: chroot ready at $dir"
 else
-    echo "==> forky: chroot present at $dir"
+    echo "==> $suite: chroot present at $dir"
 fi
 
 # pip inside the chroot needs the host's CA bundle and resolver.
@@ -64,13 +73,13 @@ cp -L /etc/resolv.conf "$dir/etc/resolv.conf"
 # testing's short-lived Release files. policy-rc.d keeps the package's trigger from starting the
 # chroot's Orthanc service. A failure only skips the cluster tests (they name the missing .so).
 if [ ! -e "$dir/usr/share/orthanc/plugins/libOrthancPostgreSQLIndex.so" ]; then
-    echo "==> forky: installing orthanc-postgresql into $dir"
+    echo "==> $suite: installing orthanc-postgresql into $dir"
     printf '#!/bin/sh\nexit 101\n' > "$dir/usr/sbin/policy-rc.d"
     chmod 755 "$dir/usr/sbin/policy-rc.d"
     install='apt-get install -y --no-install-recommends orthanc-postgresql'
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
         chroot "$dir" sh -c "$install || { apt-get -o Acquire::Check-Valid-Until=false update && $install; }" \
-        || echo "==> forky: orthanc-postgresql could not be installed: the cluster tests will skip on forky" >&2
+        || echo "==> $suite: orthanc-postgresql could not be installed: the cluster tests will skip on $suite" >&2
     rm -f "$dir/usr/sbin/policy-rc.d"
 fi
 

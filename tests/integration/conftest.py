@@ -1,6 +1,6 @@
 """Fixtures that start real Orthanc servers, per leg (see servers.py).
 
-    leg                 session, parametrized over the selected legs (ids: bookworm, forky)
+    leg                 session, parametrized over the selected legs (ids: bookworm, trixie, forky, docker)
     core                session, Server without any plugin: the oracle
     plugin              session, Server with the Python plugin and our entrypoint
     orthanc_factory     function, orthanc_factory(plugin=True, config=None, args=(), **kw) -> Server,

@@ -1,7 +1,7 @@
 """Real Orthanc servers for integration tests: one `Leg` per support-matrix row, `Server` per process.
 
 A leg knows where its Orthanc, Python plugin and plugin venv live and how to start Orthanc
-(on the host for bookworm, in a chroot for forky). A server is one Orthanc process on free
+(on the host for bookworm, in a chroot for trixie and forky). A server is one Orthanc process on free
 loopback ports with its own temp storage and log file.
 """
 import atexit
@@ -206,27 +206,28 @@ def _resolve_own_hostname(root):
         f.write("127.0.1.1\t%s\n" % name)
 
 
-class ForkyLeg(Leg):
-    """Debian testing in a chroot (scripts/build-forky.sh): Orthanc 1.13.0, plugin 7.1, Python 3.14."""
+class ChrootLeg(Leg):
+    """A Debian release in a chroot made by scripts/build-chroot.sh SUITE, its plugin venv inside."""
 
-    name = "forky"
+    suite = ""
     venv = "/opt/advanced-rest/venv"
 
     def __init__(self):
         super().__init__()
-        self.root = os.environ.get("ADVANCED_REST_FORKY", "/var/cache/advanced-rest/forky")
+        self.root = os.environ.get(f"ADVANCED_REST_{self.suite.upper()}", f"/var/cache/advanced-rest/{self.suite}")
 
     def unavailable_reason(self):
+        build = f"scripts/build-chroot.sh {self.suite}"
         if not os.path.exists(os.path.join(self.root, self.orthanc_bin.lstrip("/"))):
             try:
                 with open(self.root + ".unavailable") as f:
                     return f"chroot could not be built: {f.read().strip()}"
             except FileNotFoundError:
-                return f"no chroot at {self.root}: run scripts/build-forky.sh (make test does it)"
+                return f"no chroot at {self.root}: run {build} (make test does it)"
         if os.geteuid() != 0:
             return "chroot needs root"
         return _venv_problem(os.path.join(self.root, self.venv.lstrip("/"), VENV_STAMP),
-                             "run scripts/build-forky.sh (make test does it)")
+                             f"run {build} (make test does it)")
 
     def open(self):
         _resolve_own_hostname(self.root)
@@ -250,6 +251,18 @@ class ForkyLeg(Leg):
 
     def python_version(self):
         return _run(["chroot", self.root, "python3", "--version"]).split()[-1]
+
+
+class TrixieLeg(ChrootLeg):
+    """Debian 13 (stable) in a chroot: Orthanc 1.12.7, plugin 5.0, Python 3.13, orthanc-postgresql 5.0."""
+
+    name = suite = "trixie"
+
+
+class ForkyLeg(ChrootLeg):
+    """Debian testing in a chroot: Orthanc 1.13.0, plugin 7.1, Python 3.14."""
+
+    name = suite = "forky"
 
 
 class DockerLeg(Leg):
@@ -304,7 +317,7 @@ class DockerLeg(Leg):
         return out.decode().split()[-1]
 
 
-LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg, DockerLeg)}
+LEGS = {cls.name: cls for cls in (BookwormLeg, TrixieLeg, ForkyLeg, DockerLeg)}
 
 
 class Http:
