@@ -1,10 +1,12 @@
 # make run:  Orthanc on orthanc.json with the plugin, in the foreground (Debian 12 or 13).
-# make test: install what is missing, then unit + integration tests on every leg that can run.
+# make test: install what is missing, then unit tests, and the integration tests of every leg that can
+#            run, the legs side by side.
 #            PYTEST_ARGS="-k jobs -x" passes options; ADVANCED_REST_LEGS=bookworm picks legs.
 SHELL := /bin/bash
 # The interpreter Orthanc's Python plugin embeds on Debian 12 and 13: venvs must come from it.
 HOST_PYTHON := /usr/bin/python3
 PYTEST_ARGS ?=
+export PYTEST_ARGS
 
 .PHONY: run test test-against host-packages test-packages plugin-venv test-venv trixie forky test-setup docker-image docker-leg
 
@@ -39,8 +41,10 @@ test-setup: test-packages plugin-venv test-venv trixie forky docker-leg
 run: plugin-venv
 	scripts/run-orthanc.sh orthanc.json
 
+# Unit tests once and one pytest per leg, side by side (scripts/run-tests.py): logs and JUnit reports
+# in build/test-results/, one line per leg at the end; fails if any leg failed.
 test: test-setup
-	.venv/test/bin/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+	.venv/test/bin/python scripts/run-tests.py
 
 # The image of docker/Dockerfile on the local base (a forky rootfs brought in with docker import,
 # since no registry can be reached here); elsewhere: docker compose -f docker/docker-compose.yml up --build

@@ -94,11 +94,32 @@ def new_session(auth=None):
     return session
 
 
+# Legs run side by side (scripts/run-tests.py), each in a range of ports of its own, below the kernel's
+# ephemeral range: a leg's servers can take neither another leg's ports nor a client socket's.
+PORT_RANGE = os.environ.get("ADVANCED_REST_PORTS")  # "20000-21999"; unset: any port the kernel gives
+_next_port = itertools.count()
+_port_lock = threading.Lock()
+
+
 def free_port():
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Return a loopback TCP port that was free a moment ago (in $ADVANCED_REST_PORTS when set)."""
+    if not PORT_RANGE:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    low, high = map(int, PORT_RANGE.split("-"))
+    size = high - low + 1
+    with _port_lock:
+        # Round the range, so that a port closed a moment ago (its TIME_WAIT) comes back last.
+        for _ in range(size):
+            port = low + next(_next_port) % size
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port in ADVANCED_REST_PORTS={PORT_RANGE}")
 
 
 class Leg:
@@ -276,7 +297,9 @@ class DockerLeg(Leg):
     """
 
     name = "docker"
-    image = os.environ.get("ADVANCED_REST_IMAGE", "advanced-rest:test")
+    # One tag per working copy: two checkouts testing at once on one engine build their own images.
+    image = os.environ.get("ADVANCED_REST_IMAGE",
+                           "advanced-rest:test-" + hashlib.sha256(REPO.encode()).hexdigest()[:10])
     base = os.environ.get("ADVANCED_REST_BASE_IMAGE", "advanced-rest/forky-base:latest")
     entrypoint_in_image = "/opt/advanced-rest/plugin/entrypoint.py"
 
