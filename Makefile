@@ -1,12 +1,14 @@
-# make run:  Orthanc on orthanc.json with the plugin, in the foreground.
-# make test: install what is missing, then unit + integration tests on every leg that can run.
+# make run:  Orthanc on orthanc.json with the plugin, in the foreground (Debian 12 or 13).
+# make test: install what is missing, then unit tests, and the integration tests of every leg that can
+#            run, the legs side by side.
 #            PYTEST_ARGS="-k jobs -x" passes options; ADVANCED_REST_LEGS=bookworm picks legs.
 SHELL := /bin/bash
-# The interpreter Orthanc's Python plugin embeds on bookworm: venvs must come from it.
+# The interpreter Orthanc's Python plugin embeds on Debian 12 and 13: venvs must come from it.
 HOST_PYTHON := /usr/bin/python3
 PYTEST_ARGS ?=
+export PYTEST_ARGS
 
-.PHONY: run test test-against host-packages test-packages plugin-venv test-venv forky test-setup docker-image docker-leg
+.PHONY: run test test-against host-packages test-packages plugin-venv test-venv trixie forky test-setup docker-image docker-leg
 
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
@@ -21,9 +23,10 @@ plugin-venv: host-packages
 test-venv: host-packages
 	scripts/make-venv.sh .venv/test tests/requirements.txt $(HOST_PYTHON)
 
-# A forky chroot that cannot be built is not fatal here: its leg is skipped with the reason.
-forky: test-packages
-	scripts/build-forky.sh || echo "==> forky leg unavailable: its tests will be skipped"
+# The chroots of the trixie (Debian 13) and forky (testing) legs, cached in /var/cache/advanced-rest.
+# One that cannot be built is not fatal here: its leg is skipped with the reason.
+trixie forky: test-packages
+	scripts/build-chroot.sh $@ || echo "==> $@ leg unavailable: its tests will be skipped"
 
 # The docker leg runs wherever a Docker engine answers; elsewhere it is skipped with the reason.
 # (the leg itself builds docker/Dockerfile with the docker SDK on the base made here, and its cluster
@@ -33,13 +36,15 @@ docker-leg: test-venv forky
 	  { scripts/docker-postgres.sh || echo "==> no PostgreSQL image: the docker leg's cluster tests will be skipped"; }; \
 	else echo "==> no Docker engine: the docker leg will be skipped"; fi
 
-test-setup: test-packages plugin-venv test-venv forky docker-leg
+test-setup: test-packages plugin-venv test-venv trixie forky docker-leg
 
 run: plugin-venv
 	scripts/run-orthanc.sh orthanc.json
 
+# Unit tests once and one pytest per leg, side by side (scripts/run-tests.py): logs and JUnit reports
+# in build/test-results/, one line per leg at the end; fails if any leg failed.
 test: test-setup
-	.venv/test/bin/python -m pytest tests/unit tests/integration $(PYTEST_ARGS)
+	.venv/test/bin/python scripts/run-tests.py
 
 # The image of docker/Dockerfile on the local base (a forky rootfs brought in with docker import,
 # since no registry can be reached here); elsewhere: docker compose -f docker/docker-compose.yml up --build

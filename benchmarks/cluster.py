@@ -54,7 +54,7 @@ from create_dicom import data_uri, encoded, gradient_rgb
 from jobs import completion_epoch, submit
 from servers import log_size
 
-LEGS = ("bookworm", "forky")  # replicas started by the harness on this machine (docker: tests only)
+LEGS = ("bookworm", "trixie", "forky")  # replicas started by the harness on this machine (docker: tests only)
 CONCURRENT_JOBS = 2  # workers per replica
 VISIBLE_TARGET = 0.200  # p99 of submission on A -> visible on B, seconds
 WAIT_TARGET = 0.200  # p99 of job end -> wait answered on the other replica, seconds

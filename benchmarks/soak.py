@@ -32,7 +32,7 @@ import soak_workload as soak
 
 RSS_TARGET = 20.0  # MB of growth from SETTLE_MINUTES to the end
 SETTLE_MINUTES = 2
-CLUSTER_LEGS = ("bookworm", "forky")  # replicas the harness starts on this machine
+CLUSTER_LEGS = ("bookworm", "trixie", "forky")  # replicas the harness starts on this machine
 
 
 @contextlib.contextmanager

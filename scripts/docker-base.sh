@@ -16,7 +16,7 @@ if docker image inspect "$image" >/dev/null 2>&1 && [ -e "$root/$pg_index" ] &&
 fi
 
 if [ -n "$stale" ] || ! docker image inspect "$image" >/dev/null 2>&1; then
-  [ -x "$root/usr/sbin/Orthanc" ] || "$repo/scripts/build-forky.sh"
+  [ -x "$root/usr/sbin/Orthanc" ] || "$repo/scripts/build-chroot.sh" forky
   echo "==> docker import $root as $image"
   # Debian's /etc/orthanc/*.json are replaced by one file with the defaults of the orthancteam
   # image (remote access, authentication, the Python plugin only, storage in /var/lib/orthanc/db):

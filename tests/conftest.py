@@ -15,6 +15,6 @@ def pytest_addoption(parser):
     parser.addoption(
         "--legs",
         default=None,
-        help="comma-separated legs for integration tests (bookworm,forky); "
+        help="comma-separated legs for integration tests (bookworm,trixie,forky,docker); "
         "default: $ADVANCED_REST_LEGS, else all",
     )

@@ -1,6 +1,6 @@
 """Fixtures that start real Orthanc servers, per leg (see servers.py).
 
-    leg                 session, parametrized over the selected legs (ids: bookworm, forky)
+    leg                 session, parametrized over the selected legs (ids: bookworm, trixie, forky, docker)
     core                session, Server without any plugin: the oracle
     plugin              session, Server with the Python plugin and our entrypoint
     orthanc_factory     function, orthanc_factory(plugin=True, config=None, args=(), **kw) -> Server,
@@ -14,6 +14,7 @@ Legs come from --legs or $ADVANCED_REST_LEGS (comma list; default all). A leg th
 here is skipped with the reason. On failure the logs of the servers a test used are added to its
 report; the terminal summary names each leg's versions or why it was skipped.
 """
+import json
 import os
 
 import pytest
@@ -180,11 +181,17 @@ def pytest_runtest_makereport(item, call):
 # -- versions per leg in the summary -----------------------------------------------------------
 
 def pytest_terminal_summary(terminalreporter, config):
+    report = os.environ.get("ADVANCED_REST_LEG_REPORT")  # scripts/run-tests.py: one pytest per leg
+    if report:
+        with open(report, "w") as f:
+            json.dump(LEG_STATUS, f)
     if not LEG_STATUS:
         return  # no integration test asked for a leg
     selected = selected_legs(config)
     terminalreporter.write_sep("-", "legs")
     for name in LEGS:
+        if report and name not in selected:
+            continue  # one pytest per leg: the others' lines come from their own processes
         status = LEG_STATUS.get(name)
         if status is None:
             status = ("skipped: not selected (--legs / ADVANCED_REST_LEGS)" if name not in selected

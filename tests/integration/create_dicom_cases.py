@@ -7,7 +7,7 @@ fields and the stored DICOM files element by element (ignoring UIDs,
 dates/times and generated PatientID).
 
 CORE_ANSWERS below records what each core answered to each case; on the
-bookworm leg, ORACLE_1_13_0 stands in for the 1.13.0 core that leg lacks.
+bookworm and trixie legs, ORACLE_1_13_0 stands in for the 1.13.0 core those legs lack.
 """
 
 import base64
@@ -20,8 +20,9 @@ from typing import Any, Optional, Tuple
 from PIL import Image
 
 V110 = "1.10.1"
+V1127 = "1.12.7"
 V113 = "1.13.0"
-ALL_VERSIONS = (V110, V113)
+ALL_VERSIONS = (V110, V1127, V113)
 
 # Placeholder replaced by the parity test with the Orthanc id of the parent
 # resource (see Case.parent / Case.setup / PARENT_SETUP).
@@ -505,16 +506,16 @@ CORE_ANSWERS = {
     'tags-ds-is-multi': {V110: 200, V113: 200},
     'tags-ob-data-uri': {V110: 200, V113: 200},
     'tags-ob-data-uri-nointerpret': {V110: 200, V113: 200},
-    'tags-ow-data-uri': {V110: 200, V113: (400, 15)},
+    'tags-ow-data-uri': {V110: 200, V1127: 200, V113: (400, 15)},
     'tags-string-data-uri': {V110: 200, V113: 200},
     'tags-string-data-uri-nointerpret': {V110: 200, V113: 200},
     'tags-string-data-uri-octet': {V110: 200, V113: 200},
     'tags-encdoc-pdf-uri': {V110: 200, V113: 200},
     'tags-ob-other-data-uri': {V110: 200, V113: 200},
-    'tags-ow-plain-string': {V110: 200, V113: (400, 15)},
+    'tags-ow-plain-string': {V110: 200, V1127: 200, V113: (400, 15)},
     'tags-fl-b1rms': {V110: 200, V113: 200},
     'tags-us-or-ss': {V110: 200, V113: 200},
-    'tags-ow-numeric': {V110: (500, -1), V113: 200},
+    'tags-ow-numeric': {V110: (500, -1), V1127: (500, -1), V113: 200},
     'tags-ob-plain-string': {V110: 200, V113: 200},
     'tags-pixeldata': {V110: (400, 2021), V113: (400, 2021)},
     'tags-pixeldata-hex': {V110: (400, 2021), V113: (400, 2021)},
@@ -699,17 +700,22 @@ def core_answer(case_id, version):
     return (recorded, None) if isinstance(recorded, int) else recorded
 
 
-# The oracle of the bookworm leg, which has no Orthanc 1.13.0 to ask: for the cases above,
-# (HTTP status, OrthancStatus or None) as Orthanc 1.13.0's core answered them (CORE_ANSWERS'
+# Debian 13's 1.12.7 (the trixie leg's core, recorded 2026-12-03) still reads OW values as bytes,
+# as 1.10.1 does; every other case answers there as on 1.13.0 (files compared on the trixie leg).
+NEWER_THAN_1127 = {"tags-ow-data-uri", "tags-ow-plain-string", "tags-ow-numeric"}
+NEWER_THAN = {V110: NEWER_THAN_110, V1127: NEWER_THAN_1127}
+
+# The oracle of the bookworm and trixie legs, which have no Orthanc 1.13.0 to ask: for the cases
+# above, (HTTP status, OrthancStatus or None) as Orthanc 1.13.0's core answered them (CORE_ANSWERS'
 # 1.13.0 column, observed on the forky leg's core and checked again on each forky run); the
-# plugin must answer the same on 1.10.1.
-ORACLE_1_13_0 = {case_id: core_answer(case_id, V113) for case_id in NEWER_THAN_110}
+# plugin must answer the same on 1.10.1 and 1.12.7.
+ORACLE_1_13_0 = {case_id: core_answer(case_id, V113) for case_id in NEWER_THAN_110 | NEWER_THAN_1127}
 
 
 def expected_on(case, version):
     """(status, Orthanc error code or None) the plugin must answer on a core of `version`,
     or None when it must answer what that core answers."""
-    if version == V110 and case.id in ORACLE_1_13_0:
+    if case.id in NEWER_THAN.get(version, ()):
         return (case.expect_status, None) if case.expect_status else ORACLE_1_13_0[case.id]
     if case.expect_status:
         return case.expect_status, None

@@ -1,7 +1,7 @@
 """Real Orthanc servers for integration tests: one `Leg` per support-matrix row, `Server` per process.
 
 A leg knows where its Orthanc, Python plugin and plugin venv live and how to start Orthanc
-(on the host for bookworm, in a chroot for forky). A server is one Orthanc process on free
+(on the host for bookworm, in a chroot for trixie and forky). A server is one Orthanc process on free
 loopback ports with its own temp storage and log file.
 """
 import atexit
@@ -19,6 +19,8 @@ import time
 import urllib.parse
 
 import requests
+import requests.adapters
+import urllib3.connectionpool
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLUGIN_DIR = os.path.join(REPO, "plugin")
@@ -58,11 +60,66 @@ def _run(argv):
     return done.stdout.strip()
 
 
+class _OneRequestPerConnection(urllib3.connectionpool.HTTPConnectionPool):
+    """A pool that closes each connection once its answer is read, instead of keeping it for the next."""
+
+    def _put_conn(self, conn):
+        if conn is not None:
+            conn.close()
+        super()._put_conn(None)  # the slot stays; the next request opens a new connection
+
+
+class _FreshConnectionAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme,
+                                                   "http": _OneRequestPerConnection}
+
+
+def new_session(auth=None):
+    """Return the tests' HTTP session: every request on a connection of its own, never sent twice.
+
+    Orthanc closes a keep-alive connection idle for its KeepAliveTimeout (1 s by default). A request
+    that a pooled connection carries at that moment fails (`RemoteDisconnected`, reset) although the
+    server never read it; resending on such failures cannot tell that case from a server that read
+    the request and died. So the tests do not reuse connections: each request opens its own (a
+    fraction of a millisecond on loopback, against ~1.5 ms for the round trip) and asks the server to
+    close it (`Connection: close`); no request is ever resent (requests' default: no retries), and
+    every connection error is a real one: a server that dies still fails its test.
+    """
+    session = requests.Session()
+    session.mount("http://", _FreshConnectionAdapter())
+    session.headers["Connection"] = "close"
+    session.auth = auth
+    return session
+
+
+# Legs run side by side (scripts/run-tests.py), each in a range of ports of its own, below the kernel's
+# ephemeral range: a leg's servers can take neither another leg's ports nor a client socket's.
+PORT_RANGE = os.environ.get("ADVANCED_REST_PORTS")  # "20000-21999"; unset: any port the kernel gives
+_next_port = itertools.count()
+_port_lock = threading.Lock()
+
+
 def free_port():
-    """Return a loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """Return a loopback TCP port that was free a moment ago (in $ADVANCED_REST_PORTS when set)."""
+    if not PORT_RANGE:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    low, high = map(int, PORT_RANGE.split("-"))
+    size = high - low + 1
+    with _port_lock:
+        # Round the range, so that a port closed a moment ago (its TIME_WAIT) comes back last.
+        for _ in range(size):
+            port = low + next(_next_port) % size
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port in ADVANCED_REST_PORTS={PORT_RANGE}")
 
 
 class Leg:
@@ -170,27 +227,28 @@ def _resolve_own_hostname(root):
         f.write("127.0.1.1\t%s\n" % name)
 
 
-class ForkyLeg(Leg):
-    """Debian testing in a chroot (scripts/build-forky.sh): Orthanc 1.13.0, plugin 7.1, Python 3.14."""
+class ChrootLeg(Leg):
+    """A Debian release in a chroot made by scripts/build-chroot.sh SUITE, its plugin venv inside."""
 
-    name = "forky"
+    suite = ""
     venv = "/opt/advanced-rest/venv"
 
     def __init__(self):
         super().__init__()
-        self.root = os.environ.get("ADVANCED_REST_FORKY", "/var/cache/advanced-rest/forky")
+        self.root = os.environ.get(f"ADVANCED_REST_{self.suite.upper()}", f"/var/cache/advanced-rest/{self.suite}")
 
     def unavailable_reason(self):
+        build = f"scripts/build-chroot.sh {self.suite}"
         if not os.path.exists(os.path.join(self.root, self.orthanc_bin.lstrip("/"))):
             try:
                 with open(self.root + ".unavailable") as f:
                     return f"chroot could not be built: {f.read().strip()}"
             except FileNotFoundError:
-                return f"no chroot at {self.root}: run scripts/build-forky.sh (make test does it)"
+                return f"no chroot at {self.root}: run {build} (make test does it)"
         if os.geteuid() != 0:
             return "chroot needs root"
         return _venv_problem(os.path.join(self.root, self.venv.lstrip("/"), VENV_STAMP),
-                             "run scripts/build-forky.sh (make test does it)")
+                             f"run {build} (make test does it)")
 
     def open(self):
         _resolve_own_hostname(self.root)
@@ -216,6 +274,18 @@ class ForkyLeg(Leg):
         return _run(["chroot", self.root, "python3", "--version"]).split()[-1]
 
 
+class TrixieLeg(ChrootLeg):
+    """Debian 13 (stable) in a chroot: Orthanc 1.12.7, plugin 5.0, Python 3.13, orthanc-postgresql 5.0."""
+
+    name = suite = "trixie"
+
+
+class ForkyLeg(ChrootLeg):
+    """Debian testing in a chroot: Orthanc 1.13.0, plugin 7.1, Python 3.14."""
+
+    name = suite = "forky"
+
+
 class DockerLeg(Leg):
     """Containers of the image built from docker/Dockerfile with the docker SDK, on the local base
     made by scripts/docker-base.sh (the forky rootfs: Orthanc 1.13.0, plugin 7.1, Python 3.14);
@@ -227,7 +297,9 @@ class DockerLeg(Leg):
     """
 
     name = "docker"
-    image = os.environ.get("ADVANCED_REST_IMAGE", "advanced-rest:test")
+    # One tag per working copy: two checkouts testing at once on one engine build their own images.
+    image = os.environ.get("ADVANCED_REST_IMAGE",
+                           "advanced-rest:test-" + hashlib.sha256(REPO.encode()).hexdigest()[:10])
     base = os.environ.get("ADVANCED_REST_BASE_IMAGE", "advanced-rest/forky-base:latest")
     entrypoint_in_image = "/opt/advanced-rest/plugin/entrypoint.py"
 
@@ -268,7 +340,7 @@ class DockerLeg(Leg):
         return out.decode().split()[-1]
 
 
-LEGS = {cls.name: cls for cls in (BookwormLeg, ForkyLeg, DockerLeg)}
+LEGS = {cls.name: cls for cls in (BookwormLeg, TrixieLeg, ForkyLeg, DockerLeg)}
 
 
 class Http:
@@ -333,7 +405,7 @@ class Server(Http):
         self.dicom_port = None
         self.process = None
         self._terminating = False
-        self.session = requests.Session()
+        self.session = new_session()
         users = self.extra_config.get("RegisteredUsers") or {}
         if self.extra_config.get("AuthenticationEnabled") and users:
             self.session.auth = next(iter(users.items()))  # the first registered user
@@ -590,8 +662,7 @@ class RemoteServer(Http):
     def __init__(self, leg):
         self.leg = leg
         self.url = leg.url
-        self.session = requests.Session()
-        self.session.auth = leg.auth
+        self.session = new_session(leg.auth)
 
     @property
     def aet(self):

@@ -7,9 +7,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import requests
-
 from fuzz_rules import memory_kib, orthanc_pid
+from servers import new_session
 
 REQUEST_TIMEOUT = 120
 EXCERPT = 300
@@ -152,8 +151,7 @@ def _run(items, task, auth, threads):
     out = [[] for _ in range(threads)]
 
     def work(k):
-        with requests.Session() as session:
-            session.auth = auth
+        with new_session(auth) as session:
             out[k] = [task(session, item) for item in items[k::threads]]
 
     workers = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(threads)]

@@ -35,6 +35,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
+from servers import new_session
 from soak_checks import RssMonitor, Verification, verify
 
 ROOT = "/advanced-rest"
@@ -162,9 +163,7 @@ class Client:
         self.rng = random.Random(seed * 1000 + number)
         self.sessions = {}
         for server in servers:
-            session = requests.Session()
-            session.auth = server.session.auth  # the docker leg's credentials
-            self.sessions[server.name] = session
+            self.sessions[server.name] = new_session(server.session.auth)  # the docker leg's credentials
         self.n = 0
         self.cursor = None  # change feed number where this client's last follow ended
 

@@ -264,7 +264,7 @@ def _statuses(requests, answers):
             for (method, path, _, _), answer in zip(requests, answers)}
 
 
-def _wait_counted(server, before, expected, timeout=5):
+def _wait_counted(server, before, expected, timeout=60):
     """The number of requests counted since `before` once it reaches `expected` (counted after answering)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -13,7 +13,7 @@ import requests
 import yaml
 
 from cluster import debian_image, unavailable_reason
-from servers import REPO, DockerLeg, Http, free_port
+from servers import REPO, DockerLeg, Http, free_port, new_session
 from test_jobs import _submit, _wait
 
 COMPOSE_FILE = os.path.join(REPO, "docker", "cluster", "docker-compose.yml")
@@ -30,8 +30,7 @@ class Endpoint(Http):
 
     def __init__(self, url, auth):
         self.url = url
-        self.session = requests.Session()
-        self.session.auth = auth
+        self.session = new_session(auth)
 
 
 def _json_value(text):

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from create_dicom_cases import png_data_uri
+from servers import new_session
 
 JOB_FIELDS = {"CompletionTime", "Content", "CreationTime", "EffectiveRuntime", "ErrorCode", "ErrorDescription",
               "ErrorDetails", "ID", "Priority", "Progress", "State", "Timestamp", "Type"}
@@ -311,7 +312,7 @@ def _client(server):
     from advanced_rest_client import Client
 
     user, password = server.session.auth or (None, None)
-    return Client(server.url, user, password)
+    return Client(server.url, user, password, session=new_session())
 
 
 def _advanced_rest(server, *args, timeout=90):

@@ -9,6 +9,7 @@ import time
 import pytest
 import requests
 
+from servers import new_session
 from test_jobs import BIG_PNG, _instances, _submit, _until, _wait, _wait_after_restart
 
 SERIES = 40
@@ -47,6 +48,11 @@ def test_kill_9_at_any_moment_ends_in_success_once_or_failure_with_nothing(ortha
 
 # ---- long-polls leave room for everything else ------------------------------------------------
 
+# A route blocked behind the open waits would answer after their 30-60 s; 5 s tells the two apart
+# on a loaded machine (legs run side by side on 2 cores), where 1 s did not always.
+NOT_BLOCKED = 5.0
+
+
 def test_sixty_open_waits_leave_orthanc_answering(orthanc_factory):
     server = orthanc_factory(config={"ConcurrentJobs": 1})
     job_id = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
@@ -57,7 +63,8 @@ def test_sixty_open_waits_leave_orthanc_answering(orthanc_factory):
 
     def wait_forever(path):
         while not stop.is_set():
-            requests.get(server.url + path, params={"timeout": 60}, timeout=90, auth=server.session.auth)
+            with new_session(server.session.auth) as session:
+                session.get(server.url + path, params={"timeout": 60}, timeout=90)
 
     paths = ["/jobs/%s/wait" % job_id] * 40 + ["/advanced-rest/jobs/changes"] * 20
     with concurrent.futures.ThreadPoolExecutor(len(paths)) as pool:
@@ -68,11 +75,11 @@ def test_sixty_open_waits_leave_orthanc_answering(orthanc_factory):
             for route in ("/system", "/patients", "/jobs", "/advanced-rest/system"):
                 began = time.monotonic()
                 answer = server.get(route, timeout=5)
-                assert answer.status_code == 200 and time.monotonic() - began < 1.0, route
+                assert answer.status_code == 200 and time.monotonic() - began < NOT_BLOCKED, route
             began = time.monotonic()
             waited = server.get("/jobs/%s/wait" % job_id, params={"timeout": 30}, timeout=40)
             assert waited.status_code == 200 and waited.json()["State"] == "Paused"
-            assert time.monotonic() - began < 1.0, "beyond its share, a wait answers at once with the state"
+            assert time.monotonic() - began < NOT_BLOCKED, "beyond its share, a wait answers at once with the state"
         finally:
             stop.set()
             server.post("/jobs/%s/cancel" % job_id)
@@ -85,7 +92,7 @@ def test_the_longest_wait_is_max_wait_seconds(orthanc_factory):
     began = time.monotonic()
     answer = server.get("/jobs/%s/wait" % job_id, params={"timeout": 3600}, timeout=30)
     assert answer.status_code == 200 and answer.json()["State"] in ("Pending", "Running", "Paused")
-    assert 0.8 < time.monotonic() - began < 5
+    assert 0.8 < time.monotonic() - began < 20  # 1 s asked for, not the hour: 20 s allows a loaded machine
 
 
 # ---- bounded queue and body -------------------------------------------------------------------
@@ -177,8 +184,8 @@ def test_a_client_that_gives_up_a_wait_is_not_an_error_in_the_log(orthanc_factor
     start = server._log_size()
     for path in ("/jobs/%s/wait" % job_id, "/advanced-rest/jobs/changes"):
         with pytest.raises(requests.exceptions.ReadTimeout):
-            requests.get(server.url + path, params={"timeout": 2, "since": 10 ** 6}, timeout=0.3,
-                         auth=server.session.auth)
+            new_session(server.session.auth).get(server.url + path, params={"timeout": 2, "since": 10 ** 6},
+                                                 timeout=0.3)
     time.sleep(3)  # the waits end, and their answers find no client
     log = server.log_text(start)
     errors = [line for line in log.splitlines() if line.startswith("E") and "advanced-rest" in line]

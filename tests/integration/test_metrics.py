@@ -44,7 +44,18 @@ def _value(text, name, **labels):
     return _samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _counted(server, total, timeout=15):
+def _until_own(server, predicate, timeout=60):
+    """The plugin's metrics text once predicate(text) holds (looks taken every second or so); fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = server.get(OWN).text
+        if predicate(text):
+            return text
+        assert time.monotonic() < deadline, f"not within {timeout} s; last text:\n{text[-3000:]}"
+        time.sleep(0.1)
+
+
+def _counted(server, total, timeout=60):
     """The plugin's text once orthanc_instances_received_total sums to `total` (counted off the
     storing threads, from NEW_INSTANCE changes: it lags a little)."""
     deadline = time.monotonic() + timeout
@@ -170,8 +181,9 @@ def test_values_follow_what_happened(fresh):
     data = server.get("/instances/%s/file" % ct_instance).content
     server.delete("/instances/%s" % ct_instance)
     server.post("/instances", data=data)  # a CT instance over REST
-    time.sleep(1.5)  # the jobs gauge sees the core's jobs through a look every second
-    text = _counted(server, 6)  # 2 CT, 2 in the series, 1 MR by the job, the CT again over REST
+    _counted(server, 6)  # 2 CT, 2 in the series, 1 MR by the job, the CT again over REST
+    # The jobs gauge sees the jobs through a look every second.
+    text = _until_own(server, lambda text: _value(text, "orthanc_jobs", type="CreateDicom", state="Success") == 1)
     assert _value(text, "orthanc_create_dicom_requests_total", content_type="png", status="200") == 2
     assert _value(text, "orthanc_create_dicom_requests_total", content_type="none", status="400") == 1
     assert _value(text, "orthanc_create_dicom_requests_total", content_type="series", status="200") == 1
@@ -218,10 +230,11 @@ def test_metrics_switched_off_record_and_serve_nothing_of_ours(orthanc_factory):
 
     server = orthanc_factory()
     assert server.put("/tools/metrics", data="0").status_code == 200
-    time.sleep(1.2)  # the switch is read at most once a second
+    # The switch is read at most once a second; the route serving nothing shows it was read.
+    _until_own(server, lambda text: text == "")
     server.post("/tools/create-dicom", data=json.dumps({"Tags": {}}))
     assert server.put("/tools/metrics", data="1").status_code == 200
-    time.sleep(1.2)
+    text = _until_own(server, lambda text: text != "")
     assert _value(server.get(OWN).text, "orthanc_create_dicom_requests_total", content_type="none",
                   status="200") == 0
 
