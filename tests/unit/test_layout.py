@@ -157,8 +157,9 @@ INJECTIONS = {
                              "dicomize.values -> app -> host"),
     "dicomize reaches web through errors": ("errors.py", "from . import web\n",
                                             "dicomize.values -> errors -> web"),
-    "jobs/cluster imports host": ("jobs/cluster.py", "from .. import host\n",
-                                  "features get values and callables, not host (STYLE.md): jobs.cluster -> host"),
+    "jobs/cluster imports host": ("jobs/cluster/replica.py", "from ... import host\n",
+                                  "features get values and callables, not host (STYLE.md): "
+                                  "jobs.cluster.replica -> host"),
     "jobs imports create_dicom inside a function": (
         "jobs/engine.py", "def _late():\n    from ..create_dicom.job import CreateDicomJob\n",
         "jobs/ knows nothing of create_dicom/: jobs.engine -> create_dicom.job"),
