@@ -12,7 +12,11 @@
     ├── UnknownJob               a job id that does not exist                      404 / 7
     ├── IllegalTransition        a job action its state does not allow             400 / 8
     ├── MethodNotAllowed         a method the route lacks (on this Orthanc)        405, with Allow
-    ├── QueueFull                a bounded queue is full                           503 / 3, with Retry-After
+    ├── Unavailable              not now: try again after Retry-After              503 / 3, with Retry-After
+    │   ├── QueueFull            AdvancedRest.MaxPendingJobs jobs already pending
+    │   ├── JobsLoading          the saved jobs not loaded yet (at start)
+    │   └── JobBusy              a job still undoing its work
+    ├── DatabaseUnavailable      Orthanc's or the cluster's database unreachable   503 / 36
     ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes          413 / 3
     ├── NotString                create-dicom: a legacy body's value not a string  400 / 2019
     ├── OverrideTag              create-dicom: a generated tag set without Force   400 / 2020
@@ -23,7 +27,8 @@
     ├── ParentIsInstance         create-dicom: Parent is an instance               400 / 2025
     └── OrthancError             any other Orthanc error code, by number
 
-`web.py` turns each into the core's JSON error body.
+`web.py` turns each into the core's JSON error body. Each class's first docstring line says what
+it means to a client: `openapi.py` documents a route's statuses from the classes it declares.
 """
 
 # Orthanc error code -> (message, HTTP status), as the core prints them
@@ -76,7 +81,7 @@ HTTP_REASONS = {
 
 
 class AdvancedRestError(Exception):
-    """An error answered to the client: Orthanc error code, HTTP status and details."""
+    """An error inside the plugin or Orthanc (see Orthanc's log)."""
 
     code = -1
     status = None  # None: the status Orthanc gives to `code`
@@ -101,16 +106,32 @@ class AdvancedRestError(Exception):
         """Orthanc's description of the error code."""
         return ORTHANC_ERRORS.get(self.code, ("Error encountered within some plugin", 500))[0]
 
+    @classmethod
+    def declared_status(cls):
+        """The HTTP status an instance answers unless raised with another code or status."""
+        return cls.status if cls.status is not None else ORTHANC_ERRORS.get(cls.code, ("", 500))[1]
+
+    @classmethod
+    def meaning(cls):
+        """What the error means to a client: the first line of the class's docstring."""
+        return cls.__doc__.strip().splitlines()[0].rstrip(".")
+
 
 class BadRequest(AdvancedRestError):
+    """A malformed request: body, field or query parameter."""
+
     code = 8
 
 
 class BadFileFormat(AdvancedRestError):
+    """Content that cannot be decoded."""
+
     code = 15
 
 
 class ParameterOutOfRange(AdvancedRestError):
+    """A value outside what is accepted."""
+
     code = 3
 
 
@@ -119,39 +140,55 @@ class LimitExceeded(ParameterOutOfRange):
 
 
 class BadParameterType(AdvancedRestError):
+    """A value of the wrong JSON type."""
+
     code = 5
 
 
 class UnknownDicomTag(AdvancedRestError):
+    """A tag name no dictionary knows."""
+
     # The core answers 500 for an unknown tag name; it is the client's mistake.
     code = 27
     status = 400
 
 
 class UnsupportedFormat(AdvancedRestError):
+    """Content that cannot be converted (CMYK or GIF images, Encapsulate of anything but a JPEG...)."""
+
     # The core answers 500 "Not implemented yet" for content it cannot convert (CMYK, GIF,
     # Encapsulate of a PNG): the content is the client's to change, not a server fault.
     code = 3000
 
 
 class UnknownResource(AdvancedRestError):
+    """An Orthanc id that does not exist."""
+
     code = 17
 
 
 class OrthancError(AdvancedRestError):
-    """An error code raised by Orthanc itself (e.g. from a REST call into the core)."""
+    """An error of Orthanc's core, with the status the core gives its code (see Orthanc's log)."""
 
 
 class UnknownJob(AdvancedRestError):
+    """No such job, or no such output of a job."""
+
     code = 7
 
 
 class IllegalTransition(AdvancedRestError):
+    """A job action its state does not allow."""
+
     code = 8
 
 
 class MethodNotAllowed(AdvancedRestError):
-    """Answered with 405 and the Allow header (the core has no body for it)."""
+    """A method the route lacks on this Orthanc, answered with Allow and no body, as the core.
+
+    Orthanc normalises a path before routing: /jobs/ID/.. is /jobs, /jobs/ID/ is /jobs/ID, so a request
+    for one operation can reach another route, which lacks its method.
+    """
 
     code = 8
     status = 405
@@ -161,16 +198,34 @@ class MethodNotAllowed(AdvancedRestError):
         self.allowed = allowed
 
 
-class QueueFull(AdvancedRestError):
-    """A bounded queue is full: 503 with Retry-After (the core has no such refusal)."""
+class Unavailable(AdvancedRestError):
+    """Not now: try again after Retry-After."""
 
     code = 3
     status = 503
     retry_after = 5  # seconds, sent as the Retry-After header
 
 
+class QueueFull(Unavailable):
+    """AdvancedRest.MaxPendingJobs plugin jobs already pending (see Retry-After)."""
+
+
+class JobsLoading(Unavailable):
+    """The plugin's saved jobs are not loaded yet, just after Orthanc started (see Retry-After)."""
+
+
+class JobBusy(Unavailable):
+    """The job is still undoing its work after a cancel (see Retry-After)."""
+
+
+class DatabaseUnavailable(AdvancedRestError):
+    """Orthanc's database, or the cluster's PostgreSQL, cannot be reached for now."""
+
+    code = 36  # Orthanc's own code for it: HTTP 503
+
+
 class RequestTooLarge(AdvancedRestError):
-    """A request body over AdvancedRest.MaxRequestBytes: 413, before anything is parsed."""
+    """A body over AdvancedRest.MaxRequestBytes, refused before anything is parsed."""
 
     code = 3
     status = 413

@@ -1,5 +1,10 @@
-"""GET {Root}/openapi.json: an OpenAPI 3 description of every route the plugin registered."""
+"""GET {Root}/openapi.json: an OpenAPI 3 description of every route the plugin registered.
+
+Each operation declares the error classes (errors.py) its handler can raise; its error answers are
+derived from them: one response per HTTP status the classes answer, described by their meanings.
+"""
 from . import __version__
+from . import errors as e
 from .dicomize.request import FIELDS
 from .web import route_path
 
@@ -14,12 +19,47 @@ def _json(schema, description):
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*codes):
-    meanings = {400: "a mistake in the request", 404: "no such job or output", 405: "method not allowed here",
-                413: "a body over AdvancedRest.MaxRequestBytes",
-                500: "content that cannot be converted, or an error inside Orthanc",
-                503: "AdvancedRest.MaxPendingJobs jobs already pending (see Retry-After), or the database unavailable"}
-    return {str(code): _json(_ERROR, meanings[code]) for code in codes}
+# What every route can answer: the router turns anything unexpected into a 500 (web.Router).
+ROUTER_ERRORS = (e.AdvancedRestError,)
+# A call into the core's REST API: its own error (with the status the core gives it), or its database
+# unreachable (Orthanc's 503; the cluster's PostgreSQL answers the same).
+CORE_ERRORS = (e.OrthancError, e.DatabaseUnavailable)
+# Every jobs route waits for the saved jobs to be loaded first (JobsApi), and reads the core's jobs.
+JOBS_ERRORS = (e.JobsLoading,) + CORE_ERRORS
+CREATE_DICOM_ERRORS = (
+    e.BadRequest, e.BadFileFormat, e.ParameterOutOfRange, e.LimitExceeded, e.BadParameterType, e.UnknownDicomTag,
+    e.NotString, e.OverrideTag, e.UseContent, e.NoPayload, e.UseDataUriScheme, e.InexistentParent,
+    e.ParentIsInstance, e.RequestTooLarge, e.UnsupportedFormat,
+    e.QueueFull, e.JobsLoading,  # Asynchronous: a job saved before it is answered
+) + CORE_ERRORS
+
+
+def error_responses(raises):
+    """The OpenAPI responses of an operation whose handler raises `raises` (error classes), router's included."""
+    by_status = {}
+    for cls in tuple(raises) + ROUTER_ERRORS:
+        by_status.setdefault(cls.declared_status(), []).append(cls)
+    responses = {}
+    for status, classes in sorted(by_status.items()):
+        meanings = list(dict.fromkeys(cls.meaning() for cls in classes))
+        response = {"description": meanings[0] if len(meanings) == 1 else "\n".join("- " + m for m in meanings)}
+        if status != e.MethodNotAllowed.status:  # Orthanc's 405 has an Allow header and no body
+            response["content"] = {"application/json": {"schema": _ERROR}}
+        header = "Allow" if status == e.MethodNotAllowed.status else \
+            "Retry-After" if any(getattr(cls, "retry_after", None) for cls in classes) else None
+        if header:
+            response["headers"] = {header: {"schema": {"type": "string"}, "description": (
+                "the methods this route has" if header == "Allow" else "seconds to wait before trying again")}}
+        responses[str(status)] = response
+    return responses
+
+
+def _operation(summary, ok, raises=(), **more):
+    """One operation: its 200 answer `ok`, and the error answers derived from `raises`."""
+    operation = {"summary": summary}
+    operation.update(more)
+    operation["responses"] = dict({"200": ok}, **error_responses(raises))
+    return operation
 
 
 def _query(name, description, kind="string", example=None):
@@ -36,59 +76,63 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _TEXT = {"description": "Prometheus text format (OpenMetrics when Accept asks for it)",
          "content": {"text/plain": {"schema": {"type": "string"}}}}
 
-CREATE_DICOM = {"post": {
-    "summary": "Create a DICOM instance (or a series) from tags and an image, PDF or 3D model",
-    "description": "The core's body and answer; beyond it: Asynchronous/Synchronous and Priority (a job), "
-                   "Strict (a conformant IOD).",
-    "requestBody": {"required": True, "content": {"application/json": {
+CREATE_DICOM = {"post": _operation(
+    "Create a DICOM instance (or a series) from tags and an image, PDF or 3D model",
+    _json({"type": "object"}, "the stored instance ({ID, Path, ParentPatient, ParentStudy, ParentSeries, Status}), "
+                              "series ({ID, Path, Status}) or job ({ID, Path})"),
+    CREATE_DICOM_ERRORS,
+    description="The core's body and answer; beyond it: Asynchronous/Synchronous and Priority (a job), "
+                "Strict (a conformant IOD).",
+    requestBody={"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/CreateDicom"},
         "examples": {
             "image": {"value": {"Tags": {"PatientName": "OpenAPI^Example", "Modality": "OT"}, "Content": _TINY_PNG}},
             "series-as-job": {"value": {"Tags": {"PatientName": "OpenAPI^Series"}, "Content": [_TINY_PNG, _TINY_PNG],
                                         "Asynchronous": True}},
             "strict": {"value": {"Tags": {}, "Content": _TINY_PNG, "Strict": True}},
-        }}}},
-    "responses": dict({"200": _json({"type": "object"}, "the stored instance ({ID, Path, ParentPatient, "
-                                     "ParentStudy, ParentSeries, Status}), series ({ID, Path, Status}) or job "
-                                     "({ID, Path})")}, **_errors(400, 413, 500, 503)),
-}}
+        }}}})}
 
-# Route suffix (after "" or {Root}) -> path item.
+_OBJECT = _json({"type": "object"}, "{}")
+
+# Route suffix (after "" or {Root}) -> path item; each operation declares the error classes it raises.
 OPERATIONS = {
     "/tools/create-dicom": CREATE_DICOM,
-    "/system": {"get": {"summary": "The plugin's name and version, and the Python and Python-plugin versions",
-                        "responses": {"200": _json({"type": "object"}, "versions")}}},
-    "/metrics": {"get": {"summary": "The plugin's metric families", "responses": {"200": _TEXT}}},
-    "/tools/metrics-prometheus": {"get": {"summary": "The core's metrics followed by the plugin's families",
-                                          "responses": {"200": _TEXT}}},
-    "/openapi.json": {"get": {"summary": "This description", "responses": {"200": _json({"type": "object"},
-                                                                                         "OpenAPI 3")}}},
-    "/jobs": {"get": {
-        "summary": "Jobs of the core and of the plugin",
-        "parameters": [_query("expand", "whole jobs rather than ids", example=""),
-                       _query("state", "comma-separated states", example="Success,Failure"),
-                       _query("type", "comma-separated job types", example="CreateDicom")],
-        "responses": dict({"200": _json({"type": "array", "items": {}}, "ids, or jobs with expand")},
-                          **_errors(400))}},
-    "/jobs/changes": {"get": {
-        "summary": "Every state or progress change of every job after a sequence number",
-        "parameters": [_query("since", "the Last of the previous answer", "integer", 0),
-                       _query("timeout", "seconds to wait for a change", "number", 0)],
-        "responses": dict({"200": _json({"$ref": "#/components/schemas/Changes"}, "changes")}, **_errors(400))}},
+    "/system": {"get": _operation("The plugin's name and version, and the Python and Python-plugin versions",
+                                  _json({"type": "object"}, "versions"))},
+    "/metrics": {"get": _operation("The plugin's metric families", _TEXT)},
+    "/tools/metrics-prometheus": {"get": _operation("The core's metrics followed by the plugin's families", _TEXT,
+                                                    (e.OrthancError,))},
+    "/openapi.json": {"get": _operation("This description", _json({"type": "object"}, "OpenAPI 3"))},
+    "/jobs": {"get": _operation(
+        "Jobs of the core and of the plugin", _json({"type": "array", "items": {}}, "ids, or jobs with expand"),
+        (e.BadRequest,) + JOBS_ERRORS,
+        parameters=[_query("expand", "whole jobs rather than ids", example=""),
+                    _query("state", "comma-separated states", example="Success,Failure"),
+                    _query("type", "comma-separated job types", example="CreateDicom")])},
+    "/jobs/changes": {"get": _operation(
+        "Every state or progress change of every job after a sequence number",
+        _json({"$ref": "#/components/schemas/Changes"}, "changes"), (e.BadRequest, e.JobsLoading,
+                                                                     e.DatabaseUnavailable),
+        parameters=[_query("since", "the Last of the previous answer", "integer", 0),
+                    _query("timeout", "seconds to wait for a change", "number", 0)])},
     "/jobs/{id}": {
-        "get": {"summary": "One job (core or plugin)", "parameters": [_ID],
-                "responses": dict({"200": _json(_JOB, "the job")}, **_errors(404))},
-        "delete": {"summary": "Forget a finished job", "parameters": [_ID],
-                   "responses": dict({"200": _json({"type": "object"}, "{}")}, **_errors(400, 404, 405))}},
+        "get": _operation("One job (core or plugin)", _json(_JOB, "the job"), (e.UnknownJob,) + JOBS_ERRORS,
+                          parameters=[_ID]),
+        "delete": _operation("Forget a finished job", _OBJECT,
+                             (e.UnknownJob, e.IllegalTransition, e.MethodNotAllowed, e.JobBusy) + JOBS_ERRORS,
+                             parameters=[_ID])},
+    # name "" or ".." reaches /jobs/{id} or /jobs once Orthanc normalised the path: 405 for POST and DELETE.
     "/jobs/{id}/{name}": {
-        "get": {"summary": "Wait for a job (name: wait, with ?timeout=S), or get one of its outputs",
-                "parameters": [_ID, _NAME, _query("timeout", "for wait: seconds (default 30)", "number", 1)],
-                "responses": dict({"200": {"description": "the job (wait), or the output's bytes"}},
-                                  **_errors(400, 404))},
-        "post": {"summary": "cancel, pause, resume or resubmit a job", "parameters": [_ID, _NAME],
-                 "responses": dict({"200": _json({"type": "object"}, "{}")}, **_errors(400))},
-        "delete": {"summary": "Forget one output of a job", "parameters": [_ID, _NAME],
-                   "responses": dict({"200": _json({"type": "object"}, "{}")}, **_errors(404))}},
+        "get": _operation("Wait for a job (name: wait, with ?timeout=S), or get one of its outputs",
+                          {"description": "the job (wait), or the output's bytes"},
+                          (e.BadRequest, e.UnknownJob) + JOBS_ERRORS,
+                          parameters=[_ID, _NAME, _query("timeout", "for wait: seconds (default 30)", "number", 1)]),
+        "post": _operation("cancel, pause, resume or resubmit a job", _OBJECT,
+                           (e.BadRequest, e.IllegalTransition, e.UnknownJob, e.JobBusy, e.MethodNotAllowed)
+                           + JOBS_ERRORS,
+                           parameters=[_ID, _NAME]),
+        "delete": _operation("Forget one output of a job", _OBJECT, (e.UnknownJob, e.MethodNotAllowed) + JOBS_ERRORS,
+                             parameters=[_ID, _NAME])},
 }
 
 

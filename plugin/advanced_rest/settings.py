@@ -6,37 +6,127 @@ import re
 
 logger = logging.getLogger(__name__)
 
-MAX_SEQUENCE_DEPTH_CAP = 32  # Orthanc 1.10.1 dies storing files nested about 45 levels deep
-LONG_POLL_SHARE = 0.2  # of Orthanc's HttpThreadsCount: waits never hold more HTTP threads than this
+ORTHANC_HTTP_THREADS = 50  # Orthanc's default HttpThreadsCount
 _ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
+_KINDS = {bool: "a Boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One option of the AdvancedRest section, declared once: parsing, Settings' defaults and the README's
+    tables of options (checked by tests/unit/test_settings.py) follow from it."""
+
+    name: str  # its key; "Cluster.LeaseSeconds" is LeaseSeconds inside AdvancedRest.Cluster
+    kind: type  # bool, int, float (any JSON number but a Boolean) or str
+    default: object  # without the option (and, with `orthanc`, without Orthanc's own option)
+    meaning: str
+    table: str  # the README table listing it: "Configuration", "Limits" or "Cluster"
+    attribute: str = None  # the Settings field it sets (None: derived, see from_configuration)
+    minimum: object = None  # inclusive bounds
+    maximum: object = None
+    above: object = None  # exclusive bounds
+    below: object = None
+    orthanc: str = None  # Orthanc's own option of the same meaning, whose value is the default
+    why: str = ""  # told with a value beyond the bounds
+
+    def check(self, value):
+        """Why `value` is not acceptable, or None."""
+        if self.kind is float:
+            right_kind = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif self.kind is int:
+            right_kind = isinstance(value, int) and not isinstance(value, bool)  # bool is an int in Python
+        else:
+            right_kind = isinstance(value, self.kind)
+        if not right_kind:
+            return "must be %s, not %r" % (_KINDS[self.kind], value)
+        if (self.minimum is not None and value < self.minimum) or (self.above is not None and value <= self.above) \
+                or (self.maximum is not None and value > self.maximum) or (self.below is not None and value >= self.below):
+            return "must be %s, not %r%s" % (self.bounds(), value, (": " + self.why) if self.why else "")
+        return None
+
+    def bounds(self):
+        """The accepted values, in words."""
+        low = "above %s" % self.above if self.above is not None else \
+            "at least %s" % self.minimum if self.minimum is not None else None
+        high = "below %s" % self.below if self.below is not None else \
+            "at most %s" % self.maximum if self.maximum is not None else None
+        return " and ".join(part for part in (low, high) if part)
+
+
+MIB = 1024 * 1024
+OPTIONS = (
+    Option("Root", str, "/advanced-rest", "prefix of the plugin's own routes", "Configuration", "root"),
+    Option("ServeCoreRoutes", bool, True, "also answer the core's routes (`/tools/create-dicom`), so existing "
+           "clients get the plugin", "Configuration", "serve_core_routes"),
+    Option("StrictDicom", bool, False, "create-dicom makes conformant IODs by default", "Configuration",
+           "strict_dicom"),
+    Option("ConcurrentJobs", int, 2, "workers of the plugin's jobs engine (0: one per core)", "Configuration",
+           "concurrent_jobs", minimum=0, orthanc="ConcurrentJobs"),
+    Option("JobsHistorySize", int, 10, "finished plugin jobs kept", "Configuration", "jobs_history_size",
+           minimum=0, orthanc="JobsHistorySize"),
+    Option("SaveJobs", bool, True, "keep the plugin's jobs across restarts", "Configuration", "save_jobs",
+           orthanc="SaveJobs"),
+    Option("CreatorMetadata", str, "", "name of a user-defined metadata where create-dicom records who asked",
+           "Configuration", "creator_metadata"),
+    Option("MaxRequestBytes", int, 256 * MIB, "a create-dicom body larger than this is refused (413), before "
+           "parsing", "Limits", "max_request_bytes", minimum=1),
+    Option("MaxImageBytes", int, 256 * MIB, "an image whose width x height x bytes per pixel, read from its "
+           "header, is larger is refused (400)", "Limits", "max_image_bytes", minimum=1),
+    Option("MaxImagePixels", int, 178956970, "an image of more pixels is refused (400); Pillow's own default guard",
+           "Limits", "max_image_pixels", minimum=1),
+    Option("MaxInstancesPerRequest", int, 1000, "a Content array of more items is refused (400)", "Limits",
+           "max_instances_per_request", minimum=1),
+    Option("MaxSequenceDepth", int, 16, "sequences nested deeper in Tags are refused (400)", "Limits",
+           "max_sequence_depth", minimum=1, maximum=32,
+           why="Orthanc 1.10's DICOM parser crashes on files nested about 45 levels deep"),
+    Option("MaxElements", int, 10000, "more tags in one request are refused (400)", "Limits", "max_elements",
+           minimum=1),
+    Option("MaxPendingJobs", int, 100, "an asynchronous create-dicom while that many plugin jobs wait is refused "
+           "(503, Retry-After)", "Limits", "max_pending_jobs", minimum=1),
+    Option("MaxWaitSeconds", float, 60.0, "longest wait of /jobs/{id}/wait and /jobs/changes", "Limits",
+           "max_wait_seconds", above=0, maximum=3600),
+    Option("LongPollShare", float, 0.2, "share of Orthanc's HttpThreadsCount that waits may hold", "Limits",
+           above=0, below=1),
+    Option("Cluster.Enabled", bool, False, "share the plugin's jobs through PostgreSQL", "Cluster",
+           orthanc="PostgreSQL.EnableIndex"),
+    Option("Cluster.LeaseSeconds", float, 30.0, "a replica silent this long is considered dead", "Cluster",
+           "lease_seconds", minimum=1, maximum=3600),
+)
+OPTION = {option.name: option for option in OPTIONS}
+MAX_SEQUENCE_DEPTH_CAP = OPTION["MaxSequenceDepth"].maximum
+LONG_POLL_SHARE = OPTION["LongPollShare"].default  # of Orthanc's HttpThreadsCount: waits hold at most this share
+
+
+def _default(name):
+    return OPTION[name].default
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """Validated plugin settings; build with `from_configuration` or directly in tests."""
 
-    root: str = "/advanced-rest"
-    serve_core_routes: bool = True
-    strict_dicom: bool = False
-    max_image_pixels: int = 178956970  # Pillow's own default guard
+    root: str = _default("Root")
+    serve_core_routes: bool = _default("ServeCoreRoutes")
+    strict_dicom: bool = _default("StrictDicom")
+    max_image_pixels: int = _default("MaxImagePixels")
     default_private_creator: str = ""
     dictionary: dict = dataclasses.field(default_factory=dict)
-    concurrent_jobs: int = 2
-    jobs_history_size: int = 10
-    save_jobs: bool = True
+    concurrent_jobs: int = _default("ConcurrentJobs")
+    jobs_history_size: int = _default("JobsHistorySize")
+    save_jobs: bool = _default("SaveJobs")
     # Limits (each refusal names its option; README "Limits").
-    max_request_bytes: int = 256 * 1024 * 1024  # create-dicom body
-    max_image_bytes: int = 256 * 1024 * 1024  # decoded bytes of one image (width x height x bytes per pixel)
-    max_instances_per_request: int = 1000  # items of a Content array
-    max_sequence_depth: int = 16  # nested sequence levels in Tags (Orthanc 1.10 crashes from about 45)
-    max_elements: int = 10000  # elements of one request's Tags, nested ones included
-    max_pending_jobs: int = 100  # plugin jobs waiting for a worker; beyond: 503 with Retry-After
-    max_wait_seconds: float = 60.0  # longest wait of /jobs/{id}/wait and /jobs/changes
-    max_waiting_requests: int = 10  # long-polls held at once; default: LongPollShare of HttpThreadsCount
-    creator_metadata: str = ""  # user-defined metadata recording who created an instance ("" = none)
+    max_request_bytes: int = _default("MaxRequestBytes")
+    max_image_bytes: int = _default("MaxImageBytes")
+    max_instances_per_request: int = _default("MaxInstancesPerRequest")
+    max_sequence_depth: int = _default("MaxSequenceDepth")
+    max_elements: int = _default("MaxElements")
+    max_pending_jobs: int = _default("MaxPendingJobs")
+    max_wait_seconds: float = _default("MaxWaitSeconds")
+    max_waiting_requests: int = max(1, int(ORTHANC_HTTP_THREADS * LONG_POLL_SHARE))  # long-polls held at once
+    creator_metadata: str = _default("CreatorMetadata")
     # The cluster: on when Orthanc's index is in PostgreSQL (AdvancedRest.Cluster.Enabled decides).
     cluster: bool = False
-    lease_seconds: float = 30.0
+    lease_seconds: float = _default("Cluster.LeaseSeconds")
     replica: str = ""  # Orthanc's DatabaseServerIdentifier
     postgresql: dict = dataclasses.field(default_factory=dict)  # Orthanc's PostgreSQL section
 
@@ -45,19 +135,26 @@ class SettingsError(ValueError):
     """One or more bad values in the configuration, all named in the message."""
 
 
-def _expect(problems, section, key, kind, default):
+def _read(problems, section, option, default=None):
+    """The value of `option` in `section` (its default when absent or bad, the problem then noted)."""
+    fallback = option.default if default is None else default
+    key = option.name.rsplit(".", 1)[-1]
     if key not in section:
-        return default
-    value = section[key]
-    # bool is an int in Python: keep integers strict.
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        problems.append("AdvancedRest.%s must be an integer, not %r" % (key, value))
-        return default
-    if kind is not int and not isinstance(value, kind):
-        name = kind.__name__ if isinstance(kind, type) else "number"
-        problems.append("AdvancedRest.%s must be a %s, not %r" % (key, name, value))
-        return default
-    return value
+        return fallback
+    problem = option.check(section[key])
+    if problem:
+        problems.append("AdvancedRest.%s %s" % (option.name, problem))
+        return fallback
+    return section[key]
+
+
+def _unknown(problems, section, prefix):
+    """Note every key of `section` that no option under `prefix` declares."""
+    known = sorted(name[len(prefix):] for name in OPTION if name.startswith(prefix) and "." not in name[len(prefix):])
+    if prefix == "":
+        known = sorted(known + ["Cluster"])
+    for key in sorted(set(section) - set(known)):
+        problems.append("AdvancedRest.%s%s is not a known option (known: %s)" % (prefix, key, ", ".join(known)))
 
 
 def from_configuration(config):
@@ -70,55 +167,30 @@ def from_configuration(config):
     section = config.get("AdvancedRest", {})
     if not isinstance(section, dict):
         raise SettingsError("AdvancedRest must be a JSON object, not %r" % (section,))
-    known = {"Root", "ServeCoreRoutes", "StrictDicom", "MaxImagePixels", "ConcurrentJobs", "JobsHistorySize",
-             "SaveJobs", "MaxRequestBytes", "MaxImageBytes", "MaxInstancesPerRequest", "MaxSequenceDepth",
-             "MaxElements", "MaxPendingJobs", "MaxWaitSeconds", "LongPollShare", "CreatorMetadata", "Cluster"}
-    for key in sorted(set(section) - known):
-        problems.append("AdvancedRest.%s is not a known option (known: %s)" % (key, ", ".join(sorted(known))))
+    _unknown(problems, section, "")
 
-    root = _expect(problems, section, "Root", str, Settings.root)
+    values = {}
+    for option in OPTIONS:
+        if option.attribute is None or "." in option.name:
+            continue  # derived below, or inside the Cluster object
+        default = None
+        if option.orthanc is not None:  # the engine's options default to Orthanc's own of the same names
+            own = config.get(option.orthanc)
+            default = own if own is not None and option.check(own) is None else None
+        values[option.attribute] = _read(problems, section, option, default)
+
+    root = values["root"]
     if root != Settings.root:
         root = root.rstrip("/") if len(root) > 1 else root
         if not _ROOT_PATTERN.match(root):
             problems.append("AdvancedRest.Root must look like /name or /a/b, not %r" % root)
-    serve_core_routes = _expect(problems, section, "ServeCoreRoutes", bool, True)
-    strict_dicom = _expect(problems, section, "StrictDicom", bool, False)
-    max_pixels = _expect(problems, section, "MaxImagePixels", int, Settings.max_image_pixels)
-    if max_pixels <= 0:
-        problems.append("AdvancedRest.MaxImagePixels must be positive, not %r" % max_pixels)
-
-    # The engine's options default to Orthanc's own options of the same names.
-    concurrent = _expect(problems, section, "ConcurrentJobs", int, _orthanc_int(config, "ConcurrentJobs", 2))
-    history = _expect(problems, section, "JobsHistorySize", int, _orthanc_int(config, "JobsHistorySize", 10))
-    save_default = config.get("SaveJobs", True)
-    save_jobs = _expect(problems, section, "SaveJobs", bool, save_default if isinstance(save_default, bool) else True)
-    if concurrent < 0 or history < 0:
-        problems.append("AdvancedRest.ConcurrentJobs and JobsHistorySize cannot be negative")
-    if concurrent == 0:
-        concurrent = os.cpu_count() or 1  # as Orthanc: 0 means one per core
-
-    limits = {}
-    for key, attribute in (("MaxRequestBytes", "max_request_bytes"), ("MaxImageBytes", "max_image_bytes"),
-                           ("MaxInstancesPerRequest", "max_instances_per_request"),
-                           ("MaxSequenceDepth", "max_sequence_depth"), ("MaxElements", "max_elements"),
-                           ("MaxPendingJobs", "max_pending_jobs")):
-        value = _expect(problems, section, key, int, getattr(Settings, attribute))
-        if value <= 0:
-            problems.append("AdvancedRest.%s must be positive, not %r" % (key, value))
-        limits[attribute] = value
-    if limits["max_sequence_depth"] > MAX_SEQUENCE_DEPTH_CAP:
-        problems.append("AdvancedRest.MaxSequenceDepth cannot exceed %d: Orthanc 1.10's DICOM parser crashes on "
-                        "deeper files" % MAX_SEQUENCE_DEPTH_CAP)
-    max_wait = _expect(problems, section, "MaxWaitSeconds", (int, float), Settings.max_wait_seconds)
-    if isinstance(max_wait, bool) or not 0 < max_wait <= 3600:
-        problems.append("AdvancedRest.MaxWaitSeconds must be a number of seconds in (0, 3600], not %r" % (max_wait,))
-    share = _expect(problems, section, "LongPollShare", (int, float), LONG_POLL_SHARE)
-    if isinstance(share, bool) or not 0 < share < 1:
-        problems.append("AdvancedRest.LongPollShare must be a fraction between 0 and 1, not %r" % (share,))
-        share = LONG_POLL_SHARE
-    http_threads = _orthanc_int(config, "HttpThreadsCount", 50)
-    limits["max_waiting_requests"] = max(1, int(http_threads * share))
-    creator_metadata = _expect(problems, section, "CreatorMetadata", str, "")
+    values["root"] = root
+    if values["concurrent_jobs"] == 0:
+        values["concurrent_jobs"] = os.cpu_count() or 1  # as Orthanc: 0 means one per core
+    values["max_wait_seconds"] = float(values["max_wait_seconds"])
+    share = _read(problems, section, OPTION["LongPollShare"])
+    http_threads = _orthanc_int(config, "HttpThreadsCount", ORTHANC_HTTP_THREADS)
+    values["max_waiting_requests"] = max(1, int(http_threads * share))
     cluster = _cluster(problems, config, section)
 
     creator = config.get("DefaultPrivateCreator", "")
@@ -130,21 +202,7 @@ def from_configuration(config):
 
     if problems:
         raise SettingsError("; ".join(problems))
-    return Settings(
-        root=root,
-        serve_core_routes=serve_core_routes,
-        strict_dicom=strict_dicom,
-        max_image_pixels=max_pixels,
-        default_private_creator=creator,
-        dictionary=dictionary,
-        concurrent_jobs=concurrent,
-        jobs_history_size=history,
-        save_jobs=save_jobs,
-        max_wait_seconds=float(max_wait) if not problems else Settings.max_wait_seconds,
-        creator_metadata=creator_metadata,
-        **cluster,
-        **limits,
-    )
+    return Settings(default_private_creator=creator, dictionary=dictionary, **cluster, **values)
 
 
 def postgresql_index_loaded(config, listdir=os.listdir, isdir=os.path.isdir):
@@ -175,17 +233,9 @@ def _cluster(problems, config, section):
     if not isinstance(options, dict):
         problems.append("AdvancedRest.Cluster must be a JSON object, not %r" % (options,))
         return {}
-    for key in sorted(set(options) - {"Enabled", "LeaseSeconds"}):
-        problems.append("AdvancedRest.Cluster.%s is not a known option (known: Enabled, LeaseSeconds)" % key)
-    enabled = options.get("Enabled", in_postgresql)
-    lease = options.get("LeaseSeconds", Settings.lease_seconds)
-    if not isinstance(enabled, bool):
-        problems.append("AdvancedRest.Cluster.Enabled must be a bool, not %r" % (enabled,))
-        enabled = False
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 1 <= lease <= 3600:
-        problems.append("AdvancedRest.Cluster.LeaseSeconds must be a number of seconds in [1, 3600], not %r"
-                        % (lease,))
-        lease = Settings.lease_seconds
+    _unknown(problems, options, "Cluster.")
+    enabled = _read(problems, options, OPTION["Cluster.Enabled"], in_postgresql)
+    lease = _read(problems, options, OPTION["Cluster.LeaseSeconds"])
     if not enabled:
         return {}
     if not in_postgresql:

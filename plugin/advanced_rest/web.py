@@ -32,8 +32,17 @@ class Response:
     mime: str = "application/json"
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_scalar = json.JSONEncoder(ensure_ascii=False).encode  # the C encoder (indent would make it Python's)
+
+
 def json_response(value):
     """`value` as the core formats JSON answers (keys sorted, 3-space indent)."""
+    if type(value) is dict and value and all(type(key) is str and type(item) in _SCALARS
+                                             for key, item in value.items()):
+        # A flat object (create-dicom's answer, a job's ID and Path): the same text, by the C encoder.
+        lines = ",\n".join("   %s : %s" % (_scalar(key), _scalar(value[key])) for key in sorted(value))
+        return Response(("{\n" + lines + "\n}").encode("utf-8"))
     return Response(json.dumps(value, indent=3, separators=(",", " : "), sort_keys=True,
                                ensure_ascii=False).encode("utf-8"))
 

@@ -6,7 +6,8 @@ some aimed at real jobs of the core and of the plugin. Each request also goes to
 the {Root} prefix taken off (/advanced-rest/jobs -> /jobs; /advanced-rest/metrics -> /metrics, a
 route the core lacks), and fuzz_rules.py decides: 2xx, or 4xx with the core's error document; 5xx
 only where the core answers 5xx too; the plugin's Orthanc alive afterwards; a refused create-dicom
-stores nothing. The methods a route lacks are sent once each.
+stores nothing; and schemathesis' response-status conformance check: every status the plugin answers
+is one its description documents for that operation. The methods a route lacks are sent once each.
 
 OPERATIONS names what is fuzzed, one test each (so that one failing operation does not hide the
 others); a test fails when the live description has an operation that is not in it. The run is
@@ -18,11 +19,14 @@ from urllib.parse import quote
 
 import hypothesis
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.internal.conjecture import utils as conjecture_utils
 from hypothesis import strategies as st
 from schemathesis import DataGenerationMethod
+from schemathesis.checks import status_code_conformance
+from schemathesis.internal.checks import CheckContext
 
 from fuzz_rules import CRASHED, finish_job, gist, instances, remove_new, revive, send, verdict
 
@@ -138,6 +142,18 @@ def check(core, plugin, method, path, **kw):
     return status
 
 
+def documented(case, status):
+    """Assert, with schemathesis' own check, that `status` is documented for the case's operation."""
+    response = requests.Response()
+    response.status_code = status
+    try:
+        status_code_conformance(CheckContext(override=None, auth=None, headers=None), response, case)
+    except AssertionError as error:
+        context = getattr(error, "context", None)
+        raise AssertionError("%s %s: %s (%s)" % (case.method, case.formatted_path, error,
+                                                 getattr(context, "message", "").replace("\n", ", "))) from None
+
+
 def _shown(kw):
     shown = {k: v for k, v in kw.items() if k in ("params", "json", "data") and v}
     text = json.dumps(shown, default=repr)
@@ -194,6 +210,7 @@ def test_operation(request, api, core, plugin, name):
         url = kwargs.pop("url")
         status = check(core, plugin, kwargs.pop("method").upper(), url[len(plugin.url):], **kwargs)
         statuses[status] = statuses.get(status, 0) + 1
+        documented(case, status)
 
     fuzz()
     print("%s: %d requests in %.1f s, plugin answers %s" % (name, sum(statuses.values()), time.monotonic() - began,

@@ -103,3 +103,15 @@ def test_a_job_waits_out_a_database_outage_but_nothing_else():
     with pytest.raises(OrthancError):
         storing.patient(forever, wait=3.0, sleep=lambda s: now.__setitem__(0, now[0] + s),
                         clock=lambda: now[0])("x")
+
+
+def test_new_identifiers_are_random_version_4_uuids():
+    import uuid
+    from advanced_rest.create_dicom.route import new_patient_id, new_uid
+    uids = {new_uid() for _ in range(100)}
+    assert len(uids) == 100
+    for uid in uids:
+        number = int(uid[len("2.25."):])
+        assert uid.startswith("2.25.") and uuid.UUID(int=number).version == 4 and len(uid) <= 64
+    patient = new_patient_id()
+    assert str(uuid.UUID(patient)) == patient and uuid.UUID(patient).version == 4

@@ -15,7 +15,12 @@ SUBCLASSES = [
     (errors.UnknownResource, 404, 17, "Unknown resource"),
     (errors.UnknownJob, 404, 7, "Accessing an inexistent item"),
     (errors.IllegalTransition, 400, 8, "Bad request"),
+    (errors.Unavailable, 503, 3, "Parameter out of range"),
     (errors.QueueFull, 503, 3, "Parameter out of range"),
+    (errors.JobsLoading, 503, 3, "Parameter out of range"),
+    (errors.JobBusy, 503, 3, "Parameter out of range"),
+    (errors.DatabaseUnavailable, 503, 36,
+     "The database is currently not available (probably a transient situation)"),
     (errors.RequestTooLarge, 413, 3, "Parameter out of range"),
     (errors.NotString, 400, 2019, "Only string values are supported when creating DICOM instances"),
     (errors.OverrideTag, 400, 2020, "Trying to override a value inherited from a parent module"),
@@ -66,6 +71,15 @@ def test_the_docstring_tree_names_exactly_the_classes():
     named = {line.replace("│", " ").replace("├──", " ").replace("└──", " ").split()[0]
              for line in tree.splitlines() if line.strip()}
     assert named == {cls.__name__ for cls in _all_subclasses(errors.AdvancedRestError)} | {"AdvancedRestError"}
+
+
+@pytest.mark.parametrize("cls", [errors.AdvancedRestError] + list(_all_subclasses(errors.AdvancedRestError)),
+                         ids=lambda cls: cls.__name__)
+def test_each_class_declares_the_status_and_meaning_it_answers(cls):
+    # openapi.py documents a route's answers from these two: they must be what an instance answers.
+    assert cls.__doc__ and cls.meaning()
+    if cls is not errors.MethodNotAllowed:
+        assert cls("x").http_status == cls.declared_status()
 
 
 def test_unknown_code_is_a_server_error():

@@ -143,10 +143,10 @@ def test_jobs_saved_by_the_first_release_still_load():
 
 
 def test_saving_waits_for_the_load_and_refuses_when_it_never_comes(monkeypatch):
-    from advanced_rest.errors import QueueFull
+    from advanced_rest.errors import JobsLoading
     monkeypatch.setattr(store_, "READY_WITHIN", 0.01)
     properties = Properties()
     store = store_.Store(Engine(), properties.get, properties.set)
-    with pytest.raises(QueueFull):
+    with pytest.raises(JobsLoading):
         store.save()
     assert properties.writes == []

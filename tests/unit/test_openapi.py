@@ -79,3 +79,96 @@ def test_the_parser_refuses_a_field_of_another_type(name, field):
     assert refused.value.http_status == 400
     if field.default is not None:
         request.parse(json.dumps({"Tags": {}, name: field.default}).encode())
+
+
+# ---- the documented statuses are the ones answered ------------------------------------------------
+
+import base64
+import io
+
+from PIL import Image
+
+from advanced_rest import errors
+from advanced_rest.create_dicom.route import CreateDicom, Services
+from advanced_rest.dicomize.dictionary import Dictionary
+from advanced_rest.errors import OrthancError
+
+def _gif():
+    data = io.BytesIO()
+    Image.new("RGB", (2, 2)).save(data, format="GIF")
+    return "data:image/gif;base64," + base64.b64encode(data.getvalue()).decode()
+
+
+def _core_failing(code):
+    def fail(*args):
+        raise OrthancError("core", code=code)
+    return fail
+
+
+class FullEngine(Engine):
+    def submit(self, *args, **kwargs):
+        raise errors.QueueFull("2 plugin jobs are already pending (AdvancedRest.MaxPendingJobs)")
+
+
+def _answers(config, store=None, engine=None, core=None, loaded=None):
+    """(callbacks by route pattern, statuses answered, the served document) for fakes failing as told."""
+    fake = FakeTransport()
+    router = web.Router(fake.transport())
+    core = core or Core(lambda uri: b"[]", lambda uri, body: b"{}", lambda uri: None)
+    engine = engine or Engine()
+    jobs = JobsApi(engine, core, ChangeFeed(), loaded=loaded)
+    services = Services(rest_get_json=None, rest_post=store or (lambda uri, body: b'{"ID": "i"}'),
+                        rest_delete=lambda uri: None, default_encoding=lambda: "Latin1")
+    routes.serve(router, config, CreateDicom(config, Dictionary(), services, engine), jobs, Unused(), Unused())
+    fake.callbacks[re.escape(config.root) + "/openapi.json"](None, config.root + "/openapi.json", method="GET")
+    return fake.callbacks, fake.answers, json.loads(fake.answers.pop())
+
+
+LIMITED = settings.Settings(max_request_bytes=200)
+JOB_ROUTES = [("GET", "/jobs", ()), ("GET", "/jobs/{id}", ("j",)), ("DELETE", "/jobs/{id}", ("j",)),
+              ("GET", "/jobs/{id}/{name}", ("j", "wait")), ("POST", "/jobs/{id}/{name}", ("j", "pause")),
+              ("DELETE", "/jobs/{id}/{name}", ("j", "archive"))]
+
+# (what fails, fakes, METHOD path, groups, body, the status it answers)
+FAILURES = [
+    ("body over MaxRequestBytes", {}, "POST", "/tools/create-dicom", (), {"Tags": {"PatientName": "x" * 300}}, 413),
+    ("content that cannot be converted", {}, "POST", "/tools/create-dicom", (), {"Tags": {}, "Content": _gif()}, 415),
+    ("full queue", {"engine": FullEngine()}, "POST", "/tools/create-dicom", (),
+     {"Tags": {}, "Asynchronous": True}, 503),
+    ("Orthanc's database unavailable while storing", {"store": _core_failing(36)}, "POST", "/tools/create-dicom", (),
+     {"Tags": {}}, 503),
+    ("the disk full", {"store": _core_failing(19)}, "POST", "/tools/create-dicom", (), {"Tags": {}}, 500),
+] + [("saved jobs not loaded yet", {"loaded": lambda timeout: False}, method, path, groups, None, 503)
+     for method, path, groups in JOB_ROUTES + [("GET", "/jobs/changes", ())]] + [
+    ("Orthanc's database unavailable", {"core": Core(*[_core_failing(36)] * 3)}, method, path, groups, None, 503)
+    for method, path, groups in JOB_ROUTES]
+
+
+@pytest.mark.parametrize("what, fakes, method, path, groups, body, status", FAILURES,
+                         ids=["%s %s: %s" % (f[2], f[3], f[0]) for f in FAILURES])
+@pytest.mark.parametrize("root", ["", LIMITED.root])
+def test_what_a_route_answers_is_documented(monkeypatch, what, fakes, method, path, groups, body, status, root):
+    monkeypatch.setattr("advanced_rest.jobs.routes.LOAD_WAIT", 0)
+    callbacks, answered, document = _answers(LIMITED, **fakes)
+    pattern = re.escape(root) + path.replace("{id}", web.GROUP).replace("{name}", web.GROUP)
+    if path == "/jobs/changes" and not root:
+        return  # the plugin's own route only
+    request = {"method": method, "groups": groups}
+    if body is not None:
+        request["body"] = json.dumps(body).encode()
+    callbacks[pattern](None, root + path, **request)
+    assert answered == [status], what
+    responses = document["paths"][root + path][method.lower()]["responses"]
+    assert str(status) in responses, "%s %s answers %d for %s: not documented" % (method, path, status, what)
+
+
+def test_a_status_is_described_by_the_classes_declared_for_it():
+    responses = openapi.OPERATIONS["/tools/create-dicom"]["post"]["responses"]
+    assert errors.UnsupportedFormat.meaning() == responses["415"]["description"]
+    assert errors.RequestTooLarge.meaning() == responses["413"]["description"]
+    assert "Retry-After" in responses["503"]["headers"]
+    assert errors.QueueFull.meaning() in responses["503"]["description"]
+    assert errors.DatabaseUnavailable.meaning() in responses["503"]["description"]
+    for item in openapi.OPERATIONS.values():
+        for operation in item.values():
+            assert set(operation["responses"]) >= {"200", "500"}  # web.Router answers 500 for anything unexpected

@@ -73,3 +73,66 @@ def test_the_cluster_asked_for_without_postgresql_is_a_named_mistake():
     with pytest.raises(settings.SettingsError) as caught:
         settings.from_configuration(_postgresql(AdvancedRest={"Cluster": {"Enabled": True}}))
     assert "AdvancedRest.Cluster.Enabled" in str(caught.value)
+
+
+# ---- the README's tables of options are the declared options ----------------------------------------
+
+import json
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+# Declaration table -> the README heading the table of options follows.
+TABLES = {"Configuration": "## Configuration", "Limits": "### Limits",
+          "Cluster": "## Several Orthanc on one PostgreSQL (the cluster)"}
+
+
+def _rows(heading, text=None):
+    """{option name: default cell} of the first table of options after `heading` in the README."""
+    text = text or README.read_text(encoding="utf-8")
+    lines = text[text.index("\n" + heading + "\n"):].splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"\|[^|]*option[^|]*\| default \|", line))
+    rows = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        rows[re.fullmatch(r"`([A-Za-z]+)`", cells[0]).group(1)] = cells[1]
+    return rows
+
+
+def _shown(value):
+    """A default as the README shows it: JSON, strings bare (but the empty one), 60.0 as 60."""
+    if isinstance(value, str):
+        return value if value else '""'
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value)
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_the_readme_table_lists_every_declared_option_with_its_default(table):
+    rows = _rows(TABLES[table])
+    declared = {option.name.rsplit(".", 1)[-1]: option for option in settings.OPTIONS if option.table == table}
+    assert sorted(rows) == sorted(declared), "README table %r vs settings.OPTIONS" % table
+    for name, option in declared.items():
+        cell = rows[name]
+        if option.orthanc is not None:  # defaults to Orthanc's own option: the cell names it
+            assert "`%s`" % option.orthanc in cell, (name, cell)
+        else:
+            assert cell.startswith("`%s`" % _shown(option.default)), (name, cell, _shown(option.default))
+
+
+def test_settings_defaults_are_the_declared_ones():
+    defaults = settings.Settings()
+    for option in settings.OPTIONS:
+        if option.attribute is not None:
+            assert getattr(defaults, option.attribute) == option.default, option.name
+    assert settings.from_configuration({}) == defaults
+
+
+def test_a_stray_row_or_a_wrong_default_is_caught():
+    text = "\n## Configuration\n\n| option | default | meaning |\n|---|---|---|\n| `Root` | `/x` | p |\n| `Nope` | `1` | q |\n"
+    rows = _rows("## Configuration", text)
+    assert rows == {"Root": "`/x`", "Nope": "`1`"}
+    assert not rows["Root"].startswith("`%s`" % _shown(settings.OPTION["Root"].default))

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from advanced_rest import errors, web
 
 
@@ -96,3 +98,14 @@ def test_give_back_runs_here():
     from advanced_rest import memory
     memory.give_back()  # glibc on every leg: must not raise
     assert memory._TRIM is not None
+
+
+@pytest.mark.parametrize("value", [
+    {"ID": "a", "Path": "/instances/a", "ParentPatient": "p", "ParentStudy": "s", "ParentSeries": "se",
+     "Status": "Success"},
+    {"b": 1, "a": 2.5, "c": None, "d": True, "é": "ü\u2028\"\\\n"}, {"one": "x"}, {}, [], {"nested": {"x": [1]}},
+    {"list": [1, "a"]}, {1: "int key"},
+])
+def test_json_answers_have_the_cores_format_whichever_way_they_are_printed(value):
+    assert web.json_response(value).body == json.dumps(value, indent=3, separators=(",", " : "), sort_keys=True,
+                                                       ensure_ascii=False).encode("utf-8")

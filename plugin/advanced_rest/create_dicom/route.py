@@ -3,6 +3,7 @@ import base64
 import dataclasses
 import datetime
 import logging
+import os
 import time
 import uuid
 
@@ -13,6 +14,9 @@ from ..web import json_response
 from . import job, storing
 
 logger = logging.getLogger(__name__)
+
+
+SOFTWARE_VERSION = "advanced-rest %s" % __version__
 
 
 def _content_kind(parsed):
@@ -48,9 +52,22 @@ def requester(headers):
     return "; ".join(parts)
 
 
+def _random_uuid():
+    """The integer of a random (version 4) UUID, as uuid.uuid4().int, without building a UUID object
+    (its checks cost more than the random bytes, four times per request)."""
+    number = int.from_bytes(os.urandom(16), "big")
+    return (number & ~(0xF000 << 64) | (4 << 76)) & ~(0xC000 << 48) | (0x8000 << 48)
+
+
 def new_uid():
     """A new UID under the 2.25 root (derived from a random UUID, no registered root needed)."""
-    return "2.25.%d" % uuid.uuid4().int
+    return "2.25.%d" % _random_uuid()
+
+
+def new_patient_id():
+    """A new random PatientID, as the core makes one: a UUID's text."""
+    text = "%032x" % _random_uuid()
+    return "%s-%s-%s-%s-%s" % (text[:8], text[8:12], text[12:16], text[16:20], text[20:])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +101,7 @@ class CreateDicom:
         With a `seed` (a job's), identifiers are derived from it rather than random;
         a job restored after a restart gives its own `now` and `encoding` too.
         """
-        new, item, patient = (self._uid, None, lambda: str(uuid.uuid4())) if seed is None \
+        new, item, patient = (self._uid, None, new_patient_id) if seed is None \
             else job.seeded_identifiers(seed)
         return builder.Environment(
             dictionary=self._dictionary,
@@ -93,7 +110,7 @@ class CreateDicom:
             max_image_pixels=self._settings.max_image_pixels,
             max_image_bytes=self._settings.max_image_bytes,
             strict=self._settings.strict_dicom,
-            software_version="advanced-rest %s" % __version__,
+            software_version=SOFTWARE_VERSION,
             now=now or self._clock(),
             new_uid=new,
             new_patient_id=patient,
@@ -165,7 +182,7 @@ class CreateDicom:
                                       % (len(request.body), self._settings.max_request_bytes))
             parsed = self._parse(request.body)
             kind = _content_kind(parsed)
-            response = self._answer(parsed, request.body, requester(request.headers))
+            response = self._answer(parsed, request.body, request.headers)
             status = 200
             return response
         except AdvancedRestError as error:
@@ -175,11 +192,12 @@ class CreateDicom:
             if self._observe is not None:
                 self._observe(kind, status, time.perf_counter() - began)
 
-    def _answer(self, parsed, body, requester):
-        if parsed.asynchronous:
-            return self.submit(parsed, body, requester)
+    def _answer(self, parsed, body, headers):
+        if parsed.asynchronous:  # saved with the job, whatever CreatorMetadata says when it runs
+            return self.submit(parsed, body, requester(headers))
         plan = self.plan(parsed)
-        answers = storing.store_all(plan, self._store_with(requester), self._services.rest_delete)
+        asked_by = requester(headers) if self._settings.creator_metadata else ""
+        answers = storing.store_all(plan, self._store_with(asked_by), self._services.rest_delete)
         if plan.is_series:
             series = answers[-1]["ParentSeries"]
             return json_response({"ID": series, "Path": "/series/%s" % series, "Status": "Success"})

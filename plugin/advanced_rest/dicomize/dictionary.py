@@ -31,6 +31,7 @@ class Dictionary:
     def __init__(self, custom=None):
         self._by_name = {}
         self._vr = {}  # (tag, private creator or "") -> VR
+        self._public = {}  # public tag -> VR, as pydicom's dictionary gave it (looked up once)
         for key, entry in (custom or {}).items():
             match = _HEX_TAG.fullmatch(key)
             if not match or not isinstance(entry, list) or len(entry) < 2:
@@ -70,11 +71,13 @@ class Dictionary:
                 if found:
                     return AMBIGUOUS_VRS.get(found, found)
             return "UN"
-        found = self._vr.get((tag, ""))
+        found = self._vr.get((tag, "")) or self._public.get(tag)
         if found:
             return found
         try:
             found = datadict.dictionary_VR(tag)
         except KeyError:
             return "UN"
-        return AMBIGUOUS_VRS.get(found, found)
+        # Only tags pydicom knows are kept: the cache stays the size of its dictionary.
+        found = self._public[tag] = AMBIGUOUS_VRS.get(found, found)
+        return found

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 
-from ..errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
+from ..errors import AdvancedRestError, IllegalTransition, JobBusy, QueueFull, UnknownJob
 from . import model
 
 logger = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ class Engine:
                 return job
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise QueueFull("Job %s is still undoing its work; try again later" % job_id)
+                raise JobBusy("Job %s is still undoing its work; try again later" % job_id)
             self._lock.wait(remaining)
 
     def _enqueue(self, job):

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.parse
 
-from ..errors import QueueFull, BadRequest, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
+from ..errors import BadRequest, JobsLoading, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
 from ..web import Response, json_response
 from . import model
 
@@ -104,7 +104,7 @@ class JobsApi:
 
     def _await_loaded(self):
         if self._loaded is not None and not self._loaded(LOAD_WAIT):
-            raise QueueFull("The plugin's saved jobs are still being loaded: try again in a moment")
+            raise JobsLoading("The plugin's saved jobs are still being loaded: try again in a moment")
 
     @contextlib.contextmanager
     def _wait_slot(self, timeout):

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 
-from ..errors import QueueFull
+from ..errors import JobsLoading
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Store:
         a slot is reused only once an index without it has been written.
         """
         if not self._ready.wait(READY_WITHIN):
-            raise QueueFull("The plugin's saved jobs are still being loaded: try again in a moment")
+            raise JobsLoading("The plugin's saved jobs are still being loaded: try again in a moment")
         with self._lock:
             exported = self._engine.export()
             jobs, keep = [], {}

@@ -82,6 +82,15 @@ class Metrics:
                                   registry=registry)
         self._jobs = JobsCollector(list(job_sources))
         registry.register(self._jobs)
+        # (family, label values) -> child: labels() validates and locks on every call, a cost on each
+        # request; the label values come from bounded sets (labels.py), so this stays small.
+        self._children = {}
+
+    def _child(self, family, *values):
+        child = self._children.get((family, values))
+        if child is None:
+            child = self._children[(family, values)] = family.labels(*values)
+        return child
 
     def add_cluster(self, counters):
         """The cluster view's own health: `counters` (claims, takeovers, renewals_failed), read at scrape."""
@@ -95,14 +104,14 @@ class Metrics:
         if self.enabled():
             label = content_type if content_type in ("series", "none") else \
                 labels.bounded(content_type, labels.CONTENT_TYPES)
-            self._create_dicom.labels(label, labels.bounded(str(status), labels.STATUSES)).inc()
-            self._create_dicom_seconds.labels(label).observe(seconds)
+            self._child(self._create_dicom, label, labels.bounded(str(status), labels.STATUSES)).inc()
+            self._child(self._create_dicom_seconds, label).observe(seconds)
 
     def request(self, route, method, status, seconds):
         if self.enabled():
-            self._requests.labels(route, labels.bounded(method, labels.METHODS),
-                                  labels.bounded(str(status), labels.STATUSES)).inc()
-            self._request_seconds.labels(route).observe(seconds)
+            self._child(self._requests, route, labels.bounded(method, labels.METHODS),
+                        labels.bounded(str(status), labels.STATUSES)).inc()
+            self._child(self._request_seconds, route).observe(seconds)
 
     def job_finished(self, job):
         if self.enabled():
