@@ -4,7 +4,7 @@ import contextlib
 
 import psycopg
 
-from ...errors import AdvancedRestError
+from ...errors import DatabaseUnavailable
 
 SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
 SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission at a time (MaxPendingJobs)
@@ -93,22 +93,19 @@ class IdentityInUse(RuntimeError):
     """Another live replica already uses this DatabaseServerIdentifier."""
 
 
-DATABASE_UNAVAILABLE = 36  # Orthanc's own code for it: HTTP 503
 
 @contextlib.contextmanager
 def unavailable_as_503():
     try:
         yield
     except psycopg.OperationalError as error:
-        raise AdvancedRestError("The cluster's PostgreSQL cannot be reached (%s)" % type(error).__name__,
-                                code=DATABASE_UNAVAILABLE) from error
+        raise DatabaseUnavailable("The cluster's PostgreSQL cannot be reached (%s)" % type(error).__name__) from error
     except psycopg.Error as error:  # reached, but it refused (privileges, a broken schema, a lock timeout...)
-        raise AdvancedRestError("The cluster's PostgreSQL refused the plugin's request (%s)"
-                                % type(error).__name__, code=DATABASE_UNAVAILABLE) from error
+        raise DatabaseUnavailable("The cluster's PostgreSQL refused the plugin's request (%s)"
+                                % type(error).__name__) from error
     except Exception as error:
         if type(error).__module__.startswith("psycopg_pool"):  # PoolTimeout: every connection busy or broken
-            raise AdvancedRestError("No connection to the cluster's PostgreSQL (%s)" % type(error).__name__,
-                                    code=DATABASE_UNAVAILABLE) from error
+            raise DatabaseUnavailable("No connection to the cluster's PostgreSQL (%s)" % type(error).__name__) from error
         raise
 
 

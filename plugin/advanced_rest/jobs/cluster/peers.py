@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from ...errors import AdvancedRestError, UnknownJob
+from ...errors import AdvancedRestError, DatabaseUnavailable, UnknownJob
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,8 @@ class CorePeers:
                 generation = self._cluster.wait_change(generation, 0.1)
         finally:
             self._cluster.run("DELETE FROM advanced_rest.actions WHERE seq = %s", (row[0],))
-        raise AdvancedRestError("Replica %s, which runs core job %s, did not answer within %g s"
-                                % (owner, job_id, timeout), code=36)
+        raise DatabaseUnavailable("Replica %s, which runs core job %s, did not answer within %g s"
+                                  % (owner, job_id, timeout))
 
     def take_actions(self):
         """Carry out what other replicas asked of this replica's core jobs."""

@@ -28,7 +28,7 @@ import uuid
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ...errors import AdvancedRestError, IllegalTransition, QueueFull, UnknownJob
+from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, QueueFull, UnknownJob
 from .. import model
 from ..engine import Verdict
 from ..store import decode_payload, encode_payload
@@ -352,7 +352,7 @@ class Cluster:
         written = conn.execute("UPDATE advanced_rest.jobs SET %s WHERE id = %%s AND version = %%s RETURNING version"
                                % ", ".join(sets), params + [job_id, row.version]).fetchone()
         if written is None:  # cannot happen under the row lock; never write over a newer row
-            raise AdvancedRestError("Job %s changed meanwhile" % job_id, code=36)
+            raise DatabaseUnavailable("Job %s changed meanwhile" % job_id)
         return written[0], document
 
     def _record_move(self, conn, document, version, before=None):
