@@ -404,3 +404,34 @@ def test_two_replicas_starting_at_once_with_one_identifier_one_is_refused(postgr
             if twin.cluster._identity is not None:
                 twin.cluster._identity.close()
             twin.pool.close()
+
+
+def test_a_step_finished_by_a_woken_owner_after_the_job_was_undone_elsewhere_is_removed(replicas):
+    """The owner frozen inside a step (a cancel answered meanwhile), taken over and undone by another
+    replica; woken, its step completes and stores: that instance must not outlive the Failure."""
+    a = replicas("a", lease=2.0)
+    inside_step, wake = threading.Event(), threading.Event()
+    job_id = a.submit(steps=6, sleep=0.0)
+    original_step = Counted.step
+
+    def step(self, index):
+        if self._replica == "a" and index == 2 and not inside_step.is_set():
+            inside_step.set()
+            assert wake.wait(30)  # frozen in the middle of its step
+        original_step(self, index)
+    Counted.step = step
+    try:
+        renewing = threading.Event()
+        original_renew = a.cluster._renew
+        a.cluster._renew = lambda: renewing.wait(30) and original_renew()
+        assert inside_step.wait(10)
+        b = replicas("b", lease=2.0)
+        b.cluster.act(job_id, "cancel")
+        job = b.cluster.wait(job_id, 30)
+        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+        assert RUNS[job_id] == [], "undone by the new owner"
+        renewing.set()
+        wake.set()  # a's step completes now, after the undo: it stores step 2
+        _until(lambda: RUNS[job_id] == [] and a.engine.get(job_id) is None, timeout=10)
+    finally:
+        Counted.step = original_step

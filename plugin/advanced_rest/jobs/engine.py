@@ -61,6 +61,9 @@ class Verdict:
     applied: bool = True
     pause: bool = False
     cancel: bool = False
+    # The claim is lost and the job has since failed (its new owner removed its work): what this
+    # worker stored after it lost the claim (a step it was in when frozen) must go too.
+    orphaned: bool = False
 
 
 class Restored(Runner):
@@ -595,14 +598,19 @@ class Engine:
         if self._fence is None:
             return True
         verdict = self._fence(preview, move, job.claim)
-        if verdict is None:
-            logger.warning("Job %s: this replica lost its claim on it (taken over); it stops here and undoes "
-                           "nothing", job.id)
+        if verdict is None or verdict.orphaned:
+            logger.warning("Job %s: this replica lost its claim on it (taken over); it stops here and %s", job.id,
+                           "removes what it stored since, the job having failed" if verdict else "undoes nothing")
             with self._lock:
                 if self._jobs.get(job.id) is job:  # not a newer claim of the same job
                     self._jobs.pop(job.id, None)
                     self._history.pop(job.id, None)
                 self._lock.notify_all()
+            if verdict is not None:
+                try:
+                    job.runner.rollback()
+                except Exception:
+                    logger.exception("Could not remove what job %s stored after losing its claim", job.id)
             return False
         with self._lock:
             if verdict.pause:

@@ -446,7 +446,7 @@ class Cluster:
                 logger.warning("Job %s: the cluster's PostgreSQL could not be reached for the lease's length (%s)",
                                job_id, refused.details or refused.message)
                 verdict, ended = None, None
-            if verdict is None or (verdict.applied and move in RELEASING_MOVES):
+            if verdict is None or verdict.orphaned or (verdict.applied and move in RELEASING_MOVES):
                 with self._claims_lock:  # lost, or let go: this replica holds the job no more
                     if self._claims.get(job_id) is claim:
                         del self._claims[job_id]
@@ -462,7 +462,12 @@ class Cluster:
         row, current = self._locked_row(conn, job_id)
         decision = rows.worker_move(move, row, self.replica, claim.token, claim.undoing, error)
         if decision == rows.LOST:
-            return None, None
+            # A worker frozen inside a step finishes it when it wakes, after its claim was lost: if the
+            # job has failed meanwhile, or is being undone (it can only end in Failure), what that step
+            # stored must go too (removing twice what its new owner removes is harmless).
+            doomed = row is not None and (row.state == model.FAILURE
+                                          or row.undo is not None and row.state not in model.FINISHED)
+            return (Verdict(applied=False, orphaned=True) if doomed else None), None
         change, applied = decision
         ended = None
         if change is not None:
