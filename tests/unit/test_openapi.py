@@ -38,7 +38,7 @@ def _served(config):
     """(registered [(pattern, methods)], the document {Root}/openapi.json answers) for `config`."""
     fake = FakeTransport()
     router = web.Router(fake.transport())
-    jobs = JobsApi(Engine(), Core(None, None, None), ChangeFeed())  # never started: no thread, no Orthanc
+    jobs = JobsApi(Engine(), Core(None, None, None), None, ChangeFeed())  # never started: no thread, no Orthanc
     routes.serve(router, config, Unused(), jobs, Unused(), Unused())
     fake.callbacks[re.escape(config.root) + "/openapi.json"](None, config.root + "/openapi.json", method="GET")
     return router.registered, json.loads(fake.answers[-1])
