@@ -8,6 +8,7 @@ input (where the core accepts it) while other clients read every jobs route of t
 import json
 import threading
 import time
+import uuid
 
 import requests
 
@@ -206,3 +207,30 @@ def test_empty_core_jobs_flooded_while_every_jobs_route_is_read(orthanc_factory)
     assert {t: counted.get(t) for t in by_type} == {t: float(n) for t, n in by_type.items()}
     feed = server.get(ROOT + "/jobs/changes", params={"since": 0}).json()
     assert {change["ID"] for change in feed["Changes"]} >= set(submitted[-5:])
+
+
+# ---- whose handler answers which id ------------------------------------------------------------
+
+def test_plugin_and_core_jobs_answer_the_cores_shape_at_the_cores_paths(plugin):
+    study = _one_study(plugin)
+    core_id = plugin.post("/studies/%s/archive" % study, data=json.dumps({"Asynchronous": True})).json()["ID"]
+    plugin_id = plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True})).json()["ID"]
+    assert uuid.UUID(plugin_id).version == 8 and uuid.UUID(core_id).version == 4  # the plugin's ids have a form
+    jobs = {}
+    for job_id in (core_id, plugin_id):
+        waited = plugin.get("/jobs/%s/wait" % job_id, params={"timeout": 30}, timeout=60)
+        assert waited.status_code == 200 and waited.json()["State"] == "Success", waited.text[:300]
+        answer = plugin.get("/jobs/%s" % job_id)
+        assert answer.status_code == 200 and answer.json()["ID"] == job_id, answer.text[:300]
+        jobs[job_id] = answer.json()
+        assert plugin.get(ROOT + "/jobs/%s" % job_id).json()["ID"] == job_id
+    assert set(jobs[core_id]) == set(jobs[plugin_id])
+    for field in jobs[core_id]:
+        if field != "Content":
+            assert type(jobs[core_id][field]) is type(jobs[plugin_id][field]), field
+    listed = [job["ID"] for job in plugin.get("/jobs", params={"expand": ""}).json()]
+    assert core_id in listed and plugin_id in listed
+    # A plugin-form id nobody knows: the plugin's 404, with the core's error body.
+    unknown = plugin.get("/jobs/00000000%s" % plugin_id[8:])
+    assert unknown.status_code == 404 and unknown.json()["HttpStatus"] == 404
+
