@@ -7,6 +7,7 @@ from .create_dicom.job import JOB_TYPE
 from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
+from .jobs.core import CoreJobs, loopback_permits
 from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, WaitLimits
@@ -168,6 +169,15 @@ def _read_settings():
         return None, None
 
 
+def _core_jobs():
+    """The core's jobs: ids through the SDK, each job's JSON through Orthanc's own HTTP server
+    (jobs/core.py says why), with a quarter of HttpThreadsCount as the requests reading at once."""
+    config = host.configuration()
+    threads = config.get("HttpThreadsCount", 50)
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else 50
+    return CoreJobs(lambda: host.rest_get("/jobs"), host.Loopback(config).get, loopback_permits(threads))
+
+
 def register():
     """Serve every feature the configuration enables."""
     host.install_logging()
@@ -211,14 +221,16 @@ def register():
         jobs_view, feed = cluster, cluster.feed
         jobs_of_mine = cluster.mine
         metrics.add_cluster(cluster.counters)
-    watcher = CoreWatcher(feed, host.rest_get, cluster.peers.publish_core if cluster is not None else None)
+    core_jobs = _core_jobs()
+    watcher = CoreWatcher(feed, lambda: core_jobs.all(in_request=False),
+                          cluster.peers.publish_core if cluster is not None else None)
     metrics.add_job_source(jobs_of_mine)
     metrics.add_job_source(watcher.jobs)
 
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put)
     create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
     runner_for.bind(_runner_for(create_dicom))
-    jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), feed,
+    jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, feed,
                    WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests),
                    peers=cluster.peers if cluster is not None else None,
                    loaded=engine.loaded)

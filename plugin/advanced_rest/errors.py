@@ -15,7 +15,8 @@
     ├── Unavailable              not now: try again after Retry-After              503 / 3, with Retry-After
     │   ├── QueueFull            AdvancedRest.MaxPendingJobs jobs already pending
     │   ├── JobsLoading          the saved jobs not loaded yet (at start)
-    │   └── JobBusy              a job still undoing its work
+    │   ├── JobBusy              a job still undoing its work
+    │   └── CoreJobsUnavailable  the core's jobs not readable in time (HTTP loopback)
     ├── DatabaseUnavailable      Orthanc's or the cluster's database unreachable   503 / 36
     ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes          413 / 3
     ├── NotString                create-dicom: a legacy body's value not a string  400 / 2019
@@ -216,6 +217,11 @@ class JobsLoading(Unavailable):
 
 class JobBusy(Unavailable):
     """The job is still undoing its work after a cancel (see Retry-After)."""
+
+
+class CoreJobsUnavailable(Unavailable):
+    """The core's jobs could not be read through Orthanc's HTTP server in time: a quarter of its
+    HttpThreadsCount already read them, or it did not answer (see Retry-After)."""
 
 
 class DatabaseUnavailable(AdvancedRestError):

@@ -3,9 +3,13 @@
 Everything else receives the values and callables defined here, so that the rest
 of the package runs (and is unit-tested) without Orthanc.
 """
+import base64
+import http.client
 import json
 import logging
+import ssl
 import sys
+import threading
 import time
 
 import orthanc
@@ -58,6 +62,82 @@ def rest_delete(uri):
 def rest_get_json(uri):
     """GET on Orthanc's REST API, parsed as JSON."""
     return json.loads(rest_get(uri))
+
+
+class Loopback:
+    """GETs on Orthanc's own HTTP server, on loopback: where the core catches whatever it throws while
+    it answers (its error answer), unlike a call through the SDK (see README, Architecture).
+
+    Port from HttpPort, https when SslEnabled (no certificate check: it is this server), Basic
+    credentials of the first RegisteredUsers entry unless AuthenticationEnabled is false. Idle
+    keep-alive connections are reused, one request per connection at a time.
+    """
+
+    KEPT_IDLE = 8  # idle connections kept for reuse
+
+    def __init__(self, config, timeout=10.0):
+        port = config.get("HttpPort", 8042)
+        self._port = int(port) if isinstance(port, (int, str)) and str(port).isdigit() else 8042
+        self._timeout = timeout
+        self._context = None
+        if config.get("SslEnabled") is True:
+            self._context = ssl.create_default_context()
+            self._context.check_hostname = False
+            self._context.verify_mode = ssl.CERT_NONE
+        self._headers = {"User-Agent": "advanced-rest-loopback", "Accept": "application/json"}
+        users = config.get("RegisteredUsers")
+        if isinstance(users, dict) and users and config.get("AuthenticationEnabled") is not False:
+            user, password = next(iter(users.items()))
+            token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
+            self._headers["Authorization"] = "Basic " + token
+        self._idle = []
+        self._lock = threading.Lock()
+
+    def _connect(self):
+        if self._context is not None:
+            return http.client.HTTPSConnection("127.0.0.1", self._port, timeout=self._timeout,
+                                               context=self._context)
+        return http.client.HTTPConnection("127.0.0.1", self._port, timeout=self._timeout)
+
+    def get(self, path):
+        """(HTTP status, body bytes) of GET `path` (already percent-encoded).
+
+        Raises:
+            TimeoutError: no answer within the timeout (Orthanc's HTTP threads all busy?).
+            ConnectionError: it cannot be reached (refused, TLS, a broken answer).
+        """
+        with self._lock:
+            connection, reused = (self._idle.pop(), True) if self._idle else (self._connect(), False)
+        try:
+            try:
+                status, body = self._exchange(connection, path)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                if not reused:
+                    raise
+                connection.close()  # an idle connection the server closed meanwhile: GET again on a new one
+                connection = self._connect()
+                status, body = self._exchange(connection, path)
+        except TimeoutError:
+            connection.close()
+            raise
+        except (OSError, http.client.HTTPException) as error:
+            connection.close()
+            raise ConnectionError("%s: %s" % (type(error).__name__, error)) from error
+        with self._lock:
+            kept = len(self._idle) < self.KEPT_IDLE
+            if kept:
+                self._idle.append(connection)
+        if not kept:
+            connection.close()
+        return status, body
+
+    def _exchange(self, connection, path):
+        connection.request("GET", path, headers=self._headers)
+        answer = connection.getresponse()
+        body = answer.read()
+        if answer.will_close:
+            connection.close()  # http.client reconnects at the next request
+        return answer.status, body
 
 
 def configuration():

@@ -25,7 +25,7 @@ ROUTER_ERRORS = (e.AdvancedRestError,)
 # unreachable (Orthanc's 503; the cluster's PostgreSQL answers the same).
 CORE_ERRORS = (e.OrthancError, e.DatabaseUnavailable)
 # Every jobs route waits for the saved jobs to be loaded first (JobsApi), and reads the core's jobs.
-JOBS_ERRORS = (e.JobsLoading,) + CORE_ERRORS
+JOBS_ERRORS = (e.JobsLoading, e.CoreJobsUnavailable) + CORE_ERRORS
 CREATE_DICOM_ERRORS = (
     e.BadRequest, e.BadFileFormat, e.ParameterOutOfRange, e.LimitExceeded, e.BadParameterType, e.UnknownDicomTag,
     e.NotString, e.OverrideTag, e.UseContent, e.NoPayload, e.UseDataUriScheme, e.InexistentParent,

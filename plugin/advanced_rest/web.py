@@ -64,9 +64,10 @@ def error_body(error, method, uri):
     return json.dumps(document, indent="\t", separators=(",", " : "), sort_keys=True).encode("utf-8")
 
 
-# The group a route pattern matches one path segment with (an id, an output name).
+# The group a route pattern matches one path segment with (an id, an output name). A route may
+# narrow a segment with another group (the plugin's job ids, a fixed word): each counts as one.
 GROUP = "([^/]+)"
-_GROUP = re.compile(re.escape(GROUP))
+_GROUP = re.compile(r"\((?!\?)[^()]*\)")
 
 
 def route_path(pattern, names):

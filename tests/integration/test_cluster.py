@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from test_jobs import BIG_PNG, _instances, _submit, _until, _wait, _wait_after_restart
 
+ROOT = "/advanced-rest"
 LEASE = 3  # seconds: a dead replica's jobs are taken over this long after its last renewal
 
 pytestmark = pytest.mark.cluster(config={"AdvancedRest": {"Cluster": {"LeaseSeconds": LEASE}},
@@ -152,8 +153,11 @@ def test_a_core_job_of_one_replica_is_listed_awaited_and_acted_on_by_the_other(c
     assert listed["Replica"] == "replica-a" and listed["Type"] == "Archive"
     assert job_id in b.get("/jobs").json()
     assert _wait(b, job_id)["State"] == "Success"
-    assert b.post("/jobs/%s/pause" % job_id).status_code == 200  # carried out by replica-a's core: nothing to do
-    refused = b.post("/jobs/%s/resume" % job_id)
+    # /jobs/{id} of a core job is the core's own route (its local jobs only); {Root} serves every replica's.
+    assert b.get("/jobs/%s" % job_id).status_code == 404
+    assert b.get(ROOT + "/jobs/%s" % job_id).json()["Replica"] == "replica-a"
+    assert b.post(ROOT + "/jobs/%s/pause" % job_id).status_code == 200  # carried out by replica-a's core
+    refused = b.post(ROOT + "/jobs/%s/resume" % job_id)
     assert refused.status_code == 400 and "replica-a" in refused.json()["Details"], refused.text
     b_own = b.post("/studies/%s/archive" % study["ParentStudy"], data=json.dumps({"Asynchronous": True})).json()["ID"]
     _wait(b, b_own)
@@ -177,10 +181,10 @@ def test_a_core_job_of_a_dead_replica_is_no_longer_listed(cluster):
     _until_listed(b, job_id)
     a.kill()
     deadline = time.monotonic() + LEASE + 10
-    while time.monotonic() < deadline and b.get("/jobs/%s" % job_id).status_code == 200:
+    while time.monotonic() < deadline and b.get(ROOT + "/jobs/%s" % job_id).status_code == 200:
         time.sleep(0.2)
-    assert b.get("/jobs/%s" % job_id).status_code == 404
-    assert b.post("/jobs/%s/pause" % job_id).status_code in (400, 404)
+    assert b.get(ROOT + "/jobs/%s" % job_id).status_code == 404
+    assert b.post(ROOT + "/jobs/%s/pause" % job_id).status_code in (400, 404)
 
 
 @pytest.mark.cluster(replicas=0)

@@ -14,8 +14,9 @@ others); a test fails when the live description has an operation that is not in 
 reproducible (derandomize). What it found is kept in REGRESSIONS.
 """
 import json
+import re
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import hypothesis
 import pytest
@@ -67,6 +68,17 @@ OPERATIONS = {
 def core_path(path):
     """The core's route for one of the plugin's: {Root} taken off."""
     return path[len(ROOT):] if path == ROOT or path.startswith(ROOT + "/") else path
+
+
+PLUGIN_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def answered_by_the_core(path):
+    """Whether the plugin's Orthanc answers `path` with the core's own handler (README, Routes): at the
+    core's paths, /jobs/{id}... of an id that is not of the plugin's form, /jobs/{id}/wait excepted."""
+    parts = [unquote(part) for part in path.split("?", 1)[0].split("/")]
+    return (len(parts) >= 3 and parts[1] == "jobs" and parts[2] != "" and not PLUGIN_JOB_ID.fullmatch(parts[2])
+            and not (len(parts) == 4 and parts[3] == "wait"))
 
 
 def load_schema(plugin):
@@ -123,6 +135,8 @@ def check(core, plugin, method, path, **kw):
     died = revive(plugin)
 
     problem = verdict(status, text, core_status, method, None)
+    if problem and answered_by_the_core(path) and isinstance(status, int) and 400 <= status < 500:
+        problem = None  # the core's own 4xx, with the body it sends (none on Orthanc 1.10)
     leftovers = 0
     if creates and not died:
         accepted = isinstance(status, int) and 200 <= status < 300

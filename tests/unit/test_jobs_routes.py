@@ -1,17 +1,8 @@
 """Pieces of the jobs routes that need no Orthanc."""
-import json
-
-from advanced_rest.jobs.routes import _splice
-
-
-def test_core_and_plugin_jobs_are_spliced_into_one_array():
-    assert json.loads(_splice(b"[ ]\n", [{"ID": "p"}])) == [{"ID": "p"}]
-    assert json.loads(_splice(b'[\n   {"ID" : "c"}\n]\n', [{"ID": "p"}])) == [{"ID": "c"}, {"ID": "p"}]
-    assert _splice(b'[{"ID": "c"}]', []) == b'[{"ID": "c"}]'
-
 
 # ---- long-polls: capped, and never more than their share of HTTP threads ---------------------
 
+import json
 import threading
 import time
 
@@ -19,6 +10,7 @@ import pytest
 
 from advanced_rest.errors import OrthancError, UnknownJob
 from advanced_rest.jobs.changes import ChangeFeed
+from advanced_rest.jobs.core import CoreJobs
 from advanced_rest.jobs.engine import Engine, Runner
 from advanced_rest.jobs.routes import Core, JobsApi, WaitLimits
 from advanced_rest.web import Request
@@ -32,10 +24,11 @@ class Forever(Runner):
         time.sleep(60)
 
 
-def _api(limits, core_get=None):
+def _api(limits, loopback=None):
     engine = Engine(concurrent_jobs=1)  # never started: jobs stay Pending
-    core = Core(core_get or (lambda uri: b"[]"), lambda uri, body: b"{}", lambda uri: None)
-    return engine, JobsApi(engine, core, ChangeFeed(), limits)
+    core = Core(lambda uri: b"", lambda uri, body: b"{}", lambda uri: None)
+    core_jobs = CoreJobs(lambda: b"[]", loopback or (lambda path: (404, b"{}")), delays=())
+    return engine, JobsApi(engine, core, core_jobs, ChangeFeed(), limits)
 
 
 def _wait(api, job_id, timeout):
@@ -68,17 +61,17 @@ def test_waits_beyond_the_share_answer_at_once_with_the_current_state():
     assert 0.9 < _wait(api, job_id, 1) < 2.0  # slots given back
 
 
-def _failing_core(code):
-    def get(uri):
-        raise OrthancError(uri, code=code)
+def _failing_core(status, code):
+    def get(path):
+        return status, json.dumps({"HttpStatus": status, "OrthancStatus": code}).encode()
     return get
 
 
 def test_only_an_unknown_core_job_answers_404():
-    _, api = _api(WaitLimits(), _failing_core(17))
+    _, api = _api(WaitLimits(), _failing_core(404, 17))
     with pytest.raises(UnknownJob):
         api.job(Request("GET", "/jobs/x", ("x",)))
-    _, api = _api(WaitLimits(), _failing_core(36))  # the database is not available
+    _, api = _api(WaitLimits(), _failing_core(503, 36))  # the database is not available
     with pytest.raises(OrthancError) as caught:
         api.job(Request("GET", "/jobs/x", ("x",)))
     assert caught.value.http_status == 503

@@ -2,11 +2,10 @@
 
 Plugin jobs report every change themselves. Core jobs are followed through Orthanc's
 JOB_SUBMITTED, JOB_SUCCESS and JOB_FAILURE events, plus a light periodic look at the
-core's /jobs, since the core says nothing when a job is paused, resumed, progresses,
-or is cancelled while pending.
+core's jobs (jobs/core.py: never their JSON through the SDK), since the core says nothing
+when a job is paused, resumed, progresses, or is cancelled while pending.
 """
 import collections
-import json
 import logging
 import threading
 import time
@@ -86,8 +85,8 @@ class ChangeFeed:
 class CoreWatcher:
     """Feeds the core's jobs into a ChangeFeed: on events, and every CORE_LOOK_EVERY seconds."""
 
-    def __init__(self, feed, get_json, on_look=None):
-        self._feed, self._get_json = feed, get_json
+    def __init__(self, feed, look, on_look=None):
+        self._feed, self._look = feed, look  # () -> the core's jobs (CoreJobs.all, on this thread's own)
         self._on_look = on_look  # (the core's jobs) -> None after each look (the cluster publishes them)
         self._latest = []  # the core's jobs at the last look
         self._wake = threading.Event()
@@ -117,7 +116,7 @@ class CoreWatcher:
         listed = set()
         while not self._stop.is_set():
             try:
-                jobs = json.loads(self._get_json("/jobs?expand"))
+                jobs = self._look()
                 self._latest = jobs
                 if self._on_look is not None:
                     self._on_look(jobs)

@@ -14,7 +14,6 @@ import itertools
 import logging
 import threading
 import time
-import uuid
 
 from ..errors import AdvancedRestError, IllegalTransition, JobBusy, QueueFull, UnknownJob
 from . import model
@@ -163,7 +162,7 @@ class Engine:
                 pending = sum(1 for job in self._jobs.values() if job.state == model.PENDING)
                 if pending >= self._max_pending:
                     raise QueueFull("%d plugin jobs are already pending (AdvancedRest.MaxPendingJobs)" % pending)
-            job = model.Job(id=job_id or str(uuid.uuid4()), type=job_type, priority=int(priority), runner=runner,
+            job = model.Job(id=job_id or model.new_job_id(), type=job_type, priority=int(priority), runner=runner,
                             sequence=next(self._sequence), created=now, changed=now)
             job.content = runner.content()
             self._jobs[job.id] = job  # visible, but not queued before it is durable

@@ -1,6 +1,8 @@
 """Jobs as the core models them: states, the legal moves between them, and their JSON."""
 import dataclasses
 import datetime
+import re
+import uuid
 
 PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY = "Pending", "Running", "Success", "Failure", "Paused", "Retry"
 STATES = (PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY)
@@ -53,6 +55,24 @@ TRANSITIONS = {
     ("release-paused", RUNNING): PAUSED,  # a pause was asked of it: it shows Paused, as its owner would have
 }
 ACTIONS = ("cancel", "pause", "resume", "resubmit")
+
+# The plugin's job ids: UUIDs of version 8 (RFC 9562, "custom"), where the core's are version 4. The
+# core routes /jobs/{id}... serve this form only (the route table's pattern), so that a core job's id
+# reaches the core's own handlers through Orthanc's HTTP server. Ids of plugin jobs saved by older
+# versions (version 4) stay reachable under {Root}.
+PLUGIN_JOB_ID = "[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"
+_PLUGIN_JOB_ID = re.compile(PLUGIN_JOB_ID + r"\Z")
+_VERSION = 0xF << 76  # the version nibble of a UUID's 128-bit integer
+
+
+def new_job_id():
+    """A new plugin job id: a random UUID whose version nibble is 8."""
+    return str(uuid.UUID(int=(uuid.uuid4().int & ~_VERSION) | (0x8 << 76)))
+
+
+def is_plugin_job_id(job_id):
+    """Whether `job_id` has the form of the ids this version gives its jobs (see PLUGIN_JOB_ID)."""
+    return bool(_PLUGIN_JOB_ID.match(job_id))
 
 
 def outcome(event, state):

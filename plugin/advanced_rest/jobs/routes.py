@@ -1,17 +1,18 @@
 """The monitoring API: GET/DELETE /jobs..., the four actions, outputs, wait; over core and plugin jobs.
 
-Whatever concerns a core job is forwarded to the core; plugin jobs answer with the
-same JSON shapes. Beyond the core: ?state= and ?type= filters, and /jobs/{id}/wait.
+Whatever concerns a core job goes to the core: its JSON through Orthanc's HTTP server (jobs/core.py),
+actions, outputs and deletions through the SDK (none builds a job's JSON); plugin jobs answer with the
+same JSON shapes. Beyond the core: ?state= and ?type= filters, and /jobs/{id}/wait. At the core's
+paths the plugin serves /jobs, /jobs/{id}/wait, and /jobs/{id}... of its own ids only.
 """
 import contextlib
 import dataclasses
-import json
 import threading
 import time
 import urllib.parse
 
-from ..errors import BadRequest, JobsLoading, IllegalTransition, MethodNotAllowed, OrthancError, UnknownJob
-from ..web import Response, json_response
+from ..errors import BadRequest, IllegalTransition, JobsLoading, MethodNotAllowed, OrthancError, UnknownJob
+from ..web import GROUP, Response, json_response
 from . import model
 
 LOAD_WAIT = 10.0  # seconds a request waits for the saved jobs to be loaded at start
@@ -39,9 +40,10 @@ def _not_found(error):
 
 @dataclasses.dataclass(frozen=True)
 class Core:
-    """Calls into the core's own jobs routes (they raise OrthancError)."""
+    """Calls into the core's own jobs routes through the SDK (they raise OrthancError); never for a
+    job's JSON (GET /jobs/{id}, /jobs?expand), which jobs/core.py reads over HTTP."""
 
-    get: object  # uri -> bytes
+    get: object  # uri -> bytes: a job's output
     post: object  # (uri, body) -> bytes
     delete: object  # uri -> None
 
@@ -67,19 +69,6 @@ def _number(get, name, default, kind, lowest, highest):
     return value
 
 
-def _splice(core_array, ours):
-    """The core's JSON array (bytes) followed by `ours`, without parsing the core's: with a
-    long history, parsing and printing it again would cost more than the core's answer."""
-    if not ours:
-        return core_array
-    text = core_array.rstrip()
-    if not text.endswith(b"]"):
-        raise ValueError("the core's /jobs is not a JSON array")
-    head = text[:-1].rstrip()
-    tail = json.dumps(ours, indent=3, sort_keys=True).encode("utf-8")
-    return tail if head.endswith(b"[") else head + b",\n" + tail[1:]
-
-
 def _sniff_mime(data):
     if data.startswith(b"PK\x03\x04"):
         return "application/zip"
@@ -91,8 +80,8 @@ def _sniff_mime(data):
 class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's engine and the core."""
 
-    def __init__(self, engine, core, feed, limits=WaitLimits(), peers=None, loaded=None):
-        self._engine, self._core, self._feed = engine, core, feed
+    def __init__(self, engine, core, core_jobs, feed, limits=WaitLimits(), peers=None, loaded=None):
+        self._engine, self._core, self._core_jobs, self._feed = engine, core, core_jobs, feed
         # (timeout) -> bool: whether the saved jobs are loaded (at ORTHANC_STARTED, after the HTTP
         # server opened): until then a job id answered 404 although it was accepted before a crash.
         self._loaded = loaded
@@ -135,10 +124,9 @@ class JobsApi:
         expand = "expand" in request.get
         peers = self._peers.peer_core_jobs() if self._peers is not None else []
         if not expand and states is None and types is None:
-            return json_response(json.loads(self._core.get("/jobs")) + self._engine.ids() + [j["ID"] for j in peers])
-        if states is None and types is None:
-            return Response(_splice(self._core.get("/jobs?expand"), self._engine.all() + peers), "application/json")
-        jobs = json.loads(self._core.get("/jobs?expand")) + self._engine.all() + peers
+            return json_response(self._core_jobs.ids() + self._engine.ids() + [j["ID"] for j in peers])
+        # A core job whose JSON the core cannot build (it answers 400 for it) is left out: see CoreJobs.all.
+        jobs = self._core_jobs.all() + self._engine.all() + peers
         jobs = [job for job in jobs if (states is None or job.get("State") in states)
                 and (types is None or job.get("Type") in types)]
         return json_response(jobs if expand else [job["ID"] for job in jobs])
@@ -146,18 +134,12 @@ class JobsApi:
     # ---- /jobs/{id} ------------------------------------------------------------------------
 
     def _core_job(self, job_id):
-        try:
-            job = json.loads(self._core.get(_core_uri(job_id)))
-            if isinstance(job, dict):
-                return job
-            raise OrthancError("not a job", code=17)  # whatever answered, it is not one job
-        except OrthancError as error:
-            if not _not_found(error):
-                raise  # a database outage is not an unknown job
-            peer = self._peer_job(job_id)
-            if peer is not None:
-                return peer
-            raise UnknownJob("No job found with this id: %s" % job_id) from None
+        job = self._core_jobs.job(job_id)  # a database outage is not an unknown job: it raises
+        if job is None:
+            job = self._peer_job(job_id)
+        if job is None:
+            raise UnknownJob("No job found with this id: %s" % job_id)
+        return job
 
     def _peer_job(self, job_id):
         """A core job of another live replica of the cluster, or None."""
@@ -264,11 +246,17 @@ class JobsApi:
             seq = self._feed.wait_after(seq, remaining)
 
     def routes(self, own):
-        """(pattern suffix, handlers) of the jobs routes under a root; `own`: the plugin's root,
-        which also serves what the core lacks (registered first: it would match /jobs/{id})."""
-        extra = [("/jobs/changes", {"GET": self.changes})] if own else []
+        """(pattern suffix, handlers) of the jobs routes under a root.
+
+        `own`: the plugin's root, serving every id, and what the core lacks (/jobs/changes, registered
+        first: it would match /jobs/{id}). At the core's paths: /jobs, /jobs/{id}/wait for any id (the
+        core has no such route), and /jobs/{id}... only for the plugin's ids, so that a core job's id
+        reaches the core's own handlers (answered by Orthanc's HTTP server, whatever the core throws).
+        """
+        job = GROUP if own else "(%s)" % model.PLUGIN_JOB_ID
+        extra = [("/jobs/changes", {"GET": self.changes})] if own else [("/jobs/%s/(wait)" % GROUP, {"GET": self.get})]
         return extra + [
             ("/jobs", {"GET": self.list}),
-            ("/jobs/([^/]+)", {"GET": self.job, "DELETE": self.delete}),
-            ("/jobs/([^/]+)/([^/]+)", {"GET": self.get, "POST": self.post, "DELETE": self.delete_output}),
+            ("/jobs/%s" % job, {"GET": self.job, "DELETE": self.delete}),
+            ("/jobs/%s/%s" % (job, GROUP), {"GET": self.get, "POST": self.post, "DELETE": self.delete_output}),
         ]

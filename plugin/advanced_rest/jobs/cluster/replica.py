@@ -23,7 +23,6 @@ import datetime
 import logging
 import threading
 import time
-import uuid
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -241,7 +240,7 @@ class Cluster:
         Raises:
             QueueFull: `max_pending` jobs already pending in the cluster.
         """
-        job_id = job_id or str(uuid.uuid4())
+        job_id = job_id or model.new_job_id()
         now = _now()
         job = model.Job(id=job_id, type=job_type, priority=int(priority), runner=runner, sequence=0,
                         created=now, changed=now)
