@@ -141,7 +141,10 @@ def main():
             name = "url" if leg.startswith("url=") else leg
             low = PORTS_FROM + k * PORTS_PER_LEG
             argv = pytest + (integration_paths or ["tests/integration"]) + ["--legs", leg] + options
-            runs.append((name, Run(name, argv, {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}"})))
+            env = {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}"}
+            if k > 0:
+                env["ADVANCED_REST_LEGLESS_ELSEWHERE"] = "1"  # the tests that use no leg run with the first
+            runs.append((name, Run(name, argv, env)))
     began = time.monotonic()
     print("==> side by side: " + ", ".join(f"{name} (log {os.path.relpath(run.log_path, REPO)})"
                                          for name, run in runs), flush=True)
