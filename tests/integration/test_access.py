@@ -57,7 +57,10 @@ CASES = {
                                     ("/jobs/{failed}/resubmit", None, ""), ("/jobs/{paused}/pause", None, "")],
     ("/jobs/{id}/{name}", "delete"): [("/jobs/{archive}/archive", None, None)],
 }
-UNKNOWN_JOBS = {"paused": "no-such-job", "failed": "no-such-job", "archive": "no-such-job"}
+# An id of the plugin's form (UUID version 8) that no job has: at the core's paths the plugin answers
+# only for ids of its form, the core for the others (README, Routes).
+NO_SUCH_JOB = "00000000-0000-8000-8000-000000000000"
+UNKNOWN_JOBS = {"paused": NO_SUCH_JOB, "failed": NO_SUCH_JOB, "archive": NO_SUCH_JOB}
 
 
 def _blocker_png():
