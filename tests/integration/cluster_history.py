@@ -10,7 +10,7 @@ PatientID and Study/SeriesInstanceUID of its own), cancel / pause / resume / res
 recent jobs, `GET /jobs/{id}` and reads of the change feed (`{Root}/jobs/changes?since=N&timeout=S`).
 A follower thread reads the whole feed, without a gap, from whichever replica is up. A nemesis
 meanwhile, one fault at a time: kills a replica (SIGKILL, `docker kill`) and starts it again;
-freezes one (SIGSTOP, `docker pause`) past its lease then thaws it; stops PostgreSQL for a few
+freezes one (SIGSTOP; in a container, to its PID 1: Orthanc) past its lease then thaws it; stops PostgreSQL for a few
 seconds (when given its PostgresServer). Every operation is an `Op` (client, kind, replica, job,
 start and end times, status, answer).
 
@@ -55,7 +55,7 @@ import time
 import requests
 from PIL import Image
 
-from servers import REPO
+from servers import REPO, new_session
 
 ROOT = "/advanced-rest"
 REQUEST_TIMEOUT = 30.0  # seconds: no request of the workload waits longer (long polls are shorter)
@@ -243,7 +243,7 @@ class Client(threading.Thread):
         self.history, self.replicas, self.stop = history, replicas, stop
         self.rng = random.Random(seed)
         self.prefix = prefix
-        self.session = requests.Session()
+        self.session = _session(replicas.servers)
         self.count = 0
         self.error = None
 
@@ -314,7 +314,7 @@ class Follower(threading.Thread):
     def __init__(self, history, replicas, stop):
         super().__init__(name="history-feed", daemon=True)
         self.history, self.replicas, self.stop = history, replicas, stop
-        self.session = requests.Session()
+        self.session = _session(replicas.servers)
         self.since = 0
         self.lower = 0.0  # start of the last poll that answered Done up to self.since
         self.rng = random.Random(1)
@@ -376,16 +376,24 @@ def _pid(server):
     return server.process.pid if getattr(server, "process", None) is not None else None
 
 
+def _session(servers):
+    """The tests' session (servers.new_session) with the replicas' credentials, if they want some."""
+    return new_session(getattr(servers[0].session, "auth", None))
+
+
 def freeze(server):
+    """SIGSTOP to Orthanc (in a container: its PID 1, which a SIGKILL can still end, unlike `docker pause`)."""
     if getattr(server, "container", None) is not None:
-        server.container.pause()
+        server.container.kill(signal="SIGSTOP")
     else:
         os.kill(_pid(server), signal.SIGSTOP)
 
 
 def thaw(server):
+    if not server.running():
+        return
     if getattr(server, "container", None) is not None:
-        server.container.unpause()
+        server.container.kill(signal="SIGCONT")
     else:
         os.kill(_pid(server), signal.SIGCONT)
 
@@ -550,7 +558,7 @@ def run(servers, seconds, seed, lease, postgres=None, clients=3, kinds=("kill", 
 
 def settle(history, replicas, timeout=SETTLE_TIMEOUT):
     """Resume what is Paused and wait until every job ended (or the bound passed)."""
-    session = requests.Session()
+    session = _session(replicas.servers)
     server = replicas.servers[0]
     open_jobs = list(history.jobs)
     deadline = time.monotonic() + timeout
@@ -572,7 +580,7 @@ def settle(history, replicas, timeout=SETTLE_TIMEOUT):
 
 
 def final_reads(history, replicas):
-    session = requests.Session()
+    session = _session(replicas.servers)
     for i, job in enumerate(history.jobs):
         server = replicas.servers[i % len(replicas.servers)]
         call(history, replicas, session, "final", "final", server, "GET", "/jobs/%s" % job, job=job)
@@ -592,7 +600,7 @@ def check(history, lease, servers):
     for change in history.feed:
         feed[change.change.get("ID")].append(change)
     final = {op.job: op for op in ops if op.kind == "final"}
-    session = requests.Session()
+    session = _session(servers)
     server = servers[0]
 
     def add(kind, text, involved=()):
