@@ -245,12 +245,19 @@ def _frozen(server):
         _thaw(server)
 
 
-def test_a_cancel_sent_while_the_owner_is_frozen_is_answered_kept_and_carried_out_by_the_new_owner(cluster):
+def _series_running(cluster, patient, count):
+    """(job id, the replica running it, the other, the instances before) of a series submitted on the
+    first replica, once a tenth of it is stored."""
     a, b = cluster
     before = _instances(a)
-    job_id = _submit(a, {"Tags": {"PatientName": "Frozen^Owner"}, "Content": [BIG_PNG] * 40})
+    job_id = _submit(a, {"Tags": {"PatientName": patient}, "Content": [BIG_PNG] * count})
     running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 10)
     owner, other = (a, b) if running["Replica"] == "replica-a" else (b, a)
+    return job_id, owner, other, before
+
+
+def test_a_cancel_sent_while_the_owner_is_frozen_is_answered_kept_and_carried_out_by_the_new_owner(cluster):
+    job_id, owner, other, before = _series_running(cluster, "Frozen^Owner", 40)
     with _frozen(owner):
         began = time.monotonic()
         answer = other.post("/jobs/%s/cancel" % job_id, timeout=30)
@@ -269,11 +276,7 @@ def test_a_cancel_sent_while_the_owner_is_frozen_is_answered_kept_and_carried_ou
 
 
 def test_a_frozen_owner_woken_after_the_takeover_stores_nothing_more_and_removes_nothing(cluster):
-    a, b = cluster
-    before = _instances(a)
-    job_id = _submit(a, {"Tags": {"PatientName": "Woken^Owner"}, "Content": [BIG_PNG] * 30})
-    running = _until(a, job_id, lambda j: j["State"] == "Running" and j["Progress"] >= 10)
-    owner, other = (a, b) if running["Replica"] == "replica-a" else (b, a)
+    job_id, owner, other, before = _series_running(cluster, "Woken^Owner", 30)
     _freeze(owner)
     try:
         job = _until(other, job_id, lambda j: j["State"] == "Success", timeout=8 * LEASE + 120)

@@ -314,6 +314,13 @@ class Cluster:
         state, version, owner, token, ran, undo, pause_requested, document = found
         return rows.Row(state, version, owner, token, ran, undo, pause_requested), document
 
+    def _existing_row(self, conn, job_id):
+        """The locked row of a job asked for by a client (see _locked_row). Raises UnknownJob."""
+        row, document = self._locked_row(conn, job_id)
+        if row is None:
+            raise UnknownJob("No job found with this id: %s" % job_id)
+        return row, document
+
     def _write(self, conn, job_id, row, change, document):
         """Write `change` to the row read as `row` (compare-and-set on its version), with `document` as the
         job's JSON; the move goes to the feed when readers see a difference."""
@@ -380,9 +387,7 @@ class Cluster:
             UnknownJob, IllegalTransition.
         """
         def move(conn):
-            row, document = self._locked_row(conn, job_id)
-            if row is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
+            row, document = self._existing_row(conn, job_id)
             change = rows.client_action(action, row)
             if change is None:
                 return None
@@ -406,9 +411,7 @@ class Cluster:
             UnknownJob, IllegalTransition.
         """
         def move(conn):
-            row, document = self._locked_row(conn, job_id)
-            if row is None:
-                raise UnknownJob("No job found with this id: %s" % job_id)
+            row, document = self._existing_row(conn, job_id)
             if row.state not in model.FINISHED:
                 raise IllegalTransition("Only a finished job can be deleted; this one is %s" % row.state)
             conn.execute("DELETE FROM advanced_rest.jobs WHERE id = %s AND version = %s", (job_id, row.version))
