@@ -20,6 +20,7 @@ class Counted(Runner):
     def __init__(self, payload, replica):
         self._payload, self._replica = payload, replica
         self._job_id = payload["ID"]
+        self._seen = set()  # the steps this run did: its rollback removes their work, as create-dicom's
 
     def steps(self):
         return self._payload["Steps"]
@@ -28,6 +29,7 @@ class Counted(Runner):
         time.sleep(self._payload.get("Sleep", 0.0))
         with RUNS_LOCK:
             RUNS.setdefault(self._job_id, []).append((self._replica, index))
+            self._seen.add(index)
 
     def content(self):
         return {"Steps": self._payload["Steps"]}
@@ -36,8 +38,9 @@ class Counted(Runner):
         return self._payload
 
     def rollback(self):
-        with RUNS_LOCK:
-            RUNS[self._job_id] = []
+        with RUNS_LOCK:  # a step's work is one instance whoever stored it (the same UIDs)
+            RUNS[self._job_id] = [(replica, step) for replica, step in RUNS.get(self._job_id, [])
+                                  if step not in self._seen]
 
 
 class Replica:
@@ -435,3 +438,18 @@ def test_a_step_finished_by_a_woken_owner_after_the_job_was_undone_elsewhere_is_
         _until(lambda: RUNS[job_id] == [] and a.engine.get(job_id) is None, timeout=10)
     finally:
         Counted.step = original_step
+
+
+def test_a_cancel_of_a_job_run_again_after_a_takeover_removes_what_the_first_run_stored_beyond(replicas):
+    """The first owner stored steps 0-5 and died; the new owner runs it again from step 0 and is
+    cancelled at step 2: the undo must also remove steps 3-5 (it runs to the end, then undoes)."""
+    a = replicas("a", lease=2.0)
+    job_id = a.submit(steps=10, sleep=0.02)
+    _until(lambda: len(RUNS.get(job_id, [])) >= 6)
+    a.die()
+    b = replicas("b", lease=2.0)
+    _until(lambda: any(replica == "b" and step >= 1 for replica, step in RUNS.get(job_id, [])), timeout=30)
+    b.cluster.act(job_id, "cancel")
+    job = b.cluster.wait(job_id, 30)
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert RUNS[job_id] == [], "nothing of either run is left"

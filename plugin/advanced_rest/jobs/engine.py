@@ -307,6 +307,8 @@ class Engine:
                     error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}), claim=claim)
                 if state not in model.FINISHED:
                     job.content = runner.content()
+                    job.ran_before = bool(record.get("RanBefore", record["State"] in (model.RUNNING, model.RETRY)
+                                                      or record.get("Progress", 0)))
                     if record.get("CancelRequested"):
                         state = job.state = model.PENDING
                         job.cancel_after_replay = True
@@ -528,6 +530,10 @@ class Engine:
             with self._lock:
                 # A replay (restored with its cancel accepted) runs to the end whatever is asked:
                 # only then does it know every instance to remove.
+                if job.cancel_requested and job.ran_before and not job.cancel_after_replay:
+                    # An earlier run may have stored what this one has not reached yet: run to the end
+                    # (its steps find their work already stored), so that the undo removes all of it.
+                    job.cancel_after_replay = True
                 if not job.cancel_after_replay and (job.cancel_requested or job.pause_requested) \
                         or self._stopping:
                     return False

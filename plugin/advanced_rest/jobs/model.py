@@ -109,6 +109,7 @@ class Job:
     cancel_requested: bool = False
     undoing: bool = False  # its work is being removed: actions wait, workers keep off
     cancel_after_replay: bool = False  # restored with a cancel accepted: run to find its work, then undo
+    ran_before: bool = False  # an earlier run (before a crash or a takeover) may have stored work past this one's
     step: int = 0  # next step to run
     claim: object = None  # cluster: the claim (its token) under which this replica runs it; its fence checks it
 

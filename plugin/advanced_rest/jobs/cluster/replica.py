@@ -515,15 +515,15 @@ class Cluster:
                                WHERE owner IS NULL AND state NOT IN ('Success', 'Failure')
                                      AND (state = 'Pending' OR undo IS NOT NULL)
                                ORDER BY priority DESC, seq FOR UPDATE SKIP LOCKED LIMIT 1)
-                   RETURNING id, type, record, payload, undo, token""",
+                   RETURNING id, type, record, payload, undo, token, ran_by IS NOT NULL""",
                 (self.replica, self._lease)).fetchone()
         if found is None:
             return False
-        job_id, job_type, record, payload, undo, token = found
+        job_id, job_type, record, payload, undo, token, ran = found
         self.counters["claims"] += 1
         with self._claims_lock:
             self._claims[job_id] = Claim(token, undo is not None, began + self._lease)
-        record = dict(record, CancelRequested=undo is not None)
+        record = dict(record, CancelRequested=undo is not None, RanBefore=ran)
         try:
             decoded = decode_payload(payload) if payload else None
         except ValueError:
