@@ -24,12 +24,15 @@ class ClusterFeed:
         key = (job.get("State"), job.get("Progress"))
         if self._seen.get(job.get("ID")) == key:
             return
-        self._seen[job.get("ID")] = key
-        with self._cluster.transaction() as conn:
-            insert_change(conn, {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
-                                 "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
-                                 "Origin": origin, "Replica": self._cluster.replica})
+        change = {"ID": job.get("ID"), "Type": job.get("Type"), "State": job.get("State"),
+                  "Progress": job.get("Progress"), "Timestamp": job.get("Timestamp"),
+                  "Origin": origin, "Replica": self._cluster.replica}
+
+        def move(conn):
+            insert_change(conn, change)
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
+        self._cluster.moving(move)  # again while the feed's lock is busy; recorded as seen once in the feed
+        self._seen[job.get("ID")] = key
         if job.get("State") in model.FINISHED and self._on_change is not None:
             self._on_change(job)
 

@@ -105,7 +105,7 @@ class Cluster:
                     return cursor.fetchall()
                 return None
 
-    def _moving(self, move, deadline=ACTION_WITHIN):
+    def moving(self, move, deadline=ACTION_WITHIN):
         """Run `move(conn)` in one transaction, again while rows stay locked (a replica frozen inside a
         transaction holds them until the server ends its session), at most `deadline` seconds."""
         ends = time.monotonic() + deadline
@@ -247,7 +247,9 @@ class Cluster:
         job.content = runner.content()
         payload = runner.payload()
         document = dict(job.to_json(), Replica=self.replica)
-        with self.transaction() as conn:
+        encoded = encode_payload(payload) if payload is not None else None
+
+        def move(conn):  # again while a lock is busy (a loaded cluster, a replica frozen mid-move)
             if self._max_pending is not None:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
                 pending = conn.execute("SELECT count(*) FROM advanced_rest.jobs WHERE state = 'Pending'"
@@ -258,8 +260,9 @@ class Cluster:
             conn.execute("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, document,
                             record, payload) VALUES (%s, %s, %s, 'Pending', %s, %s, %s, %s)""",
                          (job_id, job_type, int(priority), self.replica, Jsonb(document),
-                          Jsonb(_record_of(document)), encode_payload(payload) if payload is not None else None))
+                          Jsonb(_record_of(document)), encoded))
             self._record_move(conn, document, 0)
+        self.moving(move)
         return job_id
 
     def get(self, job_id):
@@ -399,7 +402,7 @@ class Cluster:
             else:
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "action"))
             return document
-        document = self._moving(move)
+        document = self.moving(move)
         if document is not None and document["State"] in model.FINISHED:
             self._ended(document)
             self._trim_history()
@@ -416,7 +419,7 @@ class Cluster:
                 raise IllegalTransition("Only a finished job can be deleted; this one is %s" % row.state)
             conn.execute("DELETE FROM advanced_rest.jobs WHERE id = %s AND version = %s", (job_id, row.version))
             self._record_move(conn, dict(document, State="Deleted"), row.version + 1)
-        self._moving(move)
+        self.moving(move)
         self._engine.forget(job_id)
 
     # ---- the fence: every move of this replica's workers ------------------------------------------
@@ -438,7 +441,7 @@ class Cluster:
         while True:
             began = time.monotonic()
             try:
-                verdict, ended = self._moving(
+                verdict, ended = self.moving(
                     lambda conn: self._fenced_move(conn, job_id, claim, move, document, error),
                     deadline=max(1.0, claim.valid_until - time.monotonic()))
             except AdvancedRestError as refused:
@@ -592,7 +595,7 @@ class Cluster:
                 self._record_move(conn, document, version, before)
                 conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
                 return found[1]
-            owner = self._moving(move)
+            owner = self.moving(move)
             if owner is None:
                 return released
             released.append(owner)
