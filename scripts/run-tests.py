@@ -141,9 +141,8 @@ def main():
             name = "url" if leg.startswith("url=") else leg
             low = PORTS_FROM + k * PORTS_PER_LEG
             argv = pytest + (integration_paths or ["tests/integration"]) + ["--legs", leg] + options
-            env = {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}"}
-            if k > 0:
-                env["ADVANCED_REST_LEGLESS_ELSEWHERE"] = "1"  # the tests that use no leg run with the first
+            # What runs once per make test (the tests that use no leg, the cluster soak) runs with the first leg.
+            env = {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}", "ADVANCED_REST_FIRST_LEG": legs[0]}
             runs.append((name, Run(name, argv, env)))
     began = time.monotonic()
     print("==> side by side: " + ", ".join(f"{name} (log {os.path.relpath(run.log_path, REPO)})"

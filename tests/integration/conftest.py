@@ -44,10 +44,16 @@ def selected_legs(config):
     return [n for n in LEGS if n in names] + urls
 
 
+def first_leg(config):
+    """The first leg of the whole run: scripts/run-tests.py runs one pytest per leg and names it in
+    $ADVANCED_REST_FIRST_LEG; a single pytest over several legs takes its first."""
+    return os.environ.get("ADVANCED_REST_FIRST_LEG") or selected_legs(config)[0]
+
+
 def pytest_collection_modifyitems(config, items):
-    # scripts/run-tests.py runs one pytest per leg: the tests that use no leg (the cluster engine on
-    # PostgreSQL alone, the HTTP client) run in the first of them only, not once per leg.
-    if os.environ.get("ADVANCED_REST_LEGLESS_ELSEWHERE"):
+    # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) run with the
+    # run's first leg only, not once per leg.
+    if first_leg(config) not in selected_legs(config):
         legless = [item for item in items if "leg" not in getattr(item, "fixturenames", ())]
         if legless:
             config.hook.pytest_deselected(items=legless)

@@ -9,7 +9,7 @@ fuzz_rules.py says what the plugin may answer. A refused body must leave nothing
 accepted one stored is deleted, so the count stays put), and over the run the plugin's Orthanc
 must stay within RSS_GROWTH_MIB of its resident memory after a warm-up.
 
-The run is reproducible: derandomize takes the seed from the test's code. A sweep sends every
+The run is reproducible: each leg's seed is taken from its name. A sweep sends every
 image file under every label the core decodes, whole and truncated, rather than leaving that
 cross product to chance. What these found is kept in REGRESSIONS; a row the plugin still fails
 is marked xfail(strict=True) until it is fixed.
@@ -18,12 +18,13 @@ import base64
 import collections
 import io
 import json
+import os
 import struct
 import time
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -34,7 +35,9 @@ from fuzz_rules import (alive, cap_address_space, capped_answer, finish_job, gis
                         rss_mib, send, uncap_address_space, verdict)
 
 ROUTE = "/tools/create-dicom"
-EXAMPLES = 2000  # fuzzed bodies per leg
+# Fuzzed bodies per Debian leg. Each leg draws its own bodies (a seed of its name, the same every run):
+# three Debian legs fuzz 3,000 different bodies, where the same 2,000 were sent to each before.
+EXAMPLES = int(os.environ.get("ADVANCED_REST_FUZZ_EXAMPLES", "1000"))
 # The docker leg runs the same Orthanc, Python plugin and Python as forky (the image is built on that
 # rootfs here): its fuzz checks the image, the core's behaviour being fuzzed on forky already.
 DOCKER_EXAMPLES = 400
@@ -451,7 +454,8 @@ def test_create_dicom_fuzz(request, pair, leg):
     sizes, statuses, trace, seen = [], collections.Counter(), [], collections.Counter()
     began = time.monotonic()
 
-    @settings(max_examples=examples, derandomize=True, database=None, deadline=None, print_blob=False,
+    @seed(zlib.crc32(leg.name.encode()))
+    @settings(max_examples=examples, database=None, deadline=None, print_blob=False,
               suppress_health_check=list(HealthCheck))
     @given(bodies())
     def fuzz(body):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import soak_workload as soak
-from conftest import selected_legs
+from conftest import first_leg
 
 MINUTES = 1.0
 CLIENTS = 8
@@ -84,8 +84,8 @@ def test_soak_on_one_server(request, leg, check_name):
 @pytest.mark.cluster(config=soak.SERVER_CONFIG)
 @pytest.mark.parametrize("check_name", CHECKS)
 def test_soak_on_a_cluster(request, leg, check_name):
-    first = selected_legs(request.config)[0]
+    first = first_leg(request.config)
     if leg.name != first:
-        pytest.skip(f"the cluster soak runs on the first selected leg ({first}) to keep make test short; "
+        pytest.skip(f"the cluster soak runs on the run's first leg ({first}) to keep make test short; "
                     f"ADVANCED_REST_LEGS={leg.name} runs it here")
     check(check_name, *soaked(request, leg, "cluster"))
