@@ -243,21 +243,56 @@ class PostgresContainer:
         self.psql(f"CREATE DATABASE {name} OWNER {user} ENCODING 'UTF8' TEMPLATE template0")
         return ContainerDatabase(self, name, user, password)
 
+    def drop_database(self, database):
+        """Drop a ContainerDatabase and its user, closing whatever is still connected to it."""
+        self.psql(f"DROP DATABASE IF EXISTS {database.name} WITH (FORCE)")
+        self.psql(f"DROP ROLE IF EXISTS {database.user}")
+
+    def running(self):
+        try:
+            self.container.reload()
+        except Exception:
+            return False
+        return self.container.status == "running"
+
     def log_text(self, start=0):
         return self.container.logs().decode("utf-8", "replace")[start:] if self.container else ""
 
 
-@contextlib.contextmanager
-def _docker_postgres(leg):
-    """Yield (network, PostgresContainer) for one cluster; both removed at the end."""
-    network = leg.client.networks.create(f"advanced-rest-cluster-{os.getpid()}-{secrets.token_hex(3)}",
-                                         driver="bridge")
-    server = PostgresContainer(leg, network)
-    try:
-        yield network, server.start()
-    finally:
-        server.close()
-        network.remove()
+class _DockerPostgres:
+    """The docker leg's PostgreSQL container and its private network, started at the first cluster of
+    the session and kept for the others (each cluster has a database of its own, dropped after it);
+    started again if it stopped."""
+
+    def __init__(self, leg):
+        self.leg = leg
+        self.network = None
+        self.server = None
+
+    def get(self):
+        if self.server is not None and self.server.running():
+            return self.network, self.server
+        self.close()
+        self.network = self.leg.client.networks.create(
+            f"advanced-rest-cluster-{os.getpid()}-{secrets.token_hex(3)}", driver="bridge")
+        self.server = PostgresContainer(self.leg, self.network).start()
+        return self.network, self.server
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.network is not None:
+            self.network.remove()
+            self.network = None
+
+
+@pytest.fixture(scope="session")
+def docker_postgres(leg):
+    """The docker leg's _DockerPostgres (session-wide: a container started once, not per cluster)."""
+    holder = _DockerPostgres(leg)
+    yield holder
+    holder.close()
 
 
 @pytest.fixture
@@ -271,12 +306,11 @@ def cluster(request, leg):
     count = options.pop("replicas", DEFAULT_REPLICAS)
     with contextlib.ExitStack() as stack:
         if isinstance(leg, DockerLeg):
-            network, postgres = stack.enter_context(_docker_postgres(leg))
+            network, postgres = request.getfixturevalue("docker_postgres").get()
         else:
             network, postgres = None, request.getfixturevalue("postgres")
         database = postgres.create_database("cluster")
-        if network is None:
-            stack.callback(postgres.drop_database, database)  # the container goes with its database
+        stack.callback(postgres.drop_database, database)
         result = Cluster(leg, database, network=network, **options)
         stack.callback(result.close)
         # One after the other: the first replica creates Orthanc's schema.

@@ -19,7 +19,7 @@ import os
 
 import pytest
 
-from cluster import Cluster, cluster  # noqa: F401 (fixture)
+from cluster import Cluster, cluster, docker_postgres  # noqa: F401 (fixtures)
 from postgres import PostgresServer, postgres, postgres_database  # noqa: F401 (fixtures)
 from servers import LEGS, Server, UrlLeg, probe_versions
 
