@@ -193,15 +193,18 @@ def instances(server):
 
 
 def remove_new(server, before):
-    """Delete what was stored since the ids `before` were listed (whole new patients first)."""
-    now = instances(server)
-    if now == before:
-        return
-    patients = server.get("/patients").json()
+    """Delete what was stored since the ids `before` were listed: a patient all of whose instances are
+    new goes whole, the other new instances one by one (requests in proportion to what is new)."""
+    new = instances(server) - before
+    patients = set()
+    for instance in new:
+        answer = server.get("/instances/%s/patient" % instance)
+        if answer.status_code == 200:
+            patients.add(answer.json()["ID"])
     for patient in patients:
         ids = {i["ID"] for i in server.get("/patients/%s/instances" % patient).json()}
         if ids and not ids & before:
             server.delete("/patients/%s" % patient)
-    for instance in instances(server) - before:
+            new -= ids
+    for instance in new:
         server.delete("/instances/%s" % instance)
-
