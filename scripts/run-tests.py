@@ -149,7 +149,7 @@ def main():
                                          for name, run in runs), flush=True)
     last_beat = began
     try:
-        while any(run.poll() is None for _, run in runs):
+        while [run.poll() for _, run in runs].count(None):  # every run polled: each one's end is timed
             time.sleep(1)
             for name, run in runs:
                 if run.ended is not None and not getattr(run, "announced", False):

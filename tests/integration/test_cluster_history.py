@@ -1,5 +1,5 @@
 """The cluster's history under faults (issue 14): cluster_history.py's seeded workload and nemesis on
-two replicas, 90 s on each Debian leg (replicas killed and restarted, frozen past
+two replicas, 75 s on each Debian leg (replicas killed and restarted, frozen past
 their lease, PostgreSQL stopped for a few seconds), a shorter run without the PostgreSQL outage on
 the docker leg (its PostgreSQL runs in a container the harness does not stop); then every check of
 cluster_history.check, and zero anomalies. Each leg runs its own seed (14 on bookworm, then 15, 16...):
@@ -16,7 +16,7 @@ from servers import LEGS, DockerLeg
 
 LEASE = 5  # seconds
 SEED = os.environ.get("ADVANCED_REST_HISTORY_SEED")  # default: 14 + the leg's rank in LEGS
-SECONDS = float(os.environ.get("ADVANCED_REST_HISTORY_SECONDS", "90"))
+SECONDS = float(os.environ.get("ADVANCED_REST_HISTORY_SECONDS", "75"))
 DOCKER_SECONDS = min(SECONDS, 45.0)
 
 
