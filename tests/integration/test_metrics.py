@@ -281,14 +281,15 @@ def test_a_real_prometheus_scrapes_the_plugin_with_basic_auth(orthanc_factory, t
     try:
         api = "http://127.0.0.1:%d/api/v1" % port
         deadline, value, health = time.monotonic() + 60, None, None
-        while time.monotonic() < deadline and value != "3":
+        # Until both: a scrape can land between the two reads (the target read "unknown", the value 3).
+        while time.monotonic() < deadline and (value != "3" or health != "up"):
             time.sleep(1)
             try:
-                targets = requests.get(api + "/targets", timeout=5).json()["data"]["activeTargets"]
-                health = targets[0]["health"] if targets else None
                 query = 'orthanc_create_dicom_requests_total{content_type="png",status="200"}'
                 result = requests.get(api + "/query", params={"query": query}, timeout=5).json()["data"]["result"]
                 value = result[0]["value"][1] if result else None
+                targets = requests.get(api + "/targets", timeout=5).json()["data"]["activeTargets"]
+                health = targets[0]["health"] if targets else None
             except (requests.RequestException, KeyError, IndexError):
                 continue
         assert health == "up"
