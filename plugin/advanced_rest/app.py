@@ -1,6 +1,8 @@
 """Wiring: configuration -> settings -> routes, with host.py's calls handed to each feature."""
 import logging
+import random
 import sys
+import time
 
 from . import __version__, host, memory, routes, settings as settings_
 from .create_dicom.job import JOB_TYPE
@@ -17,6 +19,9 @@ from .metrics.received import ReceivedCounter
 from .metrics.push import Pusher, headline
 from .metrics.routes import MetricsApi
 from .web import Router, Transport, json_response
+from .webhooks.dispatch import Dispatcher, Saver
+from .webhooks.outbox import Outbox
+from .webhooks.routes import WebhooksApi
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +75,10 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None):
+    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None, webhooks=(None, None)):
         self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
         self.received, self.cluster = received, cluster
+        self.saver, self.dispatcher = webhooks  # one server's outbox saver (or None), the senders (or None)
         self._runner_for = runner_for
 
     def started(self, _):
@@ -87,6 +93,11 @@ class _Background:
             else:
                 self.store.load(self._runner_for)
             self.store.start()
+        if self.saver is not None:
+            self.saver.load()  # before the first event: what was pending goes out again
+            self.saver.start()
+        if self.dispatcher is not None:
+            self.dispatcher.start()
         self.engine.mark_loaded()
         self.engine.start()
         self.watcher.start()
@@ -100,6 +111,10 @@ class _Background:
         self.engine.stop()  # running jobs go back to Pending, and are saved so
         if self.store is not None:
             self.store.stop()
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        if self.saver is not None:
+            self.saver.stop()
         if self.cluster is not None:
             self.cluster.stop()  # what this replica held is free for the others
 
@@ -158,6 +173,46 @@ def _open_cluster(settings, engine, runner_for, finished):
     logger.warning("Cluster mode: replica %s, jobs shared through PostgreSQL (lease %g s)",
                    settings.replica, settings.lease_seconds)
     return cluster
+
+
+def _webhooks(settings, metrics, feed, cluster):
+    """(WebhooksApi, Saver or None, Dispatcher or None): the outbox where the jobs are (one server: in memory,
+    saved in a global property; cluster: PostgreSQL), its events taken in the feed's order."""
+    endpoints = settings.webhooks
+
+    def refused(events):
+        for endpoint, event in events:
+            metrics.webhook_refused(endpoint)
+            logger.warning("Webhook %s: the outbox is full (AdvancedRest.MaxPendingDeliveries = %d): an event "
+                           "%s was not queued", endpoint, settings.max_pending_deliveries, event)
+
+    if cluster is None or not endpoints:
+        outbox = Outbox(endpoints, settings.max_pending_deliveries, settings.kept_deliveries, time.time,
+                        random.random)
+        metrics.add_webhooks(outbox.depth, lambda: True, time.time)
+        if not endpoints:
+            return WebhooksApi(outbox, settings.replica or None), None, None
+        feed.in_order = lambda job, seq: refused(outbox.job_changed(job, seq))
+        saver = Saver(outbox, host.get_global_property, host.set_global_property)
+        return WebhooksApi(outbox), saver, Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted)
+
+    from .webhooks.cluster import ClusterOutbox
+    outbox = ClusterOutbox(cluster, endpoints, settings.max_pending_deliveries, settings.kept_deliveries,
+                           settings.lease_seconds)
+    with cluster.transaction() as conn:
+        outbox.create(conn)
+
+    def in_move(conn, job, seq):
+        try:
+            with conn.transaction():  # a savepoint: the job's move goes on whatever happens here
+                refused(outbox.job_changed(conn, job, seq, settings.replica))
+        except Exception:
+            logger.exception("Webhooks: the events of a move of job %s could not be queued", job.get("ID"))
+
+    cluster.in_move = in_move
+    metrics.add_webhooks(outbox.depth, lambda: outbox.counted_here, time.time)
+    return (WebhooksApi(outbox, settings.replica), None,
+            Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look))
 
 
 def _read_settings():
@@ -223,7 +278,7 @@ def register():
         metrics.add_cluster(cluster.counters)
     core_jobs = _core_jobs()
     watcher = CoreWatcher(feed, lambda: core_jobs.all(in_request=False),
-                          cluster.peers.publish_core if cluster is not None else None)
+                          cluster.peers.publish_core if cluster is not None else None, ids=core_jobs.ids)
     metrics.add_job_source(jobs_of_mine)
     metrics.add_job_source(watcher.jobs)
 
@@ -234,15 +289,21 @@ def register():
                    WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests),
                    peers=cluster.peers if cluster is not None else None,
                    loaded=engine.loaded)
+    try:
+        webhooks_api, saver, dispatcher = _webhooks(settings, metrics, feed, cluster)
+    except Exception as exc:  # the cluster's outbox cannot be made: one line, and Orthanc's own API keeps working
+        logger.error("NOT SERVING ANYTHING: the webhooks' outbox cannot be made: %s", exc)
+        return
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
                     observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST)
-    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system)
+    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api)
 
     received = ReceivedCounter(metrics, host.rest_get_json)
     background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_of_mine), host.set_metric,
-                                                             metrics.enabled), runner_for, received, cluster)
+                                                             metrics.enabled), runner_for, received, cluster,
+                             (saver, dispatcher))
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,

@@ -133,6 +133,28 @@ OPERATIONS = {
                            parameters=[_ID, _NAME]),
         "delete": _operation("Forget one output of a job", _OBJECT, (e.UnknownJob, e.MethodNotAllowed) + JOBS_ERRORS,
                              parameters=[_ID, _NAME])},
+    "/webhooks": {"get": _operation("The webhook endpoints configured (AdvancedRest.Webhooks), without secrets",
+                                    _json({"type": "array", "items": {"type": "object"}}, "endpoints"))},
+    "/webhooks/deliveries": {"get": _operation(
+        "Webhook deliveries, oldest first, with their attempts and last error",
+        _json({"type": "object", "properties": {"Deliveries": {"type": "array", "items": {"type": "object"}},
+                                                "Last": {"type": "integer"}}}, "deliveries"),
+        (e.BadRequest, e.DatabaseUnavailable),
+        parameters=[_query("state", "pending, delivered or failed", example="failed"),
+                    _query("job", "a job id"),
+                    _query("since", "the Last of the previous answer", "integer", 0),
+                    _query("limit", "at most this many (1000 at most)", "integer", 100)])},
+    "/webhooks/deliveries/{id}/redeliver": {"post": _operation(
+        "Send a delivery again (its attempts and age counted afresh)", _json({"type": "object"}, "the delivery"),
+        (e.UnknownResource, e.DatabaseUnavailable),
+        parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
+                     "description": "a delivery's ID"}])},
+    "/webhooks/test": {"post": _operation(
+        "Send a Test event to an endpoint now, once", _json({"type": "object"}, "{Endpoint, EventId, Delivered, "
+                                                                                "Status, Error}"),
+        (e.BadRequest, e.UnknownResource),
+        requestBody={"required": False, "content": {"application/json": {
+            "schema": {"type": "object", "properties": {"Endpoint": {"type": "string"}}}}}})},
 }
 
 

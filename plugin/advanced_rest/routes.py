@@ -9,10 +9,11 @@ from .web import json_response
 logger = logging.getLogger(__name__)
 
 
-def serve(router, settings, create_dicom, jobs, metrics_api, system):
+def serve(router, settings, create_dicom, jobs, metrics_api, system, webhooks=None):
     """Add to `router` every route `settings` enable, and {Root}/openapi.json describing them.
 
-    `create_dicom` and `system` are handlers, `jobs` a JobsApi, `metrics_api` a MetricsApi.
+    `create_dicom` and `system` are handlers, `jobs` a JobsApi, `metrics_api` a MetricsApi, `webhooks` a
+    WebhooksApi (or None).
     """
     own = re.escape(settings.root)
     router.add(own + "/system", {"GET": system})
@@ -21,6 +22,8 @@ def serve(router, settings, create_dicom, jobs, metrics_api, system):
         router.add(root + "/tools/create-dicom", {"POST": create_dicom})
         for suffix, handlers in jobs.routes(own=root == own):
             router.add(root + suffix, handlers)
+    for suffix, handlers in (webhooks.routes() if webhooks is not None else []):
+        router.add(own + suffix, handlers)
     if settings.serve_core_routes:
         router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
     try:

@@ -1,14 +1,16 @@
 """The `AdvancedRest` section of Orthanc's configuration, read once into frozen settings."""
+import base64
 import dataclasses
 import logging
 import os
 import re
+import urllib.parse
 
 logger = logging.getLogger(__name__)
 
 ORTHANC_HTTP_THREADS = 50  # Orthanc's default HttpThreadsCount
 _ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9._~-]+)+$")
-_KINDS = {bool: "a Boolean", int: "an integer", float: "a number", str: "a string"}
+_KINDS = {bool: "a Boolean", int: "an integer", float: "a number", str: "a string", list: "a list of strings"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Option:
             right_kind = isinstance(value, (int, float)) and not isinstance(value, bool)
         elif self.kind is int:
             right_kind = isinstance(value, int) and not isinstance(value, bool)  # bool is an int in Python
+        elif self.kind is list:
+            right_kind = isinstance(value, list) and all(isinstance(item, str) for item in value)
         else:
             right_kind = isinstance(value, self.kind)
         if not right_kind:
@@ -87,6 +91,28 @@ OPTIONS = (
            "max_wait_seconds", above=0, maximum=3600),
     Option("LongPollShare", float, 0.2, "share of Orthanc's HttpThreadsCount that waits may hold", "Limits",
            above=0, below=1),
+    Option("MaxPendingDeliveries", int, 1000, "a job event while that many webhook deliveries wait is not queued "
+           "(logged and counted in orthanc_advanced_rest_webhook_events_refused_total)", "Limits",
+           "max_pending_deliveries", minimum=1, maximum=1000000),
+    Option("KeptDeliveries", int, 1000, "finished webhook deliveries (delivered or failed) kept for "
+           "`GET {Root}/webhooks/deliveries`", "Configuration", "kept_deliveries", minimum=0, maximum=1000000),
+    Option("Webhooks.Url", str, "", "where events are POSTed (http or https; required)", "Webhooks"),
+    Option("Webhooks.Name", str, "", "the endpoint's name in deliveries and metrics (default: the URL "
+           "without credentials or query)", "Webhooks"),
+    Option("Webhooks.Events", list, ["JobSuccess", "JobFailure"], "events sent: JobSubmitted, JobRunning, JobPaused, "
+           "JobSuccess, JobFailure, JobDeleted", "Webhooks"),
+    Option("Webhooks.Types", list, [], "job types sent, core and plugin (empty: all)", "Webhooks"),
+    Option("Webhooks.Secret", str, "", "Standard Webhooks secret (`whsec_` + base64); empty: unsigned", "Webhooks"),
+    Option("Webhooks.TimeoutSeconds", float, 10.0, "connecting, and each read of the answer", "Webhooks",
+           above=0, maximum=300),
+    Option("Webhooks.MaxAttempts", int, 20, "attempts before a delivery is marked failed", "Webhooks",
+           minimum=1, maximum=1000),
+    Option("Webhooks.MaxAgeHours", float, 24.0, "a delivery still undelivered this long after its event is "
+           "marked failed", "Webhooks", above=0, maximum=24 * 365),
+    Option("Webhooks.BackoffSeconds", float, 2.0, "wait before the first retry; doubled at each retry, with "
+           "jitter", "Webhooks", above=0, maximum=3600),
+    Option("Webhooks.MaxBackoffSeconds", float, 3600.0, "longest wait between two attempts", "Webhooks",
+           above=0, maximum=86400),
     Option("Cluster.Enabled", bool, False, "share the plugin's jobs through PostgreSQL", "Cluster",
            orthanc="PostgreSQL.EnableIndex"),
     Option("Cluster.LeaseSeconds", float, 30.0, "a replica silent this long is considered dead", "Cluster",
@@ -129,6 +155,33 @@ class Settings:
     lease_seconds: float = _default("Cluster.LeaseSeconds")
     replica: str = ""  # Orthanc's DatabaseServerIdentifier
     postgresql: dict = dataclasses.field(default_factory=dict)  # Orthanc's PostgreSQL section
+    # Webhooks: the endpoints (AdvancedRest.Webhooks), the outbox's bound and its kept history.
+    webhooks: tuple = ()
+    max_pending_deliveries: int = _default("MaxPendingDeliveries")
+    kept_deliveries: int = _default("KeptDeliveries")
+
+
+WEBHOOK_EVENTS = ("JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobFailure", "JobDeleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class Webhook:
+    """One endpoint of AdvancedRest.Webhooks (from the configuration only: no request adds one)."""
+
+    url: str
+    name: str
+    events: tuple = ("JobSuccess", "JobFailure")
+    types: tuple = ()  # empty: every job type
+    secret: str = dataclasses.field(default="", repr=False)  # never printed
+    timeout_seconds: float = 10.0
+    max_attempts: int = 20
+    max_age_hours: float = 24.0
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 3600.0
+
+    def wants(self, event, job_type):
+        """Whether this endpoint is sent `event` of a job of `job_type`."""
+        return event in self.events and (not self.types or job_type in self.types)
 
 
 class SettingsError(ValueError):
@@ -152,7 +205,7 @@ def _unknown(problems, section, prefix):
     """Note every key of `section` that no option under `prefix` declares."""
     known = sorted(name[len(prefix):] for name in OPTION if name.startswith(prefix) and "." not in name[len(prefix):])
     if prefix == "":
-        known = sorted(known + ["Cluster"])
+        known = sorted(known + ["Cluster", "Webhooks"])
     for key in sorted(set(section) - set(known)):
         problems.append("AdvancedRest.%s%s is not a known option (known: %s)" % (prefix, key, ", ".join(known)))
 
@@ -192,6 +245,7 @@ def from_configuration(config):
     http_threads = _orthanc_int(config, "HttpThreadsCount", ORTHANC_HTTP_THREADS)
     values["max_waiting_requests"] = max(1, int(http_threads * share))
     cluster = _cluster(problems, config, section)
+    values["webhooks"] = _webhooks(problems, section)
 
     creator = config.get("DefaultPrivateCreator", "")
     if not isinstance(creator, str):
@@ -248,6 +302,75 @@ def _cluster(problems, config, section):
                         "configuration (or AdvancedRest.Cluster.Enabled false)")
         return {}
     return {"cluster": True, "lease_seconds": float(lease), "replica": replica.strip(), "postgresql": postgresql}
+
+
+def public_url(url):
+    """`url` without credentials, query or fragment: what logs, names and metrics may show of it."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = "[%s]" % host
+    port = ":%d" % parts.port if parts.port else ""
+    return "%s://%s%s%s" % (parts.scheme, host, port, parts.path)
+
+
+def _webhooks(problems, section):
+    """The endpoints of AdvancedRest.Webhooks, each checked (names unique)."""
+    endpoints = section.get("Webhooks", [])
+    if not isinstance(endpoints, list):
+        problems.append("AdvancedRest.Webhooks must be a list of endpoints, not %r" % (type(endpoints).__name__,))
+        return ()
+    found, names = [], set()
+    fields = {name.split(".", 1)[1]: option for name, option in OPTION.items() if name.startswith("Webhooks.")}
+    for index, endpoint in enumerate(endpoints):
+        where = "AdvancedRest.Webhooks[%d]" % index
+        if not isinstance(endpoint, dict):
+            problems.append("%s must be a JSON object" % where)
+            continue
+        before = len(problems)
+        for key in sorted(set(endpoint) - set(fields)):
+            problems.append("%s.%s is not a known option (known: %s)" % (where, key, ", ".join(sorted(fields))))
+        values = {}
+        for key, option in fields.items():
+            value = endpoint.get(key, option.default)
+            problem = option.check(value) if key in endpoint else None
+            if problem:
+                problems.append("%s.%s %s" % (where, key, problem.replace(repr(value), "given") if key == "Secret"
+                                                else problem))
+            values[key] = value
+        url = values["Url"]
+        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        if not url or parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("%s.Url must be an http:// or https:// URL" % where)
+        unknown = [event for event in values["Events"] if event not in WEBHOOK_EVENTS] \
+            if isinstance(values["Events"], list) else []
+        if unknown:
+            problems.append("%s.Events: unknown event(s) %s (known: %s)" % (where, ", ".join(unknown),
+                                                                           ", ".join(WEBHOOK_EVENTS)))
+        if values["Secret"] and isinstance(values["Secret"], str) and not _secret_is_valid(values["Secret"]):
+            problems.append("%s.Secret must be base64, optionally after whsec_ (a Standard Webhooks secret)" % where)
+        if len(problems) > before:
+            continue
+        name = values["Name"] or public_url(url)
+        if name in names:
+            problems.append("%s.Name %r is already another endpoint's (give each a Name)" % (where, name))
+            continue
+        names.add(name)
+        found.append(Webhook(url=url, name=name, events=tuple(values["Events"]), types=tuple(values["Types"]),
+                             secret=values["Secret"], timeout_seconds=float(values["TimeoutSeconds"]),
+                             max_attempts=values["MaxAttempts"], max_age_hours=float(values["MaxAgeHours"]),
+                             backoff_seconds=float(values["BackoffSeconds"]),
+                             max_backoff_seconds=float(values["MaxBackoffSeconds"])))
+    return tuple(found)
+
+
+def _secret_is_valid(secret):
+    text = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+    try:
+        return len(base64.b64decode(text + "==", validate=False)) > 0 and \
+            re.fullmatch(r"[A-Za-z0-9+/]+=*", text) is not None
+    except ValueError:
+        return False
 
 
 def _orthanc_int(config, key, default):

@@ -22,7 +22,7 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "plugin" / "advanced_rest"
 TOP = "advanced_rest"
 
-FEATURES = ("dicomize", "create_dicom", "jobs", "metrics")
+FEATURES = ("dicomize", "create_dicom", "jobs", "metrics", "webhooks")
 # (who, what it must never reach, the wall): a name ending in "." is a whole package.
 WALLS = [
     ("dicomize.", ("web", "jobs.", "host", "metrics.", "create_dicom.", "orthanc"),

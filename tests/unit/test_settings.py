@@ -84,7 +84,7 @@ import re
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 # Declaration table -> the README heading the table of options follows.
 TABLES = {"Configuration": "## Configuration", "Limits": "### Limits",
-          "Cluster": "## Several Orthanc on one PostgreSQL (the cluster)"}
+          "Cluster": "## Several Orthanc on one PostgreSQL (the cluster)", "Webhooks": "## Webhooks"}
 
 
 def _rows(heading, text=None):

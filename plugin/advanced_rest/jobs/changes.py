@@ -24,8 +24,10 @@ def _entry(job, origin):
 class ChangeFeed:
     """Job changes numbered from 1; the newest KEPT_CHANGES are kept."""
 
-    def __init__(self, kept=KEPT_CHANGES, listeners=()):
+    def __init__(self, kept=KEPT_CHANGES, listeners=(), in_order=None):
         self._listeners = list(listeners)  # called with each recorded change's job JSON
+        # (job JSON, change number) -> None, called under the feed's lock: in the feed's order (webhooks)
+        self.in_order = in_order
         self._condition = threading.Condition()
         self._changes = collections.deque(maxlen=kept)
         self._last = 0
@@ -41,6 +43,11 @@ class ChangeFeed:
             self._last += 1
             self._changes.append(dict(_entry(job, origin), Seq=self._last))
             self._condition.notify_all()
+            if self.in_order is not None:
+                try:
+                    self.in_order(job, self._last)
+                except Exception:
+                    logger.exception("A job change listener failed")
         for listener in self._listeners:
             try:
                 listener(job)
@@ -85,8 +92,9 @@ class ChangeFeed:
 class CoreWatcher:
     """Feeds the core's jobs into a ChangeFeed: on events, and every CORE_LOOK_EVERY seconds."""
 
-    def __init__(self, feed, look, on_look=None):
+    def __init__(self, feed, look, on_look=None, ids=None):
         self._feed, self._look = feed, look  # () -> the core's jobs (CoreJobs.all, on this thread's own)
+        self._ids = ids  # () -> the core's job ids: a job left out of a look is gone only if absent there
         self._on_look = on_look  # (the core's jobs) -> None after each look (the cluster publishes them)
         self._latest = []  # the core's jobs at the last look
         self._wake = threading.Event()
@@ -113,7 +121,7 @@ class CoreWatcher:
             self._thread.join(10)
 
     def _loop(self):
-        listed = set()
+        listed = {}  # id -> the job's JSON at the last look
         while not self._stop.is_set():
             try:
                 jobs = self._look()
@@ -122,9 +130,17 @@ class CoreWatcher:
                     self._on_look(jobs)
                 for job in jobs:
                     self._feed.record(job, "core")
-                now_listed = {job.get("ID") for job in jobs}
-                for gone in listed - now_listed:
-                    self._feed.forget(gone)  # out of the core's history
+                now_listed = {job.get("ID"): job for job in jobs}
+                gone = set(listed) - set(now_listed)
+                if gone and self._ids is not None:
+                    # Deleted, or out of the core's history (unreadable ones stay listed by id: not gone)
+                    kept = set(self._ids())
+                    for job_id in sorted(gone - kept):
+                        self._feed.record(dict(listed[job_id], State="Deleted"), "core")
+                    now_listed.update({job_id: listed[job_id] for job_id in gone & kept})
+                    gone -= kept
+                for job_id in gone:
+                    self._feed.forget(job_id)  # out of the core's history
                 listed = now_listed
             except Exception:
                 logger.exception("Could not look at the core's jobs")

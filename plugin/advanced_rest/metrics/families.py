@@ -27,6 +27,29 @@ class ClusterCollector:
         yield family
 
 
+WEBHOOK_BUCKETS = (0.05, 0.1, 0.5, 1, 5, 60, 3600)
+
+
+class OutboxCollector:
+    """The webhooks outbox at scrape: deliveries pending and the oldest one's age (in a cluster, from the
+    one replica that counts the cluster's: `counted()`)."""
+
+    def __init__(self, depth, counted, clock):
+        self._depth, self._counted, self._clock = depth, counted, clock
+
+    def collect(self):
+        pending = GaugeMetricFamily("orthanc_advanced_rest_webhook_outbox_pending", "Webhook deliveries "
+                                    "waiting to be delivered")
+        oldest = GaugeMetricFamily("orthanc_advanced_rest_webhook_oldest_pending_seconds", "Age of the oldest "
+                                   "webhook delivery waiting (0 when none)")
+        if self._counted():
+            count, created = self._depth()
+            pending.add_metric([], float(count))
+            oldest.add_metric([], max(0.0, self._clock() - created) if created is not None else 0.0)
+        yield pending
+        yield oldest
+
+
 class JobsCollector:
     """orthanc_jobs{type, state}: counted on each scrape from in-memory lists, never the database."""
 
@@ -95,6 +118,31 @@ class Metrics:
     def add_cluster(self, counters):
         """The cluster view's own health: `counters` (claims, takeovers, renewals_failed), read at scrape."""
         self.registry.register(ClusterCollector(counters))
+
+    def add_webhooks(self, depth, counted, clock):
+        """The webhooks' families: `depth()` -> (pending, oldest creation time), `counted()` -> bool."""
+        registry = self.registry
+        self._webhook_deliveries = Counter("orthanc_advanced_rest_webhook_deliveries", "Webhook delivery "
+                                           "attempts by endpoint and outcome (delivered, retried, failed)",
+                                           ["endpoint", "outcome"], registry=registry)
+        self._webhook_seconds = Histogram("orthanc_advanced_rest_webhook_delivery_seconds", "Time from a job's "
+                                          "event to its delivery", ["endpoint"], buckets=WEBHOOK_BUCKETS,
+                                          registry=registry)
+        self._webhook_refused = Counter("orthanc_advanced_rest_webhook_events_refused", "Job events not queued "
+                                        "for an endpoint: the outbox was full (MaxPendingDeliveries)",
+                                        ["endpoint"], registry=registry)
+        registry.register(OutboxCollector(depth, counted, clock))
+
+    def webhook_attempted(self, endpoint, state, seconds):
+        """One attempt's outcome: Delivered (observed with its latency), Retried or Failed."""
+        if self.enabled():
+            self._child(self._webhook_deliveries, endpoint, state.lower()).inc()
+            if state == "Delivered":
+                self._child(self._webhook_seconds, endpoint).observe(seconds)
+
+    def webhook_refused(self, endpoint, count=1):
+        if self.enabled():
+            self._child(self._webhook_refused, endpoint).inc(count)
 
     def add_job_source(self, source):
         """Another list of jobs for orthanc_jobs (a callable returning job JSONs)."""

@@ -29,7 +29,9 @@ class ClusterFeed:
                   "Origin": origin, "Replica": self._cluster.replica}
 
         def move(conn):
-            insert_change(conn, change)
+            seq = insert_change(conn, change)
+            if self._cluster.in_move is not None:
+                self._cluster.in_move(conn, job, seq)
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
         self._cluster.moving(move)  # again while the feed's lock is busy; recorded as seen once in the feed
         self._seen[job.get("ID")] = key
@@ -71,9 +73,10 @@ class ClusterFeed:
 
 
 def insert_change(conn, change):
-    """Number and store one change, in the caller's transaction. The lock, held until that transaction
+    """Number and store one change, in the caller's transaction; its number. The lock, held until that transaction
     ends, makes numbers commit in order and with no gap: a reader following `since` never skips a change
     committed after a higher-numbered one, and a rolled-back move leaves no hole."""
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
-    conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
-                 "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes", (Jsonb(change),))
+    return conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
+                        "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes RETURNING seq",
+                        (Jsonb(change),)).fetchone()[0]

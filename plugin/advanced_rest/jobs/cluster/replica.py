@@ -83,6 +83,8 @@ class Cluster:
         self._identity = None  # the connection holding this replica's identity lock
         self.feed = ClusterFeed(self, on_change)  # the change feed, written by the moves below
         self.peers = None  # peers.CorePeers: the core jobs of every replica (set by the wiring)
+        # (conn, job JSON, change number) -> None, inside each move's transaction (the webhooks' outbox)
+        self.in_move = None
 
     # ---- connections --------------------------------------------------------------------
 
@@ -369,10 +371,12 @@ class Cluster:
         if before is not None and (before.get("State"), before.get("Progress")) == \
                 (document.get("State"), document.get("Progress")):
             return
-        insert_change(conn, {"ID": document.get("ID"), "Type": document.get("Type"), "State": document.get("State"),
-                             "Progress": document.get("Progress"), "Timestamp": document.get("Timestamp"),
-                             "Origin": "plugin", "Replica": document.get("Replica", self.replica),
-                             "Version": version})
+        seq = insert_change(conn, {"ID": document.get("ID"), "Type": document.get("Type"),
+                                   "State": document.get("State"), "Progress": document.get("Progress"),
+                                   "Timestamp": document.get("Timestamp"), "Origin": "plugin",
+                                   "Replica": document.get("Replica", self.replica), "Version": version})
+        if self.in_move is not None:
+            self.in_move(conn, document, seq)
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "move"))
 
     def _ended(self, document):

@@ -1,0 +1,1 @@
+"""Webhooks: job events, kept in a durable outbox, POSTed signed to configured endpoints, retried."""

@@ -1,0 +1,206 @@
+"""One server's outbox: every delivery of every event, under one lock, saved as a whole.
+
+A delivery is due once saved (durable before anything is sent), when its time has come, and when no
+earlier delivery of the same job to the same endpoint is still pending (in order per job). Pure: the
+saving, the clock and randomness are the caller's.
+"""
+import collections
+import threading
+
+from ..errors import UnknownResource
+from . import events
+
+PENDING, DELIVERED, FAILED = "Pending", "Delivered", "Failed"
+DELIVERY_STATES = (PENDING, DELIVERED, FAILED)
+FORMAT = 1
+KEPT_STATES = 10000  # jobs whose last evented state is remembered (older ones are forgotten first)
+
+
+class Outbox:
+    """The deliveries of one server; `endpoints` the configured ones (settings.Webhook)."""
+
+    def __init__(self, endpoints, max_pending, kept, clock, random):
+        self.endpoints = {endpoint.name: endpoint for endpoint in endpoints}
+        self._max_pending, self._kept = max_pending, kept
+        self._clock, self._random = clock, random
+        self._lock = threading.Condition()
+        self._deliveries = collections.OrderedDict()  # Seq -> delivery (a dict, as saved)
+        self._states = collections.OrderedDict()  # job id -> last state turned into events
+        self._next = 1
+        self._version = 0  # bumped at each change; what `saved` reached is durable
+        self._saved = 0
+        self._sending = set()  # Seq of deliveries being sent now
+        self.refused = 0
+
+    # ---- events in ----------------------------------------------------------------------------
+
+    def job_changed(self, job, change, replica=None):
+        """A job's JSON as recorded in the feed (change number `change`): its events, one delivery per
+        endpoint that wants each. The events refused by a full outbox ([(endpoint, event)])."""
+        job_id, state = job.get("ID"), job.get("State")
+        refused = []
+        with self._lock:
+            previous = self._states.pop(job_id, None)
+            if state != "Deleted":
+                self._states[job_id] = state
+                while len(self._states) > KEPT_STATES:
+                    self._states.popitem(last=False)
+            now = self._clock()
+            for event in events.events_for(previous, state):
+                for endpoint in self.endpoints.values():
+                    if not endpoint.wants(event, job.get("Type")):
+                        continue
+                    if self._pending_count() >= self._max_pending:
+                        refused.append((endpoint.name, event))
+                        continue
+                    self._add(endpoint.name, event, job_id, job.get("Type"), change,
+                              events.body(event, change, job, replica), now)
+            self._version += 1
+            self._lock.notify_all()
+        self.refused += len(refused)
+        return refused
+
+    def _add(self, endpoint, event, job_id, job_type, change, text, now):
+        seq = self._next
+        self._next += 1
+        self._deliveries[seq] = {"Seq": seq, "EventId": events.new_event_id(), "Endpoint": endpoint,
+                                 "Event": event, "Job": job_id, "JobType": job_type, "Change": change,
+                                 "Body": text, "State": PENDING, "Attempts": 0, "Created": now,
+                                 "NextAttempt": now, "LastStatus": None, "LastError": None,
+                                 "DeliveredAt": None, "Version": self._version + 1}
+
+    def _pending_count(self):
+        return sum(1 for delivery in self._deliveries.values() if delivery["State"] == PENDING)
+
+    # ---- sending --------------------------------------------------------------------------------
+
+    def take(self, endpoint, wait):
+        """The next due delivery to `endpoint` (a copy, marked as being sent), waiting up to `wait` s
+        for one; None if none is due by then."""
+        with self._lock:
+            deadline = self._clock() + wait
+            while True:
+                now = self._clock()
+                found, soonest = self._due(endpoint, now)
+                if found is not None:
+                    self._sending.add(found["Seq"])
+                    return dict(found)
+                if now >= deadline:
+                    return None
+                until = deadline if soonest is None else min(deadline, soonest)
+                self._lock.wait(max(0.01, until - now))
+
+    def _due(self, endpoint, now):
+        """(the due delivery or None, when the next one of this endpoint falls due or None)."""
+        blocked = set()  # jobs with an earlier pending delivery to this endpoint
+        soonest = None
+        for delivery in self._deliveries.values():
+            if delivery["State"] != PENDING or delivery["Endpoint"] != endpoint:
+                continue
+            job = delivery["Job"]
+            if job in blocked:
+                continue
+            blocked.add(job)
+            if delivery["Seq"] in self._sending or delivery["Version"] > self._saved:
+                continue
+            if delivery["NextAttempt"] <= now:
+                return delivery, None
+            soonest = delivery["NextAttempt"] if soonest is None else min(soonest, delivery["NextAttempt"])
+        return None, soonest
+
+    def attempted(self, delivery, status, error):
+        """The outcome of sending `delivery` (as `take` gave it): HTTP `status` (None: none came) and what went wrong (None
+        for a 2xx). Its new state."""
+        seq = delivery["Seq"]
+        with self._lock:
+            self._sending.discard(seq)
+            delivery = self._deliveries.get(seq)
+            if delivery is None or delivery["State"] != PENDING:
+                return delivery["State"] if delivery else None
+            endpoint = self.endpoints.get(delivery["Endpoint"])
+            now = self._clock()
+            delivery["Attempts"] += 1
+            delivery["LastStatus"], delivery["LastError"] = status, error
+            if error is None:
+                delivery["State"], delivery["DeliveredAt"] = DELIVERED, now
+                delivery["Body"] = None if self._kept == 0 else delivery["Body"]
+            elif endpoint is None or events.gives_up(delivery["Attempts"], delivery["Created"], now, endpoint):
+                delivery["State"] = FAILED
+            else:
+                delivery["NextAttempt"] = now + events.retry_delay(delivery["Attempts"], endpoint, self._random)
+            self._trim()
+            self._version += 1
+            self._lock.notify_all()
+            return delivery["State"]
+
+    def _trim(self):
+        finished = [seq for seq, delivery in self._deliveries.items() if delivery["State"] != PENDING]
+        for seq in finished[:max(0, len(finished) - self._kept)]:
+            del self._deliveries[seq]
+
+    # ---- repair and reading ---------------------------------------------------------------------
+
+    def redeliver(self, seq):
+        """Send delivery `seq` again (attempts and age counted afresh). Raises UnknownResource."""
+        with self._lock:
+            delivery = self._deliveries.get(seq)
+            if delivery is None or delivery["Body"] is None:
+                raise UnknownResource("No webhook delivery %s is kept" % seq)
+            now = self._clock()
+            delivery.update(State=PENDING, Attempts=0, Created=now, NextAttempt=now, DeliveredAt=None,
+                            Version=self._version + 1)
+            self._version += 1
+            self._lock.notify_all()
+            return dict(delivery)
+
+    def list(self, state=None, job=None, since=0, limit=1000):
+        """Copies of the deliveries after number `since`, oldest first, filtered by state and job."""
+        with self._lock:
+            return [dict(delivery) for seq, delivery in self._deliveries.items()
+                    if seq > since and (state is None or delivery["State"] == state)
+                    and (job is None or delivery["Job"] == job)][:limit]
+
+    def depth(self):
+        """(pending deliveries, the oldest pending one's creation time or None)."""
+        with self._lock:
+            pending = [delivery["Created"] for delivery in self._deliveries.values() if delivery["State"] == PENDING]
+            return len(pending), (min(pending) if pending else None)
+
+    # ---- saving ---------------------------------------------------------------------------------
+
+    def snapshot(self):
+        """(version, what to save) of the outbox now."""
+        with self._lock:
+            return self._version, {"Format": FORMAT, "Next": self._next, "States": dict(self._states),
+                                   "Deliveries": [dict(delivery) for delivery in self._deliveries.values()]}
+
+    def saved(self, version):
+        """Everything up to `version` is durable: its deliveries may be sent."""
+        with self._lock:
+            self._saved = max(self._saved, version)
+            self._lock.notify_all()
+
+    def wait_change(self, timeout):
+        """Wait up to `timeout` s while everything is saved."""
+        with self._lock:
+            if self._version <= self._saved:
+                self._lock.wait(timeout)
+
+    def unsaved(self):
+        with self._lock:
+            return self._version > self._saved
+
+    def restore(self, saved):
+        """Load what `snapshot` saved (at start); deliveries of endpoints no longer configured stay listed
+        but are failed."""
+        if not saved or saved.get("Format") != FORMAT:
+            return 0
+        with self._lock:
+            self._next = int(saved.get("Next", 1))
+            self._states = collections.OrderedDict(saved.get("States", {}))
+            for delivery in saved.get("Deliveries", []):
+                delivery["Version"] = 0
+                if delivery["State"] == PENDING and delivery["Endpoint"] not in self.endpoints:
+                    delivery.update(State=FAILED, LastError="endpoint no longer configured")
+                self._deliveries[delivery["Seq"]] = delivery
+            return len(self._deliveries)

@@ -1,0 +1,221 @@
+"""Webhooks on real servers: signed deliveries of core and plugin jobs, in order per job, retried while
+the receiver is down or failing, unaffected by a hanging receiver, kept across kill -9; in a cluster,
+delivered by one replica and taken over when that replica dies mid-delivery."""
+import json
+import time
+
+import pytest
+
+from create_dicom_cases import png_data_uri
+from servers import DockerLeg
+from test_jobs import _submit, _wait
+from webhook_receiver import SECRET, Receiver, events_of
+
+ALL_EVENTS = ["JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobFailure", "JobDeleted"]
+ROOT = "/advanced-rest"
+
+
+def _endpoint(receiver, **options):
+    return dict({"Url": receiver.url, "Secret": SECRET, "Events": ALL_EVENTS, "BackoffSeconds": 0.5,
+                 "MaxBackoffSeconds": 2}, **options)
+
+
+def _server(orthanc_factory, *endpoints, **options):
+    return orthanc_factory(config={"AdvancedRest": dict({"Webhooks": list(endpoints)}, **options)})
+
+
+@pytest.fixture
+def receiver():
+    made = Receiver()
+    yield made
+    made.close()
+
+
+def _plugin_job(server, images=1):
+    return _submit(server, {"Tags": {"PatientName": "Webhook^Test"}, "Content": [png_data_uri("RGB")] * images})
+
+
+def _core_job(server):
+    stored = server.post("/tools/create-dicom", data=json.dumps({"Tags": {"PatientName": "Webhook^Core"},
+                                                                 "Content": png_data_uri("RGB")})).json()
+    answer = server.post("/studies/%s/archive" % stored["ParentStudy"], data=json.dumps({"Asynchronous": True}))
+    assert answer.status_code == 200, answer.text
+    return answer.json()["ID"]
+
+
+def _deliveries(server, **params):
+    answer = server.get(ROOT + "/webhooks/deliveries", params=params)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["Deliveries"]
+
+
+def _until(what, condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "never: %s" % what
+        time.sleep(0.1)
+
+
+def test_events_of_core_and_plugin_jobs_arrive_signed_and_in_order(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver))
+    plugin_job = _plugin_job(server, images=3)
+    core_job = _core_job(server)
+    assert _wait(server, plugin_job)["State"] == "Success"
+    assert _wait(server, core_job)["State"] == "Success"
+    assert server.delete("/jobs/%s" % plugin_job).status_code == 200
+    delivered = receiver.wait_for(lambda found: "JobDeleted" in events_of(found, plugin_job)
+                                  and "JobSuccess" in events_of(found, core_job), what="both jobs' events")
+    assert events_of(delivered, plugin_job) == ["JobSubmitted", "JobRunning", "JobSuccess", "JobDeleted"]
+    core_events = events_of(delivered, core_job)
+    assert core_events[0] == "JobSubmitted" and core_events[-1] == "JobSuccess", core_events
+    assert all(item["verified"] for item in receiver.received), "every delivery verifies with standardwebhooks"
+    success = next(item["body"] for item in delivered if item["body"]["Event"] == "JobSuccess"
+                   and item["body"]["Job"]["ID"] == core_job)
+    assert success["Job"]["Type"] == "Archive" and success["Job"]["State"] == "Success"
+    assert isinstance(success["Change"], int) and "Replica" not in success
+    listed = {d["EventId"]: d for d in _deliveries(server, state="delivered")}
+    assert {item["id"] for item in delivered} <= set(listed), "each delivery is listed with its webhook-id"
+    assert all(d["Attempts"] == 1 and d["LastStatus"] == 200 for d in listed.values())
+
+
+def test_types_and_events_choose_what_an_endpoint_is_sent(orthanc_factory, receiver):
+    other = Receiver()
+    try:
+        server = _server(orthanc_factory, _endpoint(receiver, Name="plugin-ends", Types=["CreateDicom"],
+                                                    Events=["JobSuccess", "JobFailure"]),
+                         _endpoint(other, Name="everything"))
+        plugin_job, core_job = _plugin_job(server), _core_job(server)
+        _wait(server, plugin_job), _wait(server, core_job)
+        other.wait_for(lambda found: "JobSuccess" in events_of(found, core_job)
+                       and "JobSuccess" in events_of(found, plugin_job))
+        assert [item["body"]["Event"] for item in receiver.delivered()] == ["JobSuccess"]
+        assert receiver.delivered()[0]["body"]["Job"]["ID"] == plugin_job
+    finally:
+        other.close()
+
+
+def test_a_receiver_down_for_30_seconds_gets_everything_once_up(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver, MaxBackoffSeconds=5))
+    receiver.stop()
+    jobs = [_plugin_job(server) for _ in range(3)]
+    for job in jobs:
+        assert _wait(server, job)["State"] == "Success"
+    _until("attempts refused", lambda: any(d["Attempts"] >= 2 and d["LastError"] == "connection refused"
+                                           for d in _deliveries(server, state="pending")))
+    time.sleep(30 - 5)
+    assert server.get("/system").status_code == 200
+    receiver.start()
+    delivered = receiver.wait_for(lambda found: all("JobSuccess" in events_of(found, job) for job in jobs),
+                                  timeout=60)
+    for job in jobs:
+        assert events_of(delivered, job) == ["JobSubmitted", "JobRunning", "JobSuccess"]
+    _until("nothing pending", lambda: not _deliveries(server, state="pending"))
+
+
+def test_a_receiver_answering_500_three_times_gets_it_on_the_fourth(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver, Events=["JobSuccess"]))
+    receiver.answers.extend([500, 500, 500])
+    job = _plugin_job(server)
+    _wait(server, job)
+    delivered = receiver.wait_for(lambda found: events_of(found, job) == ["JobSuccess"], timeout=30)
+    ids = [item["id"] for item in receiver.received]
+    assert len(ids) == 4 and len(set(ids)) == 1, "four attempts of one event, one webhook-id"
+    assert [item["status"] for item in receiver.received] == [500, 500, 500, 200]
+    listed = _until("delivered", lambda: _deliveries(server, state="delivered"))
+    assert (listed[0]["Attempts"], listed[0]["LastStatus"], listed[0]["EventId"]) == (4, 200, delivered[0]["id"])
+
+
+def test_a_hanging_receiver_delays_neither_other_endpoints_nor_routes(orthanc_factory, receiver):
+    stuck = Receiver()
+    stuck.hang = 120
+    try:
+        server = _server(orthanc_factory, _endpoint(stuck, Name="stuck", TimeoutSeconds=60),
+                         _endpoint(receiver, Name="fine"))
+        jobs = [_plugin_job(server) for _ in range(3)]
+        for job in jobs:
+            assert _wait(server, job)["State"] == "Success"
+        receiver.wait_for(lambda found: all("JobSuccess" in events_of(found, job) for job in jobs), timeout=30)
+        for path in ("/system", "/jobs", ROOT + "/webhooks/deliveries", ROOT + "/metrics"):
+            began = time.monotonic()
+            assert server.get(path, timeout=30).status_code == 200
+            assert time.monotonic() - began < 5, "%s waited for the hanging receiver" % path
+        test = server.post(ROOT + "/webhooks/test", data=json.dumps({"Endpoint": "fine"})).json()
+        assert test["Delivered"] is True and test["Status"] == 200
+        pending = _deliveries(server, state="pending")
+        assert pending and all(d["Endpoint"] == "stuck" for d in pending)
+    finally:
+        stuck.close()
+
+
+def test_pending_deliveries_survive_kill_9(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver, Events=["JobRunning", "JobSuccess"], MaxBackoffSeconds=1))
+    receiver.stop()
+    jobs = [_plugin_job(server) for _ in range(2)]
+    for job in jobs:
+        _wait(server, job)
+
+    def attempted():
+        pending = _deliveries(server, state="pending")
+        # in order per job: each JobSuccess waits behind its job's JobRunning, which is being retried
+        return pending if len(pending) == 4 and sum(1 for d in pending if d["Attempts"]) == 2 else None
+    ids = {d["EventId"] for d in _until("the four pending, each job's first attempted", attempted)}
+    server.kill()
+    receiver.start()
+    server.start()
+    delivered = receiver.wait_for(lambda found: ids <= {item["id"] for item in found})
+    assert all(item["verified"] for item in receiver.received)
+    # Anything else is a new event: a job whose end was not saved yet (within a second) ran again after
+    # the restart, and says so with a JobRunning of its own before its JobSuccess.
+    for item in delivered:
+        if item["id"] not in ids:
+            job = item["body"]["Job"]["ID"]
+            again = [d["body"]["Event"] for d in delivered if d["id"] not in ids and d["body"]["Job"]["ID"] == job]
+            assert again[:1] == ["JobRunning"], ("a new event without a new run", item["body"])
+
+
+def test_a_failed_delivery_is_listed_and_can_be_redelivered(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver, Events=["JobSuccess"], MaxAttempts=2))
+    receiver.answers.extend([503, 503])
+    job = _plugin_job(server)
+    _wait(server, job)
+    failed = _until("failed", lambda: _deliveries(server, state="failed", job=job))
+    assert (failed[0]["Attempts"], failed[0]["LastStatus"], failed[0]["LastError"]) == (2, 503, "HTTP 503")
+    assert receiver.delivered() == []
+    again = server.post(ROOT + "/webhooks/deliveries/%s/redeliver" % failed[0]["ID"])
+    assert again.status_code == 200, again.text
+    delivered = receiver.wait_for(lambda found: len(found) == 1, timeout=30)
+    assert delivered[0]["id"] == failed[0]["EventId"]
+    assert server.post(ROOT + "/webhooks/deliveries/999999/redeliver").status_code == 404
+
+
+def test_the_test_route_and_a_full_outbox(orthanc_factory, receiver):
+    server = _server(orthanc_factory, _endpoint(receiver, Name="ris", Events=["JobSuccess"]),
+                     MaxPendingDeliveries=1)
+    answer = server.post(ROOT + "/webhooks/test", data=json.dumps({"Endpoint": "ris"})).json()
+    assert answer["Delivered"] is True and receiver.delivered()[0]["body"]["Event"] == "Test"
+    assert receiver.delivered()[0]["verified"]
+    assert server.post(ROOT + "/webhooks/test", data=json.dumps({"Endpoint": "nope"})).status_code == 404
+    endpoints = server.get(ROOT + "/webhooks").json()
+    assert endpoints[0]["Name"] == "ris" and endpoints[0]["Signed"] is True and "Secret" not in endpoints[0]
+    receiver.stop()
+    jobs = [_plugin_job(server) for _ in range(3)]
+    assert all(_wait(server, job)["State"] == "Success" for job in jobs), "a full outbox holds no job up"
+    metrics = server.get(ROOT + "/metrics").text
+    refused = [line for line in metrics.splitlines()
+               if line.startswith('orthanc_advanced_rest_webhook_events_refused_total{endpoint="ris"}')]
+    assert refused and float(refused[0].split()[-1]) == 2.0, refused
+    assert "AdvancedRest.MaxPendingDeliveries" in server.log_text()
+    assert "orthanc_advanced_rest_webhook_outbox_pending 1.0" in metrics
+
+
+def test_a_bad_webhook_configuration_is_named_and_orthanc_keeps_running(orthanc_factory):
+    server = orthanc_factory(config={"AdvancedRest": {"Webhooks": [
+        {"Url": "ftp://example.org/", "Events": ["JobExploded"], "Secret": "not base64!"}]}})
+    assert server.get("/system").status_code == 200
+    log = server.log_text()
+    for name in ("AdvancedRest.Webhooks[0].Url", "AdvancedRest.Webhooks[0].Events", "AdvancedRest.Webhooks[0].Secret"):
+        assert name in log
+    assert "not base64!" not in log, "a secret is never logged"
