@@ -219,3 +219,70 @@ def test_a_bad_webhook_configuration_is_named_and_orthanc_keeps_running(orthanc_
     for name in ("AdvancedRest.Webhooks[0].Url", "AdvancedRest.Webhooks[0].Events", "AdvancedRest.Webhooks[0].Secret"):
         assert name in log
     assert "not base64!" not in log, "a secret is never logged"
+
+
+# ---- the cluster -------------------------------------------------------------------------------------
+
+CLUSTER = {"AdvancedRest": {"Cluster": {"LeaseSeconds": 3}}, "ConcurrentJobs": 1, "JobsHistorySize": 50}
+
+
+def _cluster_receiver(cluster):
+    """A receiver the replicas reach: on loopback, or on the docker leg at the gateway of their network."""
+    if cluster.network is None:
+        return Receiver()
+    cluster.network.reload()
+    return Receiver(host=cluster.network.attrs["IPAM"]["Config"][0]["Gateway"])
+
+
+@pytest.fixture
+def cluster_receiver(cluster):
+    made = _cluster_receiver(cluster)
+    yield made
+    made.close()
+
+
+def _replicas(cluster, receiver, count=2, **options):
+    config = {"AdvancedRest": {"Webhooks": [_endpoint(receiver, **options)]}}
+    return [cluster.add_replica(config=config) for _ in range(count)]
+
+
+@pytest.mark.cluster(replicas=0, config=CLUSTER)
+def test_a_cluster_delivers_each_event_once_from_one_replica(cluster, cluster_receiver):
+    a, b = _replicas(cluster, cluster_receiver)
+    jobs = [_plugin_job(server) for server in (a, b, a, b)]
+    core_job = _core_job(b)
+    for job in jobs + [core_job]:
+        assert _wait(a, job)["State"] == "Success"
+    delivered = cluster_receiver.wait_for(lambda found: all("JobSuccess" in events_of(found, job)
+                                                            for job in jobs + [core_job]))
+    for job in jobs:
+        assert events_of(delivered, job) == ["JobSubmitted", "JobRunning", "JobSuccess"], job
+    assert events_of(delivered, core_job)[-1] == "JobSuccess"
+    assert all(item["verified"] for item in cluster_receiver.received)
+    assert len(cluster_receiver.received) == len({item["id"] for item in cluster_receiver.received}), \
+        "no event was sent twice"
+    assert {item["body"]["Replica"] for item in delivered} <= {"replica-a", "replica-b"}
+    core_success = [item for item in delivered if item["body"]["Job"]["ID"] == core_job
+                    and item["body"]["Event"] == "JobSuccess"][0]
+    assert core_success["body"]["Replica"] == "replica-b", "a core job's event names the replica that ran it"
+    on_a = {d["EventId"]: d["State"] for d in _deliveries(a)}
+    assert on_a == {d["EventId"]: d["State"] for d in _deliveries(b)}, "one outbox, seen from either replica"
+
+
+@pytest.mark.cluster(replicas=0, config=CLUSTER)
+def test_a_replica_killed_mid_delivery_hands_it_to_another(cluster, cluster_receiver):
+    a, b = _replicas(cluster, cluster_receiver, Events=["JobSuccess"], TimeoutSeconds=8)
+    cluster_receiver.hang = 300
+    job = _plugin_job(a)
+    _wait(a, job)
+    _until("the receiver holding the first attempt", lambda: cluster_receiver.received)
+    sending = _deliveries(a)[0]
+    assert cluster_receiver.received[0]["id"] == sending["EventId"] and sending["SentBy"], sending
+    sender, survivor = (a, b) if sending["SentBy"] == "replica-a" else (b, a)
+    sender.kill()
+    cluster_receiver.hang = 0
+    delivered = cluster_receiver.wait_for(lambda found: events_of(found, job) == ["JobSuccess"], timeout=60)
+    assert delivered[0]["id"] == sending["EventId"], "the same event, with its webhook-id"
+    listed = _until("delivered", lambda: _deliveries(survivor, state="delivered"))
+    assert listed[0]["EventId"] == sending["EventId"] and listed[0]["Attempts"] == 1, \
+        "the dead replica's attempt was never written; the survivor's was"

@@ -20,7 +20,7 @@ class Receiver:
         self.host, self.secret = host, secret
         self.received = []
         self.answers = collections.deque()  # statuses to answer next (then 200)
-        self.hang = 0.0  # seconds each request is held before its answer
+        self.hang = 0.0  # seconds each request is held, then dropped unanswered (recorded with status 0)
         self._lock = threading.Condition()
         self._server = None
         self.port = port or _free_port(host)
@@ -42,7 +42,10 @@ class Receiver:
                 data = self.rfile.read(length)
                 headers = {key.lower(): value for key, value in self.headers.items()}
                 if receiver.hang:
+                    receiver._record(headers, data, 0)
                     time.sleep(receiver.hang)
+                    self.close_connection = True
+                    return
                 with receiver._lock:
                     status = receiver.answers.popleft() if receiver.answers else 200
                 receiver._record(headers, data, status)
@@ -66,13 +69,14 @@ class Receiver:
 
     def _record(self, headers, data, status):
         try:
-            verified = standardwebhooks.Webhook(self.secret).verify(data, headers) if self.secret else json.loads(data)
+            verified = standardwebhooks.Webhook(self.secret).verify(data, headers) \
+                if self.secret and "webhook-id" in headers else json.loads(data)
             ok = True
         except standardwebhooks.webhooks.WebhookVerificationError:
             verified, ok = json.loads(data), False
         with self._lock:
             self.received.append({"id": headers.get("webhook-id"), "headers": headers, "body": verified,
-                                  "verified": ok, "status": status})
+                                  "verified": ok, "status": status, "at": time.time()})
             self._lock.notify_all()
 
     def delivered(self):

@@ -48,20 +48,20 @@ def _columns(table=""):
     prefix = table + "." if table else ""
     times = ("created", "next_attempt", "delivered_at")
     names = ("seq", "event_id", "endpoint", "event", "job_id", "job_type", "change", "body", "state", "attempts",
-             "created", "next_attempt", "last_status", "last_error", "delivered_at", "claim")
+             "created", "next_attempt", "last_status", "last_error", "delivered_at", "claim", "claimed_by")
     return ", ".join("extract(epoch FROM %s%s)" % (prefix, name) if name in times else prefix + name
                      for name in names)
 
 
 _COLUMNS = _columns()
-CLAIM_MARGIN = 5.0  # seconds a claim outlives its endpoint's timeout
+CLAIM_MARGIN = 5.0  # seconds a claim outlives its endpoint's timeout (beyond it, another replica may send)
 LOOK_EVERY = 0.5  # seconds between two looks for due deliveries (retries fall due without a notification)
 KEPT_STATES = 10000
 
 
 def _delivery(row):
     keys = ("Seq", "EventId", "Endpoint", "Event", "Job", "JobType", "Change", "Body", "State", "Attempts",
-            "Created", "NextAttempt", "LastStatus", "LastError", "DeliveredAt", "Claim")
+            "Created", "NextAttempt", "LastStatus", "LastError", "DeliveredAt", "Claim", "SentBy")
     delivery = dict(zip(keys, row))
     for key in ("Created", "NextAttempt", "DeliveredAt"):
         delivery[key] = float(delivery[key]) if delivery[key] is not None else None
@@ -124,7 +124,7 @@ class ClusterOutbox:
     def take(self, endpoint, wait):
         """Claim the next due delivery to `endpoint` (no earlier one of its job pending), waiting up to
         `wait` s; None if none."""
-        claim_seconds = self.endpoints[endpoint].timeout_seconds * 2 + CLAIM_MARGIN
+        claim_seconds = self.endpoints[endpoint].timeout_seconds + CLAIM_MARGIN
         deadline = time.monotonic() + wait
         generation = self._cluster.generation
         while True:

@@ -20,14 +20,15 @@ def _when(seconds):
 
 
 def shown(delivery):
-    """A delivery as the API shows it (no body, no claim)."""
+    """A delivery as the API shows it (no body, no claim token; in a cluster, the replica sending it now)."""
     return {"ID": delivery["Seq"], "EventId": delivery["EventId"], "Endpoint": delivery["Endpoint"],
             "Event": delivery["Event"], "Job": delivery["Job"], "JobType": delivery["JobType"],
             "Change": delivery["Change"], "State": delivery["State"], "Attempts": delivery["Attempts"],
             "CreationTime": _when(delivery["Created"]),
             "NextAttempt": _when(delivery["NextAttempt"]) if delivery["State"] == "Pending" else None,
             "LastStatus": delivery["LastStatus"], "LastError": delivery["LastError"],
-            "DeliveryTime": _when(delivery["DeliveredAt"])}
+            "DeliveryTime": _when(delivery["DeliveredAt"]),
+            **({"SentBy": delivery["SentBy"]} if "SentBy" in delivery else {})}
 
 
 def _integer(get, name, default, highest):
