@@ -25,9 +25,10 @@ RESULTS = os.path.join(REPO, "build", "test-results")
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from servers import LEGS  # noqa: E402 (the legs and their order)
 
-PORTS_FROM, PORTS_PER_LEG = 20000, 2000  # 20000-27999 for four legs, under 32768 (ip_local_port_range)
+PORTS_FROM, PORTS_PER_LEG = 20000, 2000  # 20000-29999 for four legs and the legless, under 32768 (ip_local_port_range)
 HEARTBEAT = 60  # seconds between two progress lines
 NO_TESTS = 5  # pytest's exit code when nothing was selected (e.g. -k matching no test of a leg)
+LEGLESS = "legless"  # the process of the integration tests that use no leg
 
 
 def _split_args(args):
@@ -137,12 +138,16 @@ def main():
     if unit_paths or not paths_given:
         runs.append(("unit", Run("unit", pytest + (unit_paths or ["tests/unit"]) + options, {})))
     if integration_paths or not paths_given:
-        for k, leg in enumerate(legs):
+        # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) in a process
+        # of their own (the first leg's would end last); what runs once per make test on a leg (the
+        # cluster soak) runs with the first leg.
+        for k, leg in enumerate(legs + [LEGLESS] if legs else []):
             name = "url" if leg.startswith("url=") else leg
             low = PORTS_FROM + k * PORTS_PER_LEG
-            argv = pytest + (integration_paths or ["tests/integration"]) + ["--legs", leg] + options
-            # What runs once per make test (the tests that use no leg, the cluster soak) runs with the first leg.
-            env = {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}", "ADVANCED_REST_FIRST_LEG": legs[0]}
+            argv = pytest + (integration_paths or ["tests/integration"]) + ["--legs", legs[0] if leg == LEGLESS
+                                                                             else leg] + options
+            env = {"ADVANCED_REST_PORTS": f"{low}-{low + PORTS_PER_LEG - 1}", "ADVANCED_REST_FIRST_LEG": legs[0],
+                   "ADVANCED_REST_LEGLESS": "only" if leg == LEGLESS else "elsewhere"}
             runs.append((name, Run(name, argv, env)))
     began = time.monotonic()
     print("==> side by side: " + ", ".join(f"{name} (log {os.path.relpath(run.log_path, REPO)})"
@@ -177,7 +182,8 @@ def main():
         counts = run.counts()
         count_text = ("%d passed, %d failed, %d skipped" % counts if counts
                       else f"no report (pytest exit {run.process.returncode})")
-        what = "unit tests" if name == "unit" else run.leg_status(name)
+        what = "unit tests" if name == "unit" else "integration tests that use no leg" if name == LEGLESS \
+            else run.leg_status(name)
         verdict = "FAILED" if run.failed() else "ok"
         failed |= run.failed()
         print(f"{name:9} {verdict:6} {_duration(run.seconds):>7}  {count_text}  [{what}]")

@@ -51,13 +51,20 @@ def first_leg(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) run with the
-    # run's first leg only, not once per leg.
-    if first_leg(config) not in selected_legs(config):
-        legless = [item for item in items if "leg" not in getattr(item, "fixturenames", ())]
-        if legless:
-            config.hook.pytest_deselected(items=legless)
-            items[:] = [item for item in items if item not in legless]
+    # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) run once, not
+    # once per leg: in a process of their own when scripts/run-tests.py says so ($ADVANCED_REST_LEGLESS
+    # "only" there, "elsewhere" in the legs' processes), else with the run's first leg.
+    where = os.environ.get("ADVANCED_REST_LEGLESS")
+    legless = [item for item in items if "leg" not in getattr(item, "fixturenames", ())]
+    if where == "only":
+        dropped = [item for item in items if item not in legless]
+    elif where == "elsewhere" or first_leg(config) not in selected_legs(config):
+        dropped = legless
+    else:
+        dropped = []
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
 
 
 def pytest_generate_tests(metafunc):
