@@ -202,10 +202,14 @@ def _webhooks(settings, metrics, feed, cluster):
     with cluster.transaction() as conn:
         outbox.create(conn)
 
+    import psycopg
+
     def in_move(conn, job, seq):
         try:
-            with conn.transaction():  # a savepoint: the job's move goes on whatever happens here
+            with conn.transaction():  # a savepoint: a fault of the webhooks' own does not stop the job's move
                 refused(outbox.job_changed(conn, job, seq, settings.replica))
+        except psycopg.OperationalError:
+            raise  # a lock busy, the database gone: the whole move is tried again (Cluster.moving), or fails
         except Exception:
             logger.exception("Webhooks: the events of a move of job %s could not be queued", job.get("ID"))
 

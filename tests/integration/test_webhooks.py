@@ -7,7 +7,7 @@ import time
 import pytest
 
 from create_dicom_cases import png_data_uri
-from servers import DockerLeg
+from test_cluster import _frozen
 from test_jobs import _submit, _wait
 from webhook_receiver import SECRET, Receiver, events_of
 
@@ -286,3 +286,26 @@ def test_a_replica_killed_mid_delivery_hands_it_to_another(cluster, cluster_rece
     listed = _until("delivered", lambda: _deliveries(survivor, state="delivered"))
     assert listed[0]["EventId"] == sending["EventId"] and listed[0]["Attempts"] == 1, \
         "the dead replica's attempt was never written; the survivor's was"
+
+
+@pytest.mark.cluster(replicas=0, config=CLUSTER)
+def test_a_replica_frozen_mid_delivery_loses_it_and_its_late_outcome_changes_nothing(cluster, cluster_receiver):
+    a, b = _replicas(cluster, cluster_receiver, Events=["JobSuccess"], TimeoutSeconds=5)
+    cluster_receiver.hang = 300
+    job = _plugin_job(a)
+    _wait(a, job)
+    _until("the receiver holding the first attempt", lambda: cluster_receiver.received)
+    sending = _deliveries(a)[0]
+    sender, survivor = (a, b) if sending["SentBy"] == "replica-a" else (b, a)
+    with _frozen(sender):
+        cluster_receiver.hang = 0
+        delivered = cluster_receiver.wait_for(lambda found: events_of(found, job) == ["JobSuccess"], timeout=60)
+        assert delivered[0]["id"] == sending["EventId"]
+        listed = _until("delivered", lambda: _deliveries(survivor, state="delivered"))
+    # Woken, the frozen replica's attempt ends (its socket timed out meanwhile) under a claim that is no
+    # longer the delivery's: nothing of it is written, and it says so once.
+    _until("the woken replica's word", lambda: "claim was lost" in sender.log_text(), timeout=30)
+    after = _deliveries(sender, state="delivered")
+    assert [(d["EventId"], d["Attempts"], d["LastStatus"]) for d in after] == \
+        [(listed[0]["EventId"], 1, 200)], "the late outcome changed nothing"
+    assert _deliveries(sender, state="pending") == []

@@ -30,6 +30,7 @@ class Outbox:
         self._version = 0  # bumped at each change; what `saved` reached is durable
         self._saved = 0
         self._sending = set()  # Seq of deliveries being sent now
+        self._pending = 0  # deliveries in state Pending
         self.refused = 0
 
     # ---- events in ----------------------------------------------------------------------------
@@ -50,7 +51,7 @@ class Outbox:
                 for endpoint in self.endpoints.values():
                     if not endpoint.wants(event, job.get("Type")):
                         continue
-                    if self._pending_count() >= self._max_pending:
+                    if self._pending >= self._max_pending:
                         refused.append((endpoint.name, event))
                         continue
                     self._add(endpoint.name, event, job_id, job.get("Type"), change,
@@ -68,9 +69,7 @@ class Outbox:
                                  "Body": text, "State": PENDING, "Attempts": 0, "Created": now,
                                  "NextAttempt": now, "LastStatus": None, "LastError": None,
                                  "DeliveredAt": None, "Version": self._version + 1}
-
-    def _pending_count(self):
-        return sum(1 for delivery in self._deliveries.values() if delivery["State"] == PENDING)
+        self._pending += 1
 
     # ---- sending --------------------------------------------------------------------------------
 
@@ -122,9 +121,11 @@ class Outbox:
             delivery["Attempts"] += 1
             delivery["LastStatus"], delivery["LastError"] = status, error
             if error is None:
+                self._pending -= 1
                 delivery["State"], delivery["DeliveredAt"] = DELIVERED, now
                 delivery["Body"] = None if self._kept == 0 else delivery["Body"]
             elif endpoint is None or events.gives_up(delivery["Attempts"], delivery["Created"], now, endpoint):
+                self._pending -= 1
                 delivery["State"] = FAILED
             else:
                 delivery["NextAttempt"] = now + events.retry_delay(delivery["Attempts"], endpoint, self._random)
@@ -147,6 +148,7 @@ class Outbox:
             if delivery is None or delivery["Body"] is None:
                 raise UnknownResource("No webhook delivery %s is kept" % seq)
             now = self._clock()
+            self._pending += delivery["State"] != PENDING
             delivery.update(State=PENDING, Attempts=0, Created=now, NextAttempt=now, DeliveredAt=None,
                             Version=self._version + 1)
             self._version += 1
@@ -163,8 +165,9 @@ class Outbox:
     def depth(self):
         """(pending deliveries, the oldest pending one's creation time or None)."""
         with self._lock:
-            pending = [delivery["Created"] for delivery in self._deliveries.values() if delivery["State"] == PENDING]
-            return len(pending), (min(pending) if pending else None)
+            oldest = min((delivery["Created"] for delivery in self._deliveries.values()
+                          if delivery["State"] == PENDING), default=None)
+            return self._pending, oldest
 
     # ---- saving ---------------------------------------------------------------------------------
 
@@ -202,5 +205,6 @@ class Outbox:
                 delivery["Version"] = 0
                 if delivery["State"] == PENDING and delivery["Endpoint"] not in self.endpoints:
                     delivery.update(State=FAILED, LastError="endpoint no longer configured")
+                self._pending += delivery["State"] == PENDING
                 self._deliveries[delivery["Seq"]] = delivery
             return len(self._deliveries)
