@@ -82,6 +82,9 @@ class _Background:
         self._runner_for = runner_for
 
     def started(self, _):
+        if self.saver is not None:  # first: what was pending goes out again, before what comes now
+            self.saver.load()
+            self.saver.start()
         _check_database(self.cluster is not None)
         if self.cluster is not None:
             self.cluster.migrate(Store(self.engine, host.get_global_property, host.set_global_property),
@@ -93,9 +96,6 @@ class _Background:
             else:
                 self.store.load(self._runner_for)
             self.store.start()
-        if self.saver is not None:
-            self.saver.load()  # before the first event: what was pending goes out again
-            self.saver.start()
         if self.dispatcher is not None:
             self.dispatcher.start()
         self.engine.mark_loaded()
@@ -180,11 +180,11 @@ def _webhooks(settings, metrics, feed, cluster):
     saved in a global property; cluster: PostgreSQL), its events taken in the feed's order."""
     endpoints = settings.webhooks
 
-    def refused(events):
-        for endpoint, event in events:
-            metrics.webhook_refused(endpoint)
-            logger.warning("Webhook %s: the outbox is full (AdvancedRest.MaxPendingDeliveries = %d): an event "
-                           "%s was not queued", endpoint, settings.max_pending_deliveries, event)
+    def refused(counts):
+        for (endpoint, event), count in sorted(counts.items()):
+            metrics.webhook_refused(endpoint, count)
+            logger.warning("Webhook %s: the outbox is full (AdvancedRest.MaxPendingDeliveries = %d): %d %s "
+                           "event(s) not queued", endpoint, settings.max_pending_deliveries, count, event)
 
     if cluster is None or not endpoints:
         outbox = Outbox(endpoints, settings.max_pending_deliveries, settings.kept_deliveries, time.time,
@@ -192,9 +192,10 @@ def _webhooks(settings, metrics, feed, cluster):
         metrics.add_webhooks(outbox.depth, lambda: True, time.time)
         if not endpoints:
             return WebhooksApi(outbox, settings.replica or None), None, None
-        feed.in_order = lambda job, seq: refused(outbox.job_changed(job, seq))
+        feed.in_order = outbox.job_changed
         saver = Saver(outbox, host.get_global_property, host.set_global_property)
-        return WebhooksApi(outbox), saver, Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted)
+        return WebhooksApi(outbox), saver, Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted,
+                                                      refused=refused)
 
     from .webhooks.cluster import ClusterOutbox
     outbox = ClusterOutbox(cluster, endpoints, settings.max_pending_deliveries, settings.kept_deliveries,
@@ -207,7 +208,7 @@ def _webhooks(settings, metrics, feed, cluster):
     def in_move(conn, job, seq):
         try:
             with conn.transaction():  # a savepoint: a fault of the webhooks' own does not stop the job's move
-                refused(outbox.job_changed(conn, job, seq, settings.replica))
+                outbox.job_changed(conn, job, seq, settings.replica)
         except psycopg.OperationalError:
             raise  # a lock busy, the database gone: the whole move is tried again (Cluster.moving), or fails
         except Exception:
@@ -216,7 +217,7 @@ def _webhooks(settings, metrics, feed, cluster):
     cluster.in_move = in_move
     metrics.add_webhooks(outbox.depth, lambda: outbox.counted_here, time.time)
     return (WebhooksApi(outbox, settings.replica), None,
-            Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look))
+            Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look, refused=refused))
 
 
 def _read_settings():

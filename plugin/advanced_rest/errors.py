@@ -16,6 +16,7 @@
     │   ├── QueueFull            AdvancedRest.MaxPendingJobs jobs already pending
     │   ├── JobsLoading          the saved jobs not loaded yet (at start)
     │   ├── JobBusy              a job still undoing its work
+    │   ├── DeliveryBusy         a webhook delivery (or test) being sent right now
     │   └── CoreJobsUnavailable  the core's jobs not readable in time (HTTP loopback)
     ├── DatabaseUnavailable      Orthanc's or the cluster's database unreachable   503 / 36
     ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes          413 / 3
@@ -217,6 +218,12 @@ class JobsLoading(Unavailable):
 
 class JobBusy(Unavailable):
     """The job is still undoing its work after a cancel (see Retry-After)."""
+
+
+class DeliveryBusy(Unavailable):
+    """A webhook delivery (or a test of its endpoint) is being sent right now: try again once it ends."""
+
+    retry_after = 1
 
 
 class CoreJobsUnavailable(Unavailable):

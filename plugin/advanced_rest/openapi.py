@@ -146,13 +146,13 @@ OPERATIONS = {
                     _query("limit", "at most this many (1000 at most)", "integer", 100)])},
     "/webhooks/deliveries/{id}/redeliver": {"post": _operation(
         "Send a delivery again (its attempts and age counted afresh)", _json({"type": "object"}, "the delivery"),
-        (e.UnknownResource, e.DatabaseUnavailable),
+        (e.UnknownResource, e.DeliveryBusy, e.DatabaseUnavailable),
         parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                      "description": "a delivery's ID"}])},
     "/webhooks/test": {"post": _operation(
         "Send a Test event to an endpoint now, once", _json({"type": "object"}, "{Endpoint, EventId, Delivered, "
                                                                                 "Status, Error}"),
-        (e.BadRequest, e.UnknownResource),
+        (e.BadRequest, e.UnknownResource, e.DeliveryBusy),
         requestBody={"required": False, "content": {"application/json": {
             "schema": {"type": "object", "properties": {"Endpoint": {"type": "string"}}}}}})},
 }

@@ -203,10 +203,12 @@ def test_the_test_route_and_a_full_outbox(orthanc_factory, receiver):
     receiver.stop()
     jobs = [_plugin_job(server) for _ in range(3)]
     assert all(_wait(server, job)["State"] == "Success" for job in jobs), "a full outbox holds no job up"
-    metrics = server.get(ROOT + "/metrics").text
-    refused = [line for line in metrics.splitlines()
-               if line.startswith('orthanc_advanced_rest_webhook_events_refused_total{endpoint="ris"}')]
-    assert refused and float(refused[0].split()[-1]) == 2.0, refused
+    def refused():  # reported within a second, out of the feed's lock
+        metrics = server.get(ROOT + "/metrics").text
+        found = [line for line in metrics.splitlines()
+                 if line.startswith('orthanc_advanced_rest_webhook_events_refused_total{endpoint="ris"}')]
+        return metrics if found and float(found[0].split()[-1]) == 2.0 else None
+    metrics = _until("two refusals counted", refused, timeout=30)
     assert "AdvancedRest.MaxPendingDeliveries" in server.log_text()
     assert "orthanc_advanced_rest_webhook_outbox_pending 1.0" in metrics
 

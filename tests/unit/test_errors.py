@@ -19,6 +19,7 @@ SUBCLASSES = [
     (errors.QueueFull, 503, 3, "Parameter out of range"),
     (errors.JobsLoading, 503, 3, "Parameter out of range"),
     (errors.JobBusy, 503, 3, "Parameter out of range"),
+    (errors.DeliveryBusy, 503, 3, "Parameter out of range"),
     (errors.CoreJobsUnavailable, 503, 3, "Parameter out of range"),
     (errors.DatabaseUnavailable, 503, 36,
      "The database is currently not available (probably a transient situation)"),

@@ -1,11 +1,13 @@
 """The cluster's outbox, in PostgreSQL: deliveries written by the moves themselves (in their
 transactions), claimed one at a time by any replica with a lease and a token (a replica that died or
 froze mid-delivery loses it to another; its late outcome changes nothing)."""
+import collections
 import logging
 import random
+import threading
 import time
 
-from ..errors import UnknownResource
+from ..errors import DeliveryBusy, UnknownResource
 from ..jobs.cluster.database import SCHEMA_LOCK
 from . import events
 from .outbox import DELIVERED, FAILED, PENDING
@@ -54,7 +56,10 @@ def _columns(table=""):
 
 
 _COLUMNS = _columns()
-CLAIM_MARGIN = 5.0  # seconds a claim outlives its endpoint's timeout (beyond it, another replica may send)
+# A claim lasts twice its endpoint's timeout (an attempt's deadline; resolving the host name is not cut
+# short by it) + this margin; beyond it another replica may send.
+CLAIM_MARGIN = 10.0
+UNCONFIGURED_AFTER = 24 * 3600  # seconds a pending delivery of an endpoint not configured here is kept (look())
 LOOK_EVERY = 0.5  # seconds between two looks for due deliveries (retries fall due without a notification)
 KEPT_STATES = 10000
 
@@ -79,7 +84,9 @@ class ClusterOutbox:
         self._random = random_
         self._depth = (0, None)  # (pending, oldest pending's creation) at the last look, cluster-wide
         self.counted_here = False  # whether this replica publishes the cluster-wide gauges now
-        self.refused = 0
+        self._refused = collections.Counter()  # (endpoint, event) -> refused since the last report
+        self._refused_lock = threading.Lock()
+        self._names = sorted(self.endpoints)
 
     def create(self, conn):
         """The outbox's tables (one replica at a time: the jobs' schema lock)."""
@@ -89,42 +96,52 @@ class ClusterOutbox:
     # ---- events in, inside the move's transaction --------------------------------------------
 
     def job_changed(self, conn, job, change, replica):
-        """A move's job JSON, recorded in the feed as `change`: its deliveries, in the caller's transaction.
-        The events refused by a full outbox ([(endpoint, event)])."""
+        """A move's job JSON, recorded in the feed as `change`: its deliveries, in the caller's transaction
+        (an event refused by a full outbox is kept for `refusals()`)."""
         job_id, state = job.get("ID"), job.get("State")
         found = conn.execute("SELECT state FROM advanced_rest.webhook_states WHERE job_id = %s FOR UPDATE",
                              (job_id,)).fetchone()
         previous = found[0] if found else None
         if previous == state:
-            return []
+            return
         if state == "Deleted":
             conn.execute("DELETE FROM advanced_rest.webhook_states WHERE job_id = %s", (job_id,))
         else:
             conn.execute("INSERT INTO advanced_rest.webhook_states (job_id, state) VALUES (%s, %s) "
                          "ON CONFLICT (job_id) DO UPDATE SET state = EXCLUDED.state, updated = now()",
                          (job_id, state))
-        refused, added = [], 0
-        for event in events.events_for(previous, state):
-            for endpoint in self.endpoints.values():
-                if not endpoint.wants(event, job.get("Type")):
-                    continue
-                if self._depth[0] + added >= self._max_pending:  # the depth of the last look (within a second)
-                    refused.append((endpoint.name, event))
-                    continue
-                conn.execute("INSERT INTO advanced_rest.webhook_deliveries (event_id, endpoint, event, job_id, "
-                             "job_type, change, body) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                             (events.new_event_id(), endpoint.name, event, job_id, job.get("Type"), change,
-                              events.body(event, change, job, replica)))
-                added += 1
-        self.refused += len(refused)
-        return refused
+        wanted = [(event, endpoint) for event in events.events_for(previous, state)
+                  for endpoint in self.endpoints.values() if endpoint.wants(event, job.get("Type"))]
+        if not wanted:
+            return
+        # Exact: moves that record changes are one at a time (the feed's numbering lock, held by the caller).
+        pending = conn.execute("SELECT count(*) FROM (SELECT 1 FROM advanced_rest.webhook_deliveries WHERE "
+                               "state = 'Pending' AND endpoint = ANY(%s) LIMIT %s) AS bounded",
+                               (self._names, self._max_pending)).fetchone()[0]
+        for event, endpoint in wanted:
+            if pending >= self._max_pending:
+                with self._refused_lock:
+                    self._refused[(endpoint.name, event)] += 1
+                continue
+            conn.execute("INSERT INTO advanced_rest.webhook_deliveries (event_id, endpoint, event, job_id, "
+                         "job_type, change, body) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                         (events.new_event_id(), endpoint.name, event, job_id, job.get("Type"), change,
+                          events.body(event, change, job, replica)))
+            pending += 1
+
+    def refusals(self):
+        """{(endpoint, event): count} refused since the last call (a move tried again counts again)."""
+        with self._refused_lock:
+            found = dict(self._refused)
+            self._refused.clear()
+            return found
 
     # ---- sending --------------------------------------------------------------------------------
 
     def take(self, endpoint, wait):
         """Claim the next due delivery to `endpoint` (no earlier one of its job pending), waiting up to
         `wait` s; None if none."""
-        claim_seconds = self.endpoints[endpoint].timeout_seconds + CLAIM_MARGIN
+        claim_seconds = 2 * self.endpoints[endpoint].timeout_seconds + CLAIM_MARGIN
         deadline = time.monotonic() + wait
         generation = self._cluster.generation
         while True:
@@ -177,11 +194,18 @@ class ClusterOutbox:
     # ---- repair and reading ---------------------------------------------------------------------
 
     def redeliver(self, seq):
+        """Send delivery `seq` again (attempts and age afresh; a new claim token, so that no earlier
+        attempt's outcome lands on it). Raises UnknownResource, DeliveryBusy (being sent right now)."""
         row = self._cluster.run(
             "UPDATE advanced_rest.webhook_deliveries SET state = 'Pending', attempts = 0, created = now(), "
-            "next_attempt = now(), delivered_at = NULL, claimed_by = NULL, claim_until = NULL "
-            "WHERE seq = %s AND body IS NOT NULL RETURNING " + _COLUMNS, (seq,), fetch="one")
+            "next_attempt = now(), delivered_at = NULL, claimed_by = NULL, claim_until = NULL, claim = claim + 1 "
+            "WHERE seq = %s AND body IS NOT NULL AND (claim_until IS NULL OR claim_until < now()) RETURNING "
+            + _COLUMNS, (seq,), fetch="one")
         if row is None:
+            busy = self._cluster.run("SELECT 1 FROM advanced_rest.webhook_deliveries WHERE seq = %s AND body IS NOT "
+                                     "NULL", (seq,), fetch="one")
+            if busy:
+                raise DeliveryBusy("Webhook delivery %s is being sent right now" % seq)
             raise UnknownResource("No webhook delivery %s is kept" % seq)
         self._cluster.run("SELECT pg_notify('advanced_rest_jobs', 'webhook')")
         return _delivery(row)
@@ -209,10 +233,15 @@ class ClusterOutbox:
         row = self._cluster.run(
             "SELECT count(*), extract(epoch FROM min(created)), (SELECT min(id) FROM advanced_rest.replicas "
             "WHERE heartbeat > now() - %s * interval '1 second') FROM advanced_rest.webhook_deliveries "
-            "WHERE state = 'Pending'", (self._lease,), fetch="one")
+            "WHERE state = 'Pending' AND endpoint = ANY(%s)", (self._lease, self._names), fetch="one")
         self._depth = (row[0], float(row[1]) if row[1] is not None else None)
         self.counted_here = row[2] == self._cluster.replica
         if self.counted_here:
+            # An endpoint no longer configured here (removed, or renamed): its deliveries would wait forever.
+            # A day leaves room for a rolling change of configuration, replica by replica.
+            self._cluster.run("UPDATE advanced_rest.webhook_deliveries SET state = 'Failed', last_error = "
+                              "'endpoint no longer configured' WHERE state = 'Pending' AND NOT endpoint = ANY(%s) "
+                              "AND created < now() - %s * interval '1 second'", (self._names, UNCONFIGURED_AFTER))
             self._cluster.run("DELETE FROM advanced_rest.webhook_deliveries WHERE state <> 'Pending' AND seq <= "
                               "(SELECT seq FROM advanced_rest.webhook_deliveries WHERE state <> 'Pending' "
                               "ORDER BY seq DESC OFFSET %s LIMIT 1)", (self._kept,))

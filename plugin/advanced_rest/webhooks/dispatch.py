@@ -25,9 +25,10 @@ def attempt(endpoint, delivery, post=sender.post, clock=time.time):
 class Dispatcher:
     """Sends the deliveries of `outbox` (outbox.Outbox, or the cluster's) to its endpoints."""
 
-    def __init__(self, outbox, endpoints, observe=None, post=sender.post, clock=time.time, look=None):
+    def __init__(self, outbox, endpoints, observe=None, post=sender.post, clock=time.time, look=None, refused=None):
         self._outbox, self._endpoints = outbox, list(endpoints)
         self._look = look  # () -> None every LOOK_EVERY seconds (the cluster's upkeep), or None
+        self._refused = refused  # ({(endpoint, event): count}) -> None every LOOK_EVERY seconds, if any
         self._observe = observe  # (endpoint name, state after the attempt, seconds since the event) -> None
         self._post, self._clock = post, clock
         self._stop = threading.Event()
@@ -40,17 +41,25 @@ class Dispatcher:
                                       name="advanced-rest-webhook-%s" % endpoint.name[:20])
             thread.start()
             self._threads.append(thread)
-        if self._look is not None:
-            thread = threading.Thread(target=self._looking, daemon=True, name="advanced-rest-webhook-upkeep")
-            thread.start()
-            self._threads.append(thread)
+        thread = threading.Thread(target=self._upkeep, daemon=True, name="advanced-rest-webhook-upkeep")
+        thread.start()
+        self._threads.append(thread)
 
-    def _looking(self):
+    def _upkeep(self):
+        """Every LOOK_EVERY seconds: the cluster's look at its outbox, and the refusals reported (out of
+        every lock and transaction: the log and metrics call into Orthanc)."""
         while not self._stop.is_set():
             try:
-                self._look()
+                if self._look is not None:
+                    self._look()
             except Exception as error:
                 logger.warning("Webhooks: could not look at the outbox (%s)", type(error).__name__)
+            try:
+                refused = self._outbox.refusals()
+                if refused and self._refused is not None:
+                    self._refused(refused)
+            except Exception:
+                logger.exception("Webhooks: could not report the refused events")
             self._stop.wait(LOOK_EVERY)
 
     def stop(self):
@@ -91,13 +100,12 @@ class Saver:
 
     def load(self):
         """Restore what was saved; the deliveries restored."""
-        text = self._get(OUTBOX_PROPERTY)
         try:
-            saved = json.loads(text) if text else None
-        except ValueError:
+            text = self._get(OUTBOX_PROPERTY)
+            count = self._outbox.restore(json.loads(text) if text else None)
+        except (ValueError, KeyError, TypeError, AttributeError):
             logger.error("The saved webhook deliveries cannot be read; starting without them")
-            saved = None
-        count = self._outbox.restore(saved)
+            return 0
         if count:
             logger.warning("Restored %d webhook delivery(ies)", count)
         return count

@@ -7,7 +7,7 @@ saving, the clock and randomness are the caller's.
 import collections
 import threading
 
-from ..errors import UnknownResource
+from ..errors import DeliveryBusy, UnknownResource
 from . import events
 
 PENDING, DELIVERED, FAILED = "Pending", "Delivered", "Failed"
@@ -31,17 +31,19 @@ class Outbox:
         self._saved = 0
         self._sending = set()  # Seq of deliveries being sent now
         self._pending = 0  # deliveries in state Pending
-        self.refused = 0
+        self._refused = collections.Counter()  # (endpoint, event) -> refused since the last report
 
     # ---- events in ----------------------------------------------------------------------------
 
     def job_changed(self, job, change, replica=None):
         """A job's JSON as recorded in the feed (change number `change`): its events, one delivery per
-        endpoint that wants each. The events refused by a full outbox ([(endpoint, event)])."""
+        endpoint that wants each. An event refused by a full outbox is kept for `refusals()`."""
         job_id, state = job.get("ID"), job.get("State")
-        refused = []
         with self._lock:
-            previous = self._states.pop(job_id, None)
+            previous = self._states.get(job_id)
+            if previous == state:
+                return  # progress only: no event, nothing to save
+            self._states.pop(job_id, None)
             if state != "Deleted":
                 self._states[job_id] = state
                 while len(self._states) > KEPT_STATES:
@@ -52,14 +54,19 @@ class Outbox:
                     if not endpoint.wants(event, job.get("Type")):
                         continue
                     if self._pending >= self._max_pending:
-                        refused.append((endpoint.name, event))
+                        self._refused[(endpoint.name, event)] += 1
                         continue
                     self._add(endpoint.name, event, job_id, job.get("Type"), change,
                               events.body(event, change, job, replica), now)
             self._version += 1
             self._lock.notify_all()
-        self.refused += len(refused)
-        return refused
+
+    def refusals(self):
+        """{(endpoint, event): count} refused since the last call (reported by the caller, outside any lock)."""
+        with self._lock:
+            found = dict(self._refused)
+            self._refused.clear()
+            return found
 
     def _add(self, endpoint, event, job_id, job_type, change, text, now):
         seq = self._next
@@ -142,11 +149,13 @@ class Outbox:
     # ---- repair and reading ---------------------------------------------------------------------
 
     def redeliver(self, seq):
-        """Send delivery `seq` again (attempts and age counted afresh). Raises UnknownResource."""
+        """Send delivery `seq` again (attempts and age counted afresh). Raises UnknownResource, DeliveryBusy."""
         with self._lock:
             delivery = self._deliveries.get(seq)
             if delivery is None or delivery["Body"] is None:
                 raise UnknownResource("No webhook delivery %s is kept" % seq)
+            if seq in self._sending:
+                raise DeliveryBusy("Webhook delivery %s is being sent right now" % seq)
             now = self._clock()
             self._pending += delivery["State"] != PENDING
             delivery.update(State=PENDING, Attempts=0, Created=now, NextAttempt=now, DeliveredAt=None,
@@ -194,17 +203,33 @@ class Outbox:
             return self._version > self._saved
 
     def restore(self, saved):
-        """Load what `snapshot` saved (at start); deliveries of endpoints no longer configured stay listed
-        but are failed."""
+        """Load what `snapshot` saved (at start), before whatever was queued meanwhile (renumbered after
+        it: the saved deliveries of a job go first). Deliveries of endpoints no longer configured stay
+        listed, failed. The deliveries restored.
+
+        Raises:
+            ValueError, KeyError, TypeError: `saved` is not what `snapshot` writes.
+        """
         if not saved or saved.get("Format") != FORMAT:
             return 0
+        restored = collections.OrderedDict()
+        for delivery in saved.get("Deliveries", []):
+            delivery = dict(delivery, Version=0, Seq=int(delivery["Seq"]))
+            if delivery["State"] not in DELIVERY_STATES:
+                raise ValueError("unknown delivery state")
+            if delivery["State"] == PENDING and delivery["Endpoint"] not in self.endpoints:
+                delivery.update(State=FAILED, LastError="endpoint no longer configured")
+            restored[delivery["Seq"]] = delivery
+        following = max([int(saved.get("Next", 1))] + [seq + 1 for seq in restored])
+        states = collections.OrderedDict((str(job), str(state)) for job, state in saved.get("States", {}).items())
         with self._lock:
-            self._next = int(saved.get("Next", 1))
-            self._states = collections.OrderedDict(saved.get("States", {}))
-            for delivery in saved.get("Deliveries", []):
-                delivery["Version"] = 0
-                if delivery["State"] == PENDING and delivery["Endpoint"] not in self.endpoints:
-                    delivery.update(State=FAILED, LastError="endpoint no longer configured")
-                self._pending += delivery["State"] == PENDING
-                self._deliveries[delivery["Seq"]] = delivery
-            return len(self._deliveries)
+            for delivery in self._deliveries.values():  # queued since the start: after the saved ones
+                delivery["Seq"] = following
+                restored[following] = delivery
+                following += 1
+            self._sending = set()  # nothing is sent before the restore (the senders start after it)
+            states.update(self._states)  # what happened since the start is newer
+            self._deliveries, self._states, self._next = restored, states, following
+            self._pending = sum(1 for delivery in restored.values() if delivery["State"] == PENDING)
+            self._version += 1
+            return len(saved.get("Deliveries", []))

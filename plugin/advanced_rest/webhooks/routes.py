@@ -1,9 +1,10 @@
 """{Root}/webhooks...: the endpoints configured, the deliveries (seen and repaired), a test event."""
 import datetime
 import json
+import threading
 import time
 
-from ..errors import BadRequest, UnknownResource
+from ..errors import BadRequest, DeliveryBusy, UnknownResource
 from ..jobs import model
 from ..settings import public_url
 from ..web import GROUP, json_response
@@ -49,6 +50,8 @@ class WebhooksApi:
     def __init__(self, outbox, replica=None, post=None, clock=time.time):
         self._outbox, self._replica = outbox, replica
         self._post, self._clock = post, clock
+        # One test per endpoint at a time: each holds an HTTP thread up to the endpoint's TimeoutSeconds.
+        self._testing = {name: threading.Lock() for name in outbox.endpoints}
 
     def routes(self):
         return [("/webhooks", {"GET": self.endpoints}),
@@ -106,6 +109,11 @@ class WebhooksApi:
             raise UnknownResource("No webhook endpoint is named %r" % name)
         delivery = {"EventId": events.new_event_id(), "Body": events.body(events.TEST_EVENT, None, None, self._replica)}
         kwargs = {"post": self._post} if self._post is not None else {}
-        status, error = dispatch.attempt(endpoint, delivery, clock=self._clock, **kwargs)
+        if not self._testing[name].acquire(blocking=False):
+            raise DeliveryBusy("A test of webhook endpoint %r is under way" % name)
+        try:
+            status, error = dispatch.attempt(endpoint, delivery, clock=self._clock, **kwargs)
+        finally:
+            self._testing[name].release()
         return json_response({"Endpoint": name, "EventId": delivery["EventId"], "Delivered": error is None,
                               "Status": status, "Error": error})
