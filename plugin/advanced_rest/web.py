@@ -7,7 +7,7 @@ import re
 import time
 import urllib.parse
 
-from .errors import HTTP_REASONS, AdvancedRestError, MethodNotAllowed
+from .errors import HTTP_REASONS, AdvancedRestError, BadRequest, MethodNotAllowed
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,23 @@ def error_body(error, method, uri):
 # The group a route pattern matches one path segment with (an id, an output name). A route may
 # narrow a segment with another group (the plugin's job ids, a fixed word): each counts as one.
 GROUP = "([^/]+)"
+
+
+def query_number(get, name, default, kind, lowest, highest):
+    """The query parameter `name` as `kind` (int or float) within [lowest, highest], or `default`.
+
+    Raises:
+        BadRequest: not a number, or out of the range.
+    """
+    if name not in get:
+        return default
+    try:
+        value = kind(get[name])
+    except ValueError:
+        raise BadRequest("%s must be a number, not %r" % (name, get[name])) from None
+    if not lowest <= value <= highest:
+        raise BadRequest("%s must be between %s and %s" % (name, lowest, highest))
+    return value
 _GROUP = re.compile(r"\((?!\?)[^()]*\)")
 
 

@@ -271,16 +271,21 @@ def test_a_cluster_delivers_each_event_once_from_one_replica(cluster, cluster_re
     assert on_a == {d["EventId"]: d["State"] for d in _deliveries(b)}, "one outbox, seen from either replica"
 
 
-@pytest.mark.cluster(replicas=0, config=CLUSTER)
-def test_a_replica_killed_mid_delivery_hands_it_to_another(cluster, cluster_receiver):
-    a, b = _replicas(cluster, cluster_receiver, Events=["JobSuccess"], TimeoutSeconds=8)
-    cluster_receiver.hang = 300
+def _first_attempt_held(cluster, receiver, timeout):
+    """(job, its delivery, the replica sending it, the other): a job's JobSuccess held by the receiver."""
+    a, b = _replicas(cluster, receiver, Events=["JobSuccess"], TimeoutSeconds=timeout)
+    receiver.hang = 300
     job = _plugin_job(a)
     _wait(a, job)
-    _until("the receiver holding the first attempt", lambda: cluster_receiver.received)
+    _until("the receiver holding the first attempt", lambda: receiver.received)
     sending = _deliveries(a)[0]
-    assert cluster_receiver.received[0]["id"] == sending["EventId"] and sending["SentBy"], sending
-    sender, survivor = (a, b) if sending["SentBy"] == "replica-a" else (b, a)
+    assert receiver.received[0]["id"] == sending["EventId"] and sending["SentBy"], sending
+    return (job, sending) + ((a, b) if sending["SentBy"] == "replica-a" else (b, a))
+
+
+@pytest.mark.cluster(replicas=0, config=CLUSTER)
+def test_a_replica_killed_mid_delivery_hands_it_to_another(cluster, cluster_receiver):
+    job, sending, sender, survivor = _first_attempt_held(cluster, cluster_receiver, timeout=4)
     sender.kill()
     cluster_receiver.hang = 0
     delivered = cluster_receiver.wait_for(lambda found: events_of(found, job) == ["JobSuccess"], timeout=60)
@@ -292,13 +297,7 @@ def test_a_replica_killed_mid_delivery_hands_it_to_another(cluster, cluster_rece
 
 @pytest.mark.cluster(replicas=0, config=CLUSTER)
 def test_a_replica_frozen_mid_delivery_loses_it_and_its_late_outcome_changes_nothing(cluster, cluster_receiver):
-    a, b = _replicas(cluster, cluster_receiver, Events=["JobSuccess"], TimeoutSeconds=5)
-    cluster_receiver.hang = 300
-    job = _plugin_job(a)
-    _wait(a, job)
-    _until("the receiver holding the first attempt", lambda: cluster_receiver.received)
-    sending = _deliveries(a)[0]
-    sender, survivor = (a, b) if sending["SentBy"] == "replica-a" else (b, a)
+    job, sending, sender, survivor = _first_attempt_held(cluster, cluster_receiver, timeout=4)
     with _frozen(sender):
         cluster_receiver.hang = 0
         delivered = cluster_receiver.wait_for(lambda found: events_of(found, job) == ["JobSuccess"], timeout=60)

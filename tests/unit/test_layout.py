@@ -3,7 +3,7 @@
     dicomize/   pure: reaches neither web, jobs/, host, metrics/ nor create_dicom/ (nor `orthanc`)
     host.py     the one module that imports `orthanc`
     jobs/       knows nothing of create_dicom/ (the feature that uses it)
-    features    (dicomize/, create_dicom/, jobs/, metrics/) get values and callables, never `host`
+    features    (dicomize/, create_dicom/, jobs/, metrics/, webhooks/) get values and callables, never `host`
 
 The graph is built with `ast` from every module of the package: `import advanced_rest.x`,
 `from . import x`, `from .. import app`, `from ..jobs.model import Job`, imports inside functions

@@ -12,7 +12,7 @@ import time
 import urllib.parse
 
 from ..errors import BadRequest, IllegalTransition, JobsLoading, MethodNotAllowed, OrthancError, UnknownJob
-from ..web import GROUP, Response, json_response
+from ..web import GROUP, Response, json_response, query_number
 from . import model
 
 LOAD_WAIT = 10.0  # seconds a request waits for the saved jobs to be loaded at start
@@ -55,18 +55,6 @@ def _comma_list(get, name):
     if not all(values):
         raise BadRequest("The %s filter needs one or more comma-separated values" % name)
     return set(values)
-
-
-def _number(get, name, default, kind, lowest, highest):
-    if name not in get:
-        return default
-    try:
-        value = kind(get[name])
-    except ValueError:
-        raise BadRequest("%s must be a number, not %r" % (name, get[name])) from None
-    if not lowest <= value <= highest:
-        raise BadRequest("%s must be between %s and %s" % (name, lowest, highest))
-    return value
 
 
 def _sniff_mime(data):
@@ -222,13 +210,13 @@ class JobsApi:
     def changes(self, request):
         """GET {Root}/jobs/changes?since=N&timeout=S: job changes after N, waiting up to S s for one."""
         self._await_loaded()
-        since = _number(request.get, "since", 0, int, 0, 2 ** 63)
-        timeout = _number(request.get, "timeout", 0.0, float, 0, MAX_WAIT)
+        since = query_number(request.get, "since", 0, int, 0, 2 ** 63)
+        timeout = query_number(request.get, "timeout", 0.0, float, 0, MAX_WAIT)
         with self._wait_slot(timeout) as timeout:
             return json_response(self._feed.since(since, timeout))
 
     def _wait(self, job_id, get):
-        timeout = _number(get, "timeout", 30.0, float, 0, MAX_WAIT)
+        timeout = query_number(get, "timeout", 30.0, float, 0, MAX_WAIT)
         with self._wait_slot(timeout) as timeout:
             return self._wait_for(job_id, timeout)
 

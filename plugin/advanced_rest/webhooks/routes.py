@@ -7,7 +7,7 @@ import time
 from ..errors import BadRequest, DeliveryBusy, UnknownResource
 from ..jobs import model
 from ..settings import public_url
-from ..web import GROUP, json_response
+from ..web import GROUP, json_response, query_number
 from . import dispatch, events
 from .outbox import DELIVERY_STATES
 
@@ -30,18 +30,6 @@ def shown(delivery):
             "LastStatus": delivery["LastStatus"], "LastError": delivery["LastError"],
             "DeliveryTime": _when(delivery["DeliveredAt"]),
             **({"SentBy": delivery["SentBy"]} if "SentBy" in delivery else {})}
-
-
-def _integer(get, name, default, highest):
-    if name not in get:
-        return default
-    try:
-        value = int(get[name])
-    except ValueError:
-        raise BadRequest("%s must be an integer, not %r" % (name, get[name])) from None
-    if not 0 <= value <= highest:
-        raise BadRequest("%s must be between 0 and %d" % (name, highest))
-    return value
 
 
 class WebhooksApi:
@@ -75,8 +63,8 @@ class WebhooksApi:
                 raise BadRequest("state must be one of %s" % ", ".join(s.lower() for s in DELIVERY_STATES))
             state = named[state.lower()]
         job = request.get.get("job") or None
-        since = _integer(request.get, "since", 0, 2 ** 62)
-        limit = _integer(request.get, "limit", MAX_LISTED, MAX_LISTED)
+        since = query_number(request.get, "since", 0, int, 0, 2 ** 62)
+        limit = query_number(request.get, "limit", MAX_LISTED, int, 0, MAX_LISTED)
         found = self._outbox.list(state=state, job=job, since=since, limit=limit)
         return json_response({"Deliveries": [shown(delivery) for delivery in found],
                               "Last": found[-1]["Seq"] if found else since})
