@@ -13,9 +13,10 @@ export PYTEST_ARGS
 host-packages:
 	scripts/apt-install.sh orthanc orthanc-python python3-venv
 
-# postgresql (15) and orthanc-postgresql (4.0): the cluster tests start their own server (tests/integration/postgres.py).
+# postgresql (15) and orthanc-postgresql (4.0): the cluster tests start their own server (tests/integration/postgres.py);
+# openssl: a self-signed certificate for the webhook sender's TLS test.
 test-packages: host-packages
-	scripts/apt-install.sh debootstrap dicom3tools prometheus postgresql orthanc-postgresql
+	scripts/apt-install.sh debootstrap dicom3tools prometheus postgresql orthanc-postgresql openssl
 
 plugin-venv: host-packages
 	scripts/make-venv.sh .venv/plugin plugin/requirements.txt $(HOST_PYTHON)
