@@ -56,6 +56,10 @@ CASES = {
     ("/jobs/{id}/{name}", "post"): [("/jobs/{paused}/resume", None, ""), ("/jobs/{paused}/cancel", None, ""),
                                     ("/jobs/{failed}/resubmit", None, ""), ("/jobs/{paused}/pause", None, "")],
     ("/jobs/{id}/{name}", "delete"): [("/jobs/{archive}/archive", None, None)],
+    ("/webhooks", "get"): [("/webhooks", None, None)],
+    ("/webhooks/deliveries", "get"): [("/webhooks/deliveries", {"state": "failed"}, None)],
+    ("/webhooks/deliveries/{id}/redeliver", "post"): [("/webhooks/deliveries/1/redeliver", None, "")],
+    ("/webhooks/test", "post"): [("/webhooks/test", None, json.dumps({"Endpoint": "none"}))],
 }
 # An id of the plugin's form (UUID version 8) that no job has: at the core's paths the plugin answers
 # only for ids of its form, the core for the others (README, Routes).

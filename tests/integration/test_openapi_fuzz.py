@@ -64,6 +64,10 @@ OPERATIONS = {
     "GET /tools/metrics-prometheus": None,
     "GET %s/metrics" % ROOT: None,
     "GET %s/system" % ROOT: None,
+    "GET %s/webhooks" % ROOT: None,
+    "GET %s/webhooks/deliveries" % ROOT: None,
+    "POST %s/webhooks/deliveries/{id}/redeliver" % ROOT: None,
+    "POST %s/webhooks/test" % ROOT: None,
     "GET %s/openapi.json" % ROOT: None,
 }
 
