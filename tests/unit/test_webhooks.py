@@ -121,6 +121,8 @@ def test_a_full_outbox_refuses_and_endpoints_choose_events_and_types():
     outbox.job_changed(_job("c", "Success", "Archive"), 2)
     assert outbox.refusals() == {("e", "JobSuccess"): 1, ("ends", "JobSuccess"): 1}
     assert outbox.refusals() == {} and outbox.depth()[0] == 2
+    assert outbox.list() == [], "nothing is listed before it is saved"
+    _saved(outbox)
     assert [d["Endpoint"] for d in outbox.list()] == ["e", "e"]
 
 
@@ -153,11 +155,11 @@ def test_events_queued_before_the_restore_come_after_the_saved_ones():
     fresh.job_changed(_job("a", "Success"), 1)  # a request served before ORTHANC_STARTED restored the outbox
     fresh.job_changed(_job("b", "Pending"), 2)
     assert fresh.restore(json.loads(json.dumps(saved))) == 2
+    _saved(fresh)
     # (the fresh outbox did not know job a yet: its JobSubmitted comes twice, with two webhook-ids)
     assert [(d["Job"], d["Event"]) for d in fresh.list()] == [
         ("a", "JobSubmitted"), ("a", "JobRunning"), ("a", "JobSubmitted"), ("a", "JobSuccess"), ("b", "JobSubmitted")]
     assert len({d["Seq"] for d in fresh.list()}) == 5 and fresh.depth()[0] == 5
-    _saved(fresh)
     assert fresh.take("e", 0)["Event"] == "JobSubmitted"
 
 

@@ -165,10 +165,11 @@ class Outbox:
             return dict(delivery)
 
     def list(self, state=None, job=None, since=0, limit=1000):
-        """Copies of the deliveries after number `since`, oldest first, filtered by state and job."""
+        """Copies of the saved deliveries after number `since`, oldest first, filtered by state and job
+        (one not saved yet is not listed: what the API shows survives a crash)."""
         with self._lock:
             return [dict(delivery) for seq, delivery in self._deliveries.items()
-                    if seq > since and (state is None or delivery["State"] == state)
+                    if seq > since and delivery["Version"] <= self._saved and (state is None or delivery["State"] == state)
                     and (job is None or delivery["Job"] == job)][:limit]
 
     def depth(self):
