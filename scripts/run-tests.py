@@ -28,7 +28,7 @@ from servers import LEGS  # noqa: E402 (the legs and their order)
 PORTS_FROM, PORTS_PER_LEG = 20000, 2000  # 20000-29999 for four legs and the legless, under 32768 (ip_local_port_range)
 HEARTBEAT = 60  # seconds between two progress lines
 NO_TESTS = 5  # pytest's exit code when nothing was selected (e.g. -k matching no test of a leg)
-LEGLESS = "legless"  # the process of the integration tests that use no leg
+LEGLESS = "legless"  # the process of the integration tests that use no leg, and of those run once (on the first leg)
 
 
 def _split_args(args):
@@ -139,8 +139,8 @@ def main():
         runs.append(("unit", Run("unit", pytest + (unit_paths or ["tests/unit"]) + options, {})))
     if integration_paths or not paths_given:
         # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) in a process
-        # of their own (the first leg's would end last); what runs once per make test on a leg (the
-        # cluster soak) runs with the first leg.
+        # of their own, with those marked `once` (the cluster soak) on the first leg: the first leg's
+        # process would end last otherwise.
         for k, leg in enumerate(legs + [LEGLESS] if legs else []):
             name = "url" if leg.startswith("url=") else leg
             low = PORTS_FROM + k * PORTS_PER_LEG
@@ -182,8 +182,12 @@ def main():
         counts = run.counts()
         count_text = ("%d passed, %d failed, %d skipped" % counts if counts
                       else f"no report (pytest exit {run.process.returncode})")
-        what = "unit tests" if name == "unit" else "integration tests that use no leg" if name == LEGLESS \
-            else run.leg_status(name)
+        if name == "unit":
+            what = "unit tests"
+        elif name == LEGLESS:
+            what = f"integration tests that use no leg, and those run once, on {legs[0]}"
+        else:
+            what = run.leg_status(name)
         verdict = "FAILED" if run.failed() else "ok"
         failed |= run.failed()
         print(f"{name:9} {verdict:6} {_duration(run.seconds):>7}  {count_text}  [{what}]")

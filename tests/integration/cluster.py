@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pytest
 
 from postgres import SETTINGS, Database, PostgresError
-from servers import REPO, DockerLeg, Server, UrlLeg, free_port
+from servers import REPO, DockerLeg, Server, Teardowns, UrlLeg, free_port
 
 DEFAULT_REPLICAS = 2
 # Images from Debian's packages for the docker leg (scripts/docker-postgres.sh imports the base).
@@ -279,6 +279,7 @@ class _DockerPostgres:
         return self.network, self.server
 
     def close(self):
+        Teardowns.join()  # the clusters' replicas and databases first
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -310,9 +311,11 @@ def cluster(request, leg):
         else:
             network, postgres = None, request.getfixturevalue("postgres")
         database = postgres.create_database("cluster")
-        stack.callback(postgres.drop_database, database)
         result = Cluster(leg, database, network=network, **options)
-        stack.callback(result.close)
+        # At teardown: SIGTERM to the replicas now; their exits, then the database's drop, in the
+        # background (Teardowns), so that the next test need not wait for them.
+        stack.callback(Teardowns.later, lambda: (result.close(), postgres.drop_database(database)))
+        stack.callback(lambda: [server.terminate() for server in result.replicas])
         # One after the other: the first replica creates Orthanc's schema.
         for _ in range(count):
             result.add_replica()

@@ -21,7 +21,7 @@ import pytest
 
 from cluster import Cluster, cluster, docker_postgres  # noqa: F401 (fixtures)
 from postgres import PostgresServer, postgres, postgres_database  # noqa: F401 (fixtures)
-from servers import LEGS, Server, UrlLeg, probe_versions
+from servers import LEGS, Server, Teardowns, UrlLeg, probe_versions
 
 # leg name -> "Orthanc ..., Python plugin ..., Python ..." or "skipped: ..." / "error: ..."
 LEG_STATUS = {}
@@ -30,6 +30,8 @@ LOG_LIMIT = 30_000  # characters of one server's log in a failure report
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "cluster(replicas=2, config=None, env=None): options of the cluster fixture")
+    config.addinivalue_line("markers", "once: runs on the run's first leg only (with the tests that use no leg "
+                                       "when scripts/run-tests.py gives them a process of their own)")
 
 
 def selected_legs(config):
@@ -53,13 +55,18 @@ def first_leg(config):
 def pytest_collection_modifyitems(config, items):
     # The tests that use no leg (the cluster engine on PostgreSQL alone, the HTTP client) run once, not
     # once per leg: in a process of their own when scripts/run-tests.py says so ($ADVANCED_REST_LEGLESS
-    # "only" there, "elsewhere" in the legs' processes), else with the run's first leg.
+    # "only" there, "elsewhere" in the legs' processes), else with the run's first leg. That process
+    # also runs the tests marked `once` (on the first leg, which it is given), so that the first leg's
+    # process is no longer than the others.
     where = os.environ.get("ADVANCED_REST_LEGLESS")
-    legless = [item for item in items if "leg" not in getattr(item, "fixturenames", ())]
+    once = [item for item in items if "leg" not in getattr(item, "fixturenames", ())
+            or item.get_closest_marker("once")]
     if where == "only":
-        dropped = [item for item in items if item not in legless]
-    elif where == "elsewhere" or first_leg(config) not in selected_legs(config):
-        dropped = legless
+        dropped = [item for item in items if item not in once]
+    elif where == "elsewhere":
+        dropped = once
+    elif first_leg(config) not in selected_legs(config):
+        dropped = [item for item in once if "leg" not in getattr(item, "fixturenames", ())]
     else:
         dropped = []
     if dropped:
@@ -135,10 +142,11 @@ class OrthancFactory:
         return server
 
     def close(self):
-        for server in self.servers:
+        """SIGTERM to every server now; their exits are waited for in the background (Teardowns)."""
+        servers = list(self.servers)
+        for server in servers:
             server.terminate()
-        for server in self.servers:
-            server.close()
+        Teardowns.later(lambda: [server.close() for server in servers])
 
 
 @pytest.fixture

@@ -192,10 +192,23 @@ def instances(server):
     return set(server.get("/instances").json())
 
 
-def remove_new(server, before):
-    """Delete what was stored since the ids `before` were listed: a patient all of whose instances are
-    new goes whole, the other new instances one by one (requests in proportion to what is new)."""
-    new = instances(server) - before
+def stored_or_revived(server):
+    """The set of instance ids the server stores; None when it does not answer (it is restarted,
+    as revive does, when GET /system fails too)."""
+    try:
+        answer = server.get("/instances", timeout=10)
+        if answer.status_code == 200:
+            return set(answer.json())
+    except (requests.RequestException, ValueError):
+        pass
+    return None if revive(server) else instances(server)
+
+
+def remove_new(server, before, now=None):
+    """Delete what was stored since the ids `before` were listed (`now`: the ids stored now, when just
+    listed): a patient all of whose instances are new goes whole, the other new instances one by one
+    (requests in proportion to what is new)."""
+    new = (instances(server) if now is None else now) - before
     patients = set()
     for instance in new:
         answer = server.get("/instances/%s/patient" % instance)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from servers import free_port, log_size, read_log
+from servers import Teardowns, free_port, log_size, read_log
 
 PG_ROOT = "/usr/lib/postgresql"  # Debian: /usr/lib/postgresql/<major>/bin
 SUPERUSER = "postgres"
@@ -194,7 +194,9 @@ class PostgresServer:
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._environment(), cwd=self.dir)
 
     def close(self):
-        """Stop and delete the folder (kept with ADVANCED_REST_KEEP=1)."""
+        """Stop and delete the folder (kept with ADVANCED_REST_KEEP=1), once the clusters' teardowns
+        running in the background (their databases' drops) are over."""
+        Teardowns.join()
         self.stop()
         if self in PostgresServer.live:
             PostgresServer.live.remove(self)

@@ -76,7 +76,7 @@ class _FreshConnectionAdapter(requests.adapters.HTTPAdapter):
                                                    "http": _OneRequestPerConnection}
 
 
-def new_session(auth=None):
+def new_session(auth=None, environment=False):
     """Return the tests' HTTP session: every request on a connection of its own, never sent twice.
 
     Orthanc closes a keep-alive connection idle for its KeepAliveTimeout (1 s by default). A request
@@ -86,8 +86,13 @@ def new_session(auth=None):
     fraction of a millisecond on loopback, against ~1.5 ms for the round trip) and asks the server to
     close it (`Connection: close`); no request is ever resent (requests' default: no retries), and
     every connection error is a real one: a server that dies still fails its test.
+
+    The session ignores proxy variables and .netrc (`environment` False): the harness talks to its own
+    servers, on loopback or its containers' networks; reading the environment again at every request
+    took a quarter of the tests' own CPU. The url leg, whose Orthanc may sit behind a proxy, keeps them.
     """
     session = requests.Session()
+    session.trust_env = environment
     session.mount("http://", _FreshConnectionAdapter())
     session.headers["Connection"] = "close"
     session.auth = auth
@@ -122,6 +127,39 @@ def free_port():
     raise RuntimeError(f"no free port in ADVANCED_REST_PORTS={PORT_RANGE}")
 
 
+class Teardowns:
+    """Teardowns that run in the background: Orthanc takes ~2.5 s to stop (its HTTP server, its DICOM
+    server, its jobs engine, one after the other, whether the plugin is loaded or not), and a test's
+    servers were stopped one test after another, a quarter of a leg's time. A test's teardown hands
+    the stop to a thread and the next test starts; `join()` (before a leg's or PostgreSQL's folder
+    goes) waits for every one. An error in one is printed, not raised: the test it belongs to is over."""
+
+    _threads = []
+    _lock = threading.Lock()
+
+    @classmethod
+    def later(cls, action):
+        def run():
+            try:
+                action()
+            except Exception as error:  # the test is over; its servers' logs show what went wrong
+                print(f"advanced-rest tests: a background teardown failed: {error!r}")
+        thread = threading.Thread(target=run, name="teardown", daemon=True)
+        with cls._lock:
+            cls._threads = [t for t in cls._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    @classmethod
+    def join(cls):
+        while True:
+            with cls._lock:
+                busy = [t for t in cls._threads if t.is_alive()]
+            if not busy:
+                return
+            for thread in busy:
+                thread.join()
+
+
 class Leg:
     """Where one support-matrix leg's Orthanc runs; `open()` before starting servers."""
 
@@ -148,7 +186,9 @@ class Leg:
         raise NotImplementedError
 
     def close(self):
-        """Delete the session's folder (servers must be stopped)."""
+        """Delete the session's folder (servers must be stopped; those stopping in the background are
+        waited for)."""
+        Teardowns.join()
         if self.work_dir and not os.environ.get("ADVANCED_REST_KEEP"):
             shutil.rmtree(self.work_dir, ignore_errors=True)
         self.work_dir = None
@@ -662,7 +702,7 @@ class RemoteServer(Http):
     def __init__(self, leg):
         self.leg = leg
         self.url = leg.url
-        self.session = new_session(leg.auth)
+        self.session = new_session(leg.auth, environment=True)
 
     @property
     def aet(self):

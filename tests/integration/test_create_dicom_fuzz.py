@@ -32,7 +32,7 @@ from create_dicom_cases import (MTL_TEXT, OBJ_TEXT, PARENT_SETUP, STL_ASCII, STL
                                 pdf_bytes, raw_png)
 from servers import DockerLeg
 from fuzz_rules import (alive, cap_address_space, capped_answer, finish_job, gist, instances, remove_new, revive,
-                        rss_mib, send, uncap_address_space, verdict)
+                        rss_mib, send, stored_or_revived, uncap_address_space, verdict)
 
 ROUTE = "/tools/create-dicom"
 # Fuzzed bodies per Debian leg. Each leg draws its own bodies (a seed of its name, the same every run):
@@ -339,14 +339,18 @@ def _excerpt(body, limit=600):
 
 
 def check(core, plugin, body):
-    """Send `body` to both servers; assert every rule. Returns the plugin's status."""
+    """Send `body` to both servers; assert every rule. Returns the plugin's status.
+
+    Each server's listing after the body tells both whether it survived (a server that does not
+    answer it is restarted) and what the body stored."""
     before, core_before = instances(plugin), instances(core)
     status, text = send(plugin, "POST", ROUTE, data=body)
     core_status, core_text = capped_answer(*send(core, "POST", ROUTE, data=body))
-    if revive(core):
+    core_after = stored_or_revived(core)
+    if core_after is None:
         cap_address_space(core, CORE_HEADROOM_MIB)
-        core_before = None
-    died = revive(plugin)
+    after = stored_or_revived(plugin)
+    died = after is None
 
     problem = verdict(status, text, core_status, "POST", ROUTE)
     leftovers = 0
@@ -354,11 +358,12 @@ def check(core, plugin, body):
         accepted = isinstance(status, int) and 200 <= status < 300
         if accepted and '"/jobs/' in text:
             problem = problem or finish_job(plugin, text, JOB_WAIT)
+            after = None  # what the job stored: listed again
         elif not accepted:
-            leftovers = len(instances(plugin) - before)
-        remove_new(plugin, before)
-    if core_before is not None:
-        remove_new(core, core_before)
+            leftovers = len(after - before)
+        remove_new(plugin, before, after)
+    if core_after is not None:
+        remove_new(core, core_before, core_after)
 
     where = "\nbody: %s\nplugin: %s %s\ncore: %s %s" % (_excerpt(body), status, gist(text), core_status,
                                                          gist(core_text))

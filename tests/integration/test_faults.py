@@ -249,7 +249,7 @@ def test_a_job_running_through_a_postgresql_outage_ends_success_once_and_the_rep
         pass
 
     job = _finished(a, job_id)
-    assert job["State"] == "Success", job
+    assert job["State"] == "Success", json.dumps(job)
     assert len(_answered(a, "/series/%s/instances" % job["Content"]["ID"]).json()) == 30
     assert len(_instances(a) - before) == 30, "a job run twice stored more"
     listed = _answered(b, "/jobs?expand&type=CreateDicom").json()

@@ -92,3 +92,15 @@ def test_a_server_that_died_still_fails_the_request_which_is_sent_once(one_reque
         with pytest.raises(requests.ConnectionError):
             session.post(one_request_server.url + "/instances", data=b"x", timeout=5)
     assert one_request_server.requests == 1
+
+
+def test_the_tests_session_ignores_proxy_variables(one_request_server, monkeypatch):
+    # A proxy variable of the machine's (here one that nothing listens on) must not reroute the
+    # harness's requests to its own servers.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with new_session() as session:
+        assert session.get(one_request_server.url + "/system", timeout=5).text == "ok"
+    assert one_request_server.requests == 1

@@ -81,6 +81,7 @@ def test_soak_on_one_server(request, leg, check_name):
     check(check_name, *soaked(request, leg, "server"))
 
 
+@pytest.mark.once
 @pytest.mark.cluster(config=soak.SERVER_CONFIG)
 @pytest.mark.parametrize("check_name", CHECKS)
 def test_soak_on_a_cluster(request, leg, check_name):

@@ -97,6 +97,23 @@ def test_a_job_waits_out_a_database_outage_but_nothing_else():
     with pytest.raises(OrthancError):
         storing.patient(broken, sleep=slept.append)("x")
 
+    # The call whose own transaction the outage broke (Orthanc 1.10.1, PostgreSQL plugin 4.0): again,
+    # a few times only (it is also a real error).
+    answers = [6, 36, 36]
+    def broken_then_away(data):
+        if answers:
+            raise OrthancError("/instances", code=answers.pop(0))
+        return "stored"
+    slept.clear()
+    assert storing.patient(broken_then_away, sleep=slept.append)("x") == "stored" and slept == [0.5, 1.0, 2.0]
+    always = []
+    def always_bad_sequence(data):
+        always.append(data)
+        raise OrthancError("/instances", code=6)
+    with pytest.raises(OrthancError):
+        storing.patient(always_bad_sequence, sleep=lambda s: None)("x")
+    assert len(always) == 1 + storing.BROKEN_TRANSACTION_TRIES
+
     now = [0.0]
     def forever(data):
         raise OrthancError("/instances", code=36)

@@ -10,21 +10,35 @@ logger = logging.getLogger(__name__)
 
 DATABASE_UNAVAILABLE = 36  # Orthanc's "The database is currently not available": transient
 TRANSIENT_WAIT = 120.0  # seconds a job waits for Orthanc's database to come back, per call
+# Orthanc's "Bad sequence of calls": what a call answers when the connection to the database broke
+# inside its own transaction (seen with Orthanc 1.10.1 and PostgreSQL plugin 4.0: "Cannot commit a
+# non-existing transaction"); the next calls answer DATABASE_UNAVAILABLE until it is back. Also a
+# real error, so tried again only this many times.
+BROKEN_TRANSACTION = 6
+BROKEN_TRANSACTION_TRIES = 3
 
 
 def patient(call, wait=TRANSIENT_WAIT, sleep=time.sleep, clock=time.monotonic):
     """`call`, tried again while Orthanc answers that its database is unavailable (a PostgreSQL
     restart, a failover), for up to `wait` seconds: a job outlives a short outage instead of
-    failing in the middle (and failing to undo its work, for the same reason)."""
+    failing in the middle (and failing to undo its work, for the same reason). A call whose
+    transaction the outage broke is tried again too, a few times (BROKEN_TRANSACTION). The calls so
+    wrapped are POST /instances of a job's own files (a repeat answers AlreadyStored, which the job
+    counts as its own) and DELETE of its instances."""
     def patient_call(*args):
-        deadline, pause = clock() + wait, 0.5
+        deadline, pause, broken = clock() + wait, 0.5, 0
         while True:
             try:
                 return call(*args)
             except AdvancedRestError as error:
-                if error.code != DATABASE_UNAVAILABLE or clock() + pause > deadline:
+                if error.code == BROKEN_TRANSACTION and broken < BROKEN_TRANSACTION_TRIES:
+                    broken += 1
+                elif error.code != DATABASE_UNAVAILABLE:
                     raise
-                logger.warning("Orthanc's database is unavailable; trying again in %.1f s", pause)
+                if clock() + pause > deadline:
+                    raise
+                logger.warning("Orthanc's database is unavailable (error %d); trying again in %.1f s", error.code,
+                               pause)
                 sleep(pause)
                 pause = min(pause * 2, 5.0)
     return patient_call
