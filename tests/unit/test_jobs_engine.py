@@ -440,3 +440,28 @@ def test_a_replay_to_undo_runs_to_its_end_whatever_the_row_asks_then_undoes():
         assert steps.rolled_back == 1 and "suspend" not in [move for move, _ in fence.moves]
     finally:
         engine.stop(5)
+
+
+def test_every_job_change_reaches_on_change_in_the_order_it_happened():
+    # The submitting thread is slow to tell of the new Pending job (a loaded machine): the worker that
+    # starts the job meanwhile must not tell of Running first (the feed showed Running, Pending, Running;
+    # webhooks sent JobRunning twice).
+    import time
+    told = []
+
+    def on_change(job):
+        if job["State"] == model.PENDING:
+            time.sleep(0.05)
+        told.append((job["ID"], job["State"]))
+
+    engine = Engine(concurrent_jobs=2, history_size=50, on_change=on_change)
+    engine.start()
+    try:
+        ids = [engine.submit("Test", Steps(count=2)) for _ in range(5)]
+        for job_id in ids:
+            _wait_state(engine, job_id, model.SUCCESS)
+    finally:
+        engine.stop(timeout=5)
+    for job_id in ids:
+        states = [state for told_id, state in told if told_id == job_id]
+        assert states == [model.PENDING] + [model.RUNNING] * 3 + [model.SUCCESS], states

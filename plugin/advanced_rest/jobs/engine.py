@@ -115,7 +115,10 @@ class Engine:
         self._concurrent_jobs = max(1, concurrent_jobs)
         self._history_size = max(0, history_size)
         self._clock = clock
-        self._on_change = on_change  # (job JSON) -> None, called outside the lock
+        # (job JSON) -> None, called with the lock held, so that every job's changes reach it in the
+        # order they happened (a change told after the lock is released could be overtaken by a worker's
+        # next one: the feed showed a job Running, then Pending again, then Running)
+        self._on_change = on_change
         self._persist = persist
         self._max_pending = max_pending  # None: unbounded
         self._undo_wait = undo_wait  # longest time an action waits for a job's undo to end
@@ -176,8 +179,7 @@ class Engine:
         with self._lock:
             if job.state == model.PENDING:
                 self._enqueue(job)
-            snapshot = job.to_json()
-        self._notify(snapshot)
+            self._notify(job.to_json())
         return job.id
 
     def get(self, job_id):
@@ -253,12 +255,11 @@ class Engine:
                 self._set_state(job, outcome)
                 if outcome == model.PENDING:
                     self._enqueue(job)
-            snapshot = job.to_json()
+            if outcome != model.UNDO:
+                self._notify(job.to_json())
         self._save_or_log()
         if outcome == model.UNDO:
             self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
-        else:
-            self._notify(snapshot)
 
     def delete(self, job_id):
         """Forget a finished job.
@@ -273,9 +274,8 @@ class Engine:
             del self._jobs[job_id]
             self._history.pop(job_id, None)
             self._lock.notify_all()
-            snapshot = dict(job.to_json(), State="Deleted")
+            self._notify(dict(job.to_json(), State="Deleted"))
         self._save_or_log()
-        self._notify(snapshot)
 
     # ---- persistence ----------------------------------------------------------------------------
 
@@ -430,6 +430,7 @@ class Engine:
                     state = self._move(job, "start")
                     if self._fence is None:
                         self._set_state(job, state)
+                        self._notify(job.to_json())
                     preview = self._preview(job, state)
                 if self._fence is not None:
                     if not self._fenced(job, "start", preview):
@@ -438,8 +439,7 @@ class Engine:
                         if self._jobs.get(job.id) is not job or job.state != model.PENDING:
                             continue
                         self._set_state(job, state)
-                        preview = job.to_json()
-                self._notify(preview)
+                        self._notify(job.to_json())
                 self._run(job)
             except Exception:  # a worker never dies: the job fails, the worker goes on
                 logger.exception("A worker of the plugin's jobs engine caught an unexpected error; it goes on")
@@ -496,11 +496,10 @@ class Engine:
             else:
                 job.cancel_requested = job.pause_requested = False
                 self._set_state(job, outcome)
-            snapshot = job.to_json()
+            if outcome != model.UNDO:
+                self._notify(job.to_json())
         if outcome == model.UNDO:
             self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
-        else:
-            self._notify(snapshot)
 
     _LOST = object()  # a worker's claim was taken over (cluster): it stops and undoes nothing
 
@@ -550,8 +549,7 @@ class Engine:
                 job.content = runner.content()
                 job.changed = self._clock()
                 self._lock.notify_all()
-                snapshot = job.to_json()
-            self._notify(snapshot)
+                self._notify(job.to_json())
 
     def _fail(self, job, code, description, details):
         with self._lock:
@@ -582,8 +580,7 @@ class Engine:
                 return
         with self._lock:
             self._finish(job, model.FAILURE, code, description, details)
-            snapshot = job.to_json()
-        self._notify(snapshot)
+            self._notify(job.to_json())
 
     def _preview(self, job, state, **fields):
         """The job's JSON as it would be after a move to `state` (call with the lock held)."""
@@ -635,6 +632,7 @@ class Engine:
             logger.exception("Could not save the plugin's jobs")
 
     def _notify(self, snapshot):
+        """Tell on_change of a job's new JSON (call with the lock held)."""
         if self._on_change is not None:
             try:
                 self._on_change(snapshot)
