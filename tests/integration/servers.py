@@ -402,6 +402,17 @@ class Http:
     def delete(self, path, **kw):
         return self.request("DELETE", path, **kw)
 
+    def jobs_settled(self, timeout=120):
+        """Wait until no job (the core's or the plugin's) is Pending or Running; a server shared by
+        several tests may still be running what an earlier test submitted. Needs the plugin's filters."""
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = self.get("/jobs", params={"state": "Pending,Running"}).json()
+            if not busy or time.monotonic() > deadline:
+                assert not busy, f"jobs still Pending or Running after {timeout} s: {busy}"
+                return
+            time.sleep(0.1)
+
 
 class StartError(RuntimeError):
     """Orthanc did not answer GET /system in time; the message ends with its log."""

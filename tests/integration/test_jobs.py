@@ -128,6 +128,7 @@ def test_bad_wait_timeouts_are_refused(plugin, timeout):
     job_id = _submit(plugin, {"Tags": {}})
     answer = plugin.get("/jobs/%s/wait" % job_id, params={"timeout": timeout})
     assert answer.status_code == 400 and "timeout" in answer.json()["Details"]
+    assert _wait(plugin, job_id)["State"] == "Success"  # leaves nothing running on the shared server
 
 
 def test_bad_async_fields_are_refused_at_once(plugin):
@@ -137,6 +138,7 @@ def test_bad_async_fields_are_refused_at_once(plugin):
 
 
 def test_a_failing_job_stores_nothing_and_can_be_resubmitted(plugin):
+    plugin.jobs_settled()  # the shared server: an earlier test's job must not store meanwhile
     before = _instances(plugin)
     body = {"Tags": {}, "Content": [png_data_uri("L"), png_data_uri("L"), "data:image/png;base64,AAAA"]}
     job_id = _submit(plugin, body)
