@@ -67,6 +67,7 @@ def test_strict_from_the_configuration(orthanc_factory):
 
 
 def test_strict_without_content_is_refused_and_stores_nothing(plugin):
+    plugin.jobs_settled()  # the shared server: an earlier test's job must not store meanwhile
     before = len(plugin.get("/instances").json())
     answer = plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Strict": True}))
     assert answer.status_code == 400 and "Strict" in answer.json()["Details"]
