@@ -201,7 +201,11 @@ class PostgresServer:
             if self.port is None or not os.path.exists(pid_file):
                 return
             if again:
-                self._kill_children(pid_file)
+                for child in self.children():
+                    try:
+                        os.kill(child, signal.SIGKILL)
+                    except OSError:
+                        pass  # gone meanwhile
             done = subprocess.run(self._as_owner([self._bin("pg_ctl"), "stop", "-D", self.data_dir, "-m", attempt,
                                                   "-w", "-t", "20"]),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -211,23 +215,24 @@ class PostgresServer:
         if os.path.exists(pid_file):
             raise PostgresError(f"pg_ctl stop failed (exit {done.returncode}): {done.stdout}")
 
-    @staticmethod
-    def _kill_children(pid_file):
+    def children(self):
+        """{pid: title} of the postmaster's child processes ("postgres: checkpointer", ...); {} when down."""
         try:
-            with open(pid_file) as f:
+            with open(os.path.join(self.data_dir, "postmaster.pid")) as f:
                 postmaster = int(f.readline())
         except (OSError, ValueError):
-            return
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
+            return {}
+        found = {}
+        for entry in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{entry}/stat") as f:
                     parent = int(f.read().rsplit(")", 1)[1].split()[1])
                 if parent == postmaster:
-                    os.kill(int(entry), signal.SIGKILL)
+                    with open(f"/proc/{entry}/cmdline", "rb") as f:
+                        found[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             except (OSError, ValueError, IndexError):
                 pass  # gone meanwhile
+        return found
 
     def close(self):
         """Stop and delete the folder (kept with ADVANCED_REST_KEEP=1), once the clusters' teardowns

@@ -24,19 +24,9 @@ def server():
 
 def _child(server, title):
     """The pid of the server's child process whose title starts with `title` ("postgres: checkpointer")."""
-    with open(os.path.join(server.data_dir, "postmaster.pid")) as f:
-        postmaster = int(f.readline())
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                name = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError, IndexError):
-            continue
-        if parent == postmaster and name.startswith(title):
-            return int(entry)
-    raise AssertionError(f"no child {title!r} of the postmaster {postmaster}")
+    found = [pid for pid, name in server.children().items() if name.startswith(title)]
+    assert found, f"no child {title!r} of the postmaster: {server.children()}"
+    return found[0]
 
 
 def test_a_fast_stop_with_a_silent_client_is_over_when_it_returns_and_starts_again(server):
