@@ -266,6 +266,9 @@ def test_a_cluster_delivers_each_event_once_from_one_replica(cluster, cluster_re
     a, b = _replicas(cluster, cluster_receiver)
     jobs = [_plugin_job(server) for server in (a, b, a, b)]
     core_job = _core_job(b)
+    # b publishes its core jobs every second: a knows of this one only from then on.
+    _until("replica-a listing replica-b's core job",
+           lambda: a.get(ROOT + "/jobs/%s" % core_job).status_code == 200, timeout=30)
     for job in jobs + [core_job]:
         assert _wait(a, job)["State"] == "Success"
     delivered = cluster_receiver.wait_for(lambda found: all("JobSuccess" in events_of(found, job)
