@@ -4,7 +4,7 @@ import random
 import sys
 import time
 
-from . import __version__, host, memory, routes, settings as settings_
+from . import __version__, access as access_, host, memory, routes, settings as settings_
 from .create_dicom.job import JOB_TYPE
 from .create_dicom.route import CreateDicom, Services
 from .dicomize.dictionary import Dictionary
@@ -12,7 +12,7 @@ from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.core import CoreJobs, loopback_permits
 from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
-from .jobs.routes import Core, JobsApi, WaitLimits
+from .jobs.routes import Core, JobsApi, OutputLimits, WaitLimits
 from .jobs.store import Store
 from .metrics.families import Metrics
 from .metrics.received import ReceivedCounter
@@ -163,7 +163,8 @@ def _open_cluster(settings, engine, runner_for, finished):
             host.rest_post("/jobs/%s/%s" % (job_id, action), b"")
 
     cluster = replica.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
-                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished)
+                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished,
+                               max_pending_bytes=settings.max_pending_bytes)
     cluster.peers = peers.CorePeers(cluster, core_action)
     try:
         cluster.open()
@@ -229,13 +230,27 @@ def _read_settings():
         return None, None
 
 
-def _core_jobs():
-    """The core's jobs: ids through the SDK, each job's JSON through Orthanc's own HTTP server
-    (jobs/core.py says why), with a quarter of HttpThreadsCount as the requests reading at once."""
+def _loopback(settings):
+    """(CoreJobs, Access or None): the core's jobs, ids through the SDK and each job's JSON through Orthanc's own
+    HTTP server (jobs/core.py says why) as AdvancedRest.LoopbackUser; and the site's rules asked there as each
+    requester (access.py), None when Orthanc's HTTP server is off (no request comes but through the SDK). A
+    quarter of HttpThreadsCount reads core jobs at once, another asks the site's rules."""
     config = host.configuration()
     threads = config.get("HttpThreadsCount", 50)
     threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else 50
-    return CoreJobs(lambda: host.rest_get("/jobs"), host.Loopback(config).get, loopback_permits(threads))
+    loopback = host.Loopback(config, settings.loopback_user)
+    if not loopback.enabled:
+        logger.warning("Orthanc's HTTP server is off: the core's jobs are left out of the plugin's lists, feed, "
+                       "metrics and webhooks")
+    elif not settings.loopback_user and config.get("AuthenticationEnabled") is not False \
+            and config.get("RegisteredUsers"):
+        logger.warning("AdvancedRest.LoopbackUser is not set: the plugin's background work reads the core's jobs "
+                       "without credentials (the site's rules may refuse it: then they are left out of the feed, "
+                       "metrics and webhooks)")
+    core_jobs = CoreJobs(lambda: host.rest_get("/jobs"), loopback.get, loopback_permits(threads))
+    access = access_.Access(loopback.request, access_.new_token(), access_.permits_for(threads)) \
+        if loopback.enabled else None
+    return core_jobs, access
 
 
 def register():
@@ -268,7 +283,8 @@ def register():
         engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, fence=fence)
     else:
         engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed,
-                        persist=persist, max_pending=settings.max_pending_jobs)
+                        persist=persist, max_pending=settings.max_pending_jobs,
+                        max_pending_bytes=settings.max_pending_bytes)
     if settings.save_jobs and not settings.cluster:
         store = Store(engine, host.get_global_property, host.set_global_property)
     jobs_view, jobs_of_mine = engine, engine.all
@@ -281,7 +297,7 @@ def register():
         jobs_view, feed = cluster, cluster.feed
         jobs_of_mine = cluster.mine
         metrics.add_cluster(cluster.counters)
-    core_jobs = _core_jobs()
+    core_jobs, access = _loopback(settings)
     watcher = CoreWatcher(feed, lambda: core_jobs.all(in_request=False),
                           cluster.peers.publish_core if cluster is not None else None, ids=core_jobs.ids)
     metrics.add_job_source(jobs_of_mine)
@@ -293,7 +309,8 @@ def register():
     jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, feed,
                    WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests),
                    peers=cluster.peers if cluster is not None else None,
-                   loaded=engine.loaded)
+                   loaded=engine.loaded, access=access,
+                   outputs=OutputLimits(settings.max_output_bytes, settings.max_concurrent_outputs))
     try:
         webhooks_api, saver, dispatcher = _webhooks(settings, metrics, feed, cluster)
     except Exception as exc:  # the cluster's outbox cannot be made: one line, and Orthanc's own API keeps working
@@ -301,9 +318,11 @@ def register():
         return
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
-    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route),
-                    observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST)
-    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api)
+    router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route,
+                              host.redirect),
+                    observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST,
+                    is_gate=access.is_gate if access is not None else None)
+    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api, access)
 
     received = ReceivedCounter(metrics, host.rest_get_json)
     background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_of_mine), host.set_metric,

@@ -13,13 +13,16 @@
     ├── IllegalTransition        a job action its state does not allow             400 / 8
     ├── MethodNotAllowed         a method the route lacks (on this Orthanc)        405, with Allow
     ├── Unavailable              not now: try again after Retry-After              503 / 3, with Retry-After
-    │   ├── QueueFull            AdvancedRest.MaxPendingJobs jobs already pending
+    │   ├── QueueFull            MaxPendingJobs jobs, or MaxPendingBytes, unfinished
     │   ├── JobsLoading          the saved jobs not loaded yet (at start)
     │   ├── JobBusy              a job still undoing its work
     │   ├── DeliveryBusy         a webhook delivery (or test) being sent right now
-    │   └── CoreJobsUnavailable  the core's jobs not readable in time (HTTP loopback)
+    │   ├── CoreJobsUnavailable  the core's jobs not readable in time (HTTP loopback)
+    │   ├── AccessUnknown        the site's rules could not be asked (HTTP loopback)
+    │   └── OutputsBusy          AdvancedRest.MaxConcurrentOutputs core outputs already served
+    ├── AccessDenied             the site's rules refuse this user the core path   403 / 45
     ├── DatabaseUnavailable      Orthanc's or the cluster's database unreachable   503 / 36
-    ├── RequestTooLarge          a body over AdvancedRest.MaxRequestBytes          413 / 3
+    ├── RequestTooLarge          a body over MaxRequestBytes or MaxPendingBytes    413 / 3
     ├── NotString                create-dicom: a legacy body's value not a string  400 / 2019
     ├── OverrideTag              create-dicom: a generated tag set without Force   400 / 2020
     ├── UseContent               create-dicom: PixelData in Tags                   400 / 2021
@@ -209,7 +212,7 @@ class Unavailable(AdvancedRestError):
 
 
 class QueueFull(Unavailable):
-    """AdvancedRest.MaxPendingJobs plugin jobs already pending (see Retry-After)."""
+    """AdvancedRest.MaxPendingJobs plugin jobs, or MaxPendingBytes of requests, unfinished (see Retry-After)."""
 
 
 class JobsLoading(Unavailable):
@@ -231,6 +234,23 @@ class CoreJobsUnavailable(Unavailable):
     HttpThreadsCount already read them, or it did not answer (see Retry-After)."""
 
 
+class AccessUnknown(Unavailable):
+    """Whether the site's rules allow this user the core path the route stands for could not be asked of
+    Orthanc's HTTP server in time (see Retry-After)."""
+
+
+class OutputsBusy(Unavailable):
+    """AdvancedRest.MaxConcurrentOutputs outputs of core jobs are already being served (see Retry-After)."""
+
+
+class AccessDenied(AdvancedRestError):
+    """The site's rules (RegisteredUsers, a Lua filter, an authorization plugin) refuse this user the core
+    path this route stands for."""
+
+    code = 45
+    status = 403
+
+
 class DatabaseUnavailable(AdvancedRestError):
     """Orthanc's database, or the cluster's PostgreSQL, cannot be reached for now."""
 
@@ -238,7 +258,9 @@ class DatabaseUnavailable(AdvancedRestError):
 
 
 class RequestTooLarge(AdvancedRestError):
-    """A body over AdvancedRest.MaxRequestBytes, refused before anything is parsed."""
+    """A body over AdvancedRest.MaxRequestBytes, or an asynchronous one over AdvancedRest.MaxPendingBytes.
+
+    The first is refused before anything is parsed, the second before anything is stored."""
 
     code = 3
     status = 413

@@ -14,6 +14,7 @@ import time
 
 import orthanc
 
+from .access import OutputTooLarge
 from .errors import OrthancError
 
 logger = logging.getLogger(__name__)
@@ -65,31 +66,34 @@ def rest_get_json(uri):
 
 
 class Loopback:
-    """GETs on Orthanc's own HTTP server, on loopback: where the core catches whatever it throws while
-    it answers (its error answer), unlike a call through the SDK (see README, Architecture).
+    """Requests to Orthanc's own HTTP server, on loopback: where the core's filters (RegisteredUsers, a Lua
+    filter, an authorization plugin) decide, and the core catches whatever it throws while it answers (an
+    error answer), unlike a call through the SDK (see README, Architecture and Access).
 
-    Port from HttpPort, https when SslEnabled (no certificate check: it is this server), Basic
-    credentials of the first RegisteredUsers entry unless AuthenticationEnabled is false. Idle
-    keep-alive connections are reused, one request per connection at a time.
+    Port from HttpPort, https when SslEnabled (no certificate check: it is this server). Each request
+    carries the headers it is given: the requester's identity, or (`background`) the plugin's own, Basic
+    credentials of AdvancedRest.LoopbackUser (none when unset: never silently the first registered user).
+    `enabled` is False when Orthanc's HTTP server is off: nothing is ever sent then. Idle keep-alive
+    connections are reused, one request per connection at a time.
     """
 
     KEPT_IDLE = 8  # idle connections kept for reuse
 
-    def __init__(self, config, timeout=10.0):
+    def __init__(self, config, user="", timeout=10.0):
         port = config.get("HttpPort", 8042)
         self._port = int(port) if isinstance(port, (int, str)) and str(port).isdigit() else 8042
+        self.enabled = config.get("HttpServerEnabled", True) is not False
         self._timeout = timeout
         self._context = None
         if config.get("SslEnabled") is True:
             self._context = ssl.create_default_context()
             self._context.check_hostname = False
             self._context.verify_mode = ssl.CERT_NONE
-        self._headers = {"User-Agent": "advanced-rest-loopback", "Accept": "application/json"}
+        self.background = {}
         users = config.get("RegisteredUsers")
-        if isinstance(users, dict) and users and config.get("AuthenticationEnabled") is not False:
-            user, password = next(iter(users.items()))
-            token = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
-            self._headers["Authorization"] = "Basic " + token
+        if user and isinstance(users, dict) and isinstance(users.get(user), str):
+            token = base64.b64encode(("%s:%s" % (user, users[user])).encode("utf-8")).decode("ascii")
+            self.background["Authorization"] = "Basic " + token
         self._idle = []
         self._lock = threading.Lock()
 
@@ -100,44 +104,56 @@ class Loopback:
         return http.client.HTTPConnection("127.0.0.1", self._port, timeout=self._timeout)
 
     def get(self, path):
-        """(HTTP status, body bytes) of GET `path` (already percent-encoded).
+        """(HTTP status, body bytes) of GET `path` (already percent-encoded) as the plugin's own user."""
+        status, body, _ = self.request("GET", path, self.background)
+        return status, body
+
+    def request(self, method, path, headers, body=None, limit=None):
+        """(HTTP status, body bytes, Allow header or "") of `method path` (already percent-encoded) with `headers`.
 
         Raises:
+            OutputTooLarge: a 200 answer of more than `limit` bytes (not read).
             TimeoutError: no answer within the timeout (Orthanc's HTTP threads all busy?).
-            ConnectionError: it cannot be reached (refused, TLS, a broken answer).
+            ConnectionError: it cannot be reached (refused, TLS, a broken answer), or the HTTP server is off.
         """
+        if not self.enabled:
+            raise ConnectionError("Orthanc's HTTP server is off (HttpServerEnabled)")
+        headers = dict(headers, **{"User-Agent": "advanced-rest-loopback", "Accept": "application/json"})
         with self._lock:
             connection, reused = (self._idle.pop(), True) if self._idle else (self._connect(), False)
         try:
             try:
-                status, body = self._exchange(connection, path)
+                status, data, allow, keep = self._exchange(connection, method, path, headers, body, limit)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 if not reused:
                     raise
-                connection.close()  # an idle connection the server closed meanwhile: GET again on a new one
+                connection.close()  # an idle connection the server closed meanwhile: again on a new one
                 connection = self._connect()
-                status, body = self._exchange(connection, path)
-        except TimeoutError:
+                status, data, allow, keep = self._exchange(connection, method, path, headers, body, limit)
+        except (TimeoutError, OutputTooLarge):
             connection.close()
             raise
         except (OSError, http.client.HTTPException) as error:
             connection.close()
             raise ConnectionError("%s: %s" % (type(error).__name__, error)) from error
         with self._lock:
-            kept = len(self._idle) < self.KEPT_IDLE
+            kept = keep and len(self._idle) < self.KEPT_IDLE
             if kept:
                 self._idle.append(connection)
         if not kept:
             connection.close()
-        return status, body
+        return status, data, allow
 
-    def _exchange(self, connection, path):
-        connection.request("GET", path, headers=self._headers)
+    @staticmethod
+    def _exchange(connection, method, path, headers, body, limit):
+        connection.request(method, path, body=body, headers=headers)
         answer = connection.getresponse()
-        body = answer.read()
-        if answer.will_close:
-            connection.close()  # http.client reconnects at the next request
-        return answer.status, body
+        if limit is not None and answer.status == 200:
+            length = answer.getheader("Content-Length")
+            if length is None or not length.isdigit() or int(length) > limit:
+                raise OutputTooLarge(int(length) if length and length.isdigit() else None)
+        data = answer.read()
+        return answer.status, data, answer.getheader("Allow") or "", not answer.will_close
 
 
 def configuration():
@@ -212,6 +228,11 @@ send_status = _StatusSender()
 def answer(output, body, mime):
     """200 with `body` (bytes) of type `mime`."""
     output.AnswerBuffer(body, mime)
+
+
+def redirect(output, location):
+    """301 to `location`."""
+    output.Redirect(location)
 
 
 def method_not_allowed(output, allowed):

@@ -25,13 +25,15 @@ ROUTER_ERRORS = (e.AdvancedRestError,)
 # unreachable (Orthanc's 503; the cluster's PostgreSQL answers the same).
 CORE_ERRORS = (e.OrthancError, e.DatabaseUnavailable)
 # Every jobs route waits for the saved jobs to be loaded first (JobsApi), and reads the core's jobs.
-JOBS_ERRORS = (e.JobsLoading, e.CoreJobsUnavailable) + CORE_ERRORS
+# Under {Root}, what reaches the core's jobs or capabilities is asked of the site's rules first (access.py).
+ACCESS_ERRORS = (e.AccessDenied, e.AccessUnknown)
+JOBS_ERRORS = (e.JobsLoading, e.CoreJobsUnavailable, e.OutputsBusy) + ACCESS_ERRORS + CORE_ERRORS
 CREATE_DICOM_ERRORS = (
     e.BadRequest, e.BadFileFormat, e.ParameterOutOfRange, e.LimitExceeded, e.BadParameterType, e.UnknownDicomTag,
     e.NotString, e.OverrideTag, e.UseContent, e.NoPayload, e.UseDataUriScheme, e.InexistentParent,
     e.ParentIsInstance, e.RequestTooLarge, e.UnsupportedFormat,
     e.QueueFull, e.JobsLoading,  # Asynchronous: a job saved before it is answered
-) + CORE_ERRORS
+) + ACCESS_ERRORS + CORE_ERRORS
 
 
 def error_responses(raises):
@@ -99,7 +101,7 @@ OPERATIONS = {
     "/tools/create-dicom": CREATE_DICOM,
     "/system": {"get": _operation("The plugin's name and version, and the Python and Python-plugin versions",
                                   _json({"type": "object"}, "versions"))},
-    "/metrics": {"get": _operation("The plugin's metric families", _TEXT)},
+    "/metrics": {"get": _operation("The plugin's metric families", _TEXT, ACCESS_ERRORS)},
     "/tools/metrics-prometheus": {"get": _operation("The core's metrics followed by the plugin's families", _TEXT,
                                                     (e.OrthancError,))},
     "/openapi.json": {"get": _operation("This description", _json({"type": "object"}, "OpenAPI 3"))},
@@ -112,7 +114,7 @@ OPERATIONS = {
     "/jobs/changes": {"get": _operation(
         "Every state or progress change of every job after a sequence number",
         _json({"$ref": "#/components/schemas/Changes"}, "changes"), (e.BadRequest, e.JobsLoading,
-                                                                     e.DatabaseUnavailable),
+                                                                     e.DatabaseUnavailable) + ACCESS_ERRORS,
         parameters=[_query("since", "the Last of the previous answer", "integer", 0),
                     _query("timeout", "seconds to wait for a change", "number", 0)])},
     "/jobs/{id}": {
@@ -134,25 +136,25 @@ OPERATIONS = {
         "delete": _operation("Forget one output of a job", _OBJECT, (e.UnknownJob, e.MethodNotAllowed) + JOBS_ERRORS,
                              parameters=[_ID, _NAME])},
     "/webhooks": {"get": _operation("The webhook endpoints configured (AdvancedRest.Webhooks), without secrets",
-                                    _json({"type": "array", "items": {"type": "object"}}, "endpoints"))},
+                                    _json({"type": "array", "items": {"type": "object"}}, "endpoints"), ACCESS_ERRORS)},
     "/webhooks/deliveries": {"get": _operation(
         "Webhook deliveries, oldest first, with their attempts and last error",
         _json({"type": "object", "properties": {"Deliveries": {"type": "array", "items": {"type": "object"}},
                                                 "Last": {"type": "integer"}}}, "deliveries"),
-        (e.BadRequest, e.DatabaseUnavailable),
+        (e.BadRequest, e.DatabaseUnavailable) + ACCESS_ERRORS,
         parameters=[_query("state", "pending, delivered or failed", example="failed"),
                     _query("job", "a job id"),
                     _query("since", "the Last of the previous answer", "integer", 0),
                     _query("limit", "at most this many (1000 at most)", "integer", 100)])},
     "/webhooks/deliveries/{id}/redeliver": {"post": _operation(
         "Send a delivery again (its attempts and age counted afresh)", _json({"type": "object"}, "the delivery"),
-        (e.UnknownResource, e.DeliveryBusy, e.DatabaseUnavailable),
+        (e.UnknownResource, e.DeliveryBusy, e.DatabaseUnavailable) + ACCESS_ERRORS,
         parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                      "description": "a delivery's ID"}])},
     "/webhooks/test": {"post": _operation(
         "Send a Test event to an endpoint now, once", _json({"type": "object"}, "{Endpoint, EventId, Delivered, "
                                                                                 "Status, Error}"),
-        (e.BadRequest, e.UnknownResource, e.DeliveryBusy),
+        (e.BadRequest, e.UnknownResource, e.DeliveryBusy) + ACCESS_ERRORS,
         requestBody={"required": False, "content": {"application/json": {
             "schema": {"type": "object", "properties": {"Endpoint": {"type": "string"}}}}}})},
 }

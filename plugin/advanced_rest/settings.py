@@ -70,6 +70,9 @@ OPTIONS = (
            minimum=0, orthanc="JobsHistorySize"),
     Option("SaveJobs", bool, True, "keep the plugin's jobs across restarts", "Configuration", "save_jobs",
            orthanc="SaveJobs"),
+    Option("LoopbackUser", str, "", "the RegisteredUsers entry whose rights the plugin's own background work has "
+           "(reading the core's jobs for the feed, metrics and webhooks); empty: no credentials", "Configuration",
+           "loopback_user"),
     Option("CreatorMetadata", str, "", "name of a user-defined metadata where create-dicom records who asked",
            "Configuration", "creator_metadata"),
     Option("MaxRequestBytes", int, 256 * MIB, "a create-dicom body larger than this is refused (413), before "
@@ -85,8 +88,16 @@ OPTIONS = (
            why="Orthanc 1.10's DICOM parser crashes on files nested about 45 levels deep"),
     Option("MaxElements", int, 10000, "more tags in one request are refused (400)", "Limits", "max_elements",
            minimum=1),
-    Option("MaxPendingJobs", int, 100, "an asynchronous create-dicom while that many plugin jobs wait is refused "
-           "(503, Retry-After)", "Limits", "max_pending_jobs", minimum=1),
+    Option("MaxPendingJobs", int, 100, "an asynchronous create-dicom (or a resubmission) while that many plugin "
+           "jobs are unfinished (pending, paused, running) is refused (503, Retry-After)", "Limits",
+           "max_pending_jobs", minimum=1),
+    Option("MaxPendingBytes", int, 1024 * MIB, "an asynchronous create-dicom whose body would take the bodies that "
+           "unfinished plugin jobs hold over this is refused (503, Retry-After); a body larger than this alone: 413",
+           "Limits", "max_pending_bytes", minimum=1),
+    Option("MaxOutputBytes", int, 256 * MIB, "an output of a core job served under {Root} larger than this is "
+           "redirected (301) to the core's own path instead of copied", "Limits", "max_output_bytes", minimum=1),
+    Option("MaxConcurrentOutputs", int, 2, "outputs of core jobs served under {Root} at once; one more waits 2 s, "
+           "then 503 (Retry-After)", "Limits", "max_concurrent_outputs", minimum=1, maximum=1000),
     Option("MaxWaitSeconds", float, 60.0, "longest wait of /jobs/{id}/wait and /jobs/changes", "Limits",
            "max_wait_seconds", above=0, maximum=3600),
     Option("LongPollShare", float, 0.2, "share of Orthanc's HttpThreadsCount that waits may hold", "Limits",
@@ -97,8 +108,9 @@ OPTIONS = (
     Option("KeptDeliveries", int, 1000, "finished webhook deliveries (delivered or failed) kept for "
            "`GET {Root}/webhooks/deliveries`", "Configuration", "kept_deliveries", minimum=0, maximum=1000000),
     Option("Webhooks.Url", str, "", "where events are POSTed (http or https; required)", "Webhooks"),
-    Option("Webhooks.Name", str, "", "the endpoint's name in deliveries and metrics (default: the URL "
-           "without credentials or query)", "Webhooks"),
+    Option("Webhooks.Name", str, "", "the endpoint's name in answers, deliveries, metrics and logs (default: "
+           "the URL's scheme, host and port, e.g. https://hooks.example.org:443; two endpoints without a Name "
+           "on the same host and port are refused)", "Webhooks"),
     Option("Webhooks.Events", list, ["JobSuccess", "JobFailure"], "events sent: JobSubmitted, JobRunning, JobPaused, "
            "JobSuccess, JobFailure, JobDeleted", "Webhooks"),
     Option("Webhooks.Types", list, [], "job types sent, core and plugin (empty: all)", "Webhooks"),
@@ -147,9 +159,16 @@ class Settings:
     max_sequence_depth: int = _default("MaxSequenceDepth")
     max_elements: int = _default("MaxElements")
     max_pending_jobs: int = _default("MaxPendingJobs")
+    max_pending_bytes: int = _default("MaxPendingBytes")
     max_wait_seconds: float = _default("MaxWaitSeconds")
     max_waiting_requests: int = max(1, int(ORTHANC_HTTP_THREADS * LONG_POLL_SHARE))  # long-polls held at once
     creator_metadata: str = _default("CreatorMetadata")
+    # The user names Orthanc's HTTP server authenticates (RegisteredUsers) when its authentication is in
+    # force, else none: a Basic header names a user only then (CreatorMetadata).
+    authenticated_users: frozenset = frozenset()
+    loopback_user: str = _default("LoopbackUser")
+    max_output_bytes: int = _default("MaxOutputBytes")
+    max_concurrent_outputs: int = _default("MaxConcurrentOutputs")
     # The cluster: on when Orthanc's index is in PostgreSQL (AdvancedRest.Cluster.Enabled decides).
     cluster: bool = False
     lease_seconds: float = _default("Cluster.LeaseSeconds")
@@ -168,7 +187,7 @@ WEBHOOK_EVENTS = ("JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobF
 class Webhook:
     """One endpoint of AdvancedRest.Webhooks (from the configuration only: no request adds one)."""
 
-    url: str
+    url: str = dataclasses.field(repr=False)  # its path, query or credentials may be a secret: never printed
     name: str
     events: tuple = ("JobSuccess", "JobFailure")
     types: tuple = ()  # empty: every job type
@@ -178,6 +197,9 @@ class Webhook:
     max_age_hours: float = 24.0
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 3600.0
+    # 0.1.0's default name of an endpoint without a Name (its URL but credentials and query, so maybe a
+    # secret path): the deliveries kept under it are renamed to `name` at start. Never printed either.
+    former_name: str = dataclasses.field(default="", repr=False)
 
     def wants(self, event, job_type):
         """Whether this endpoint is sent `event` of a job of `job_type`."""
@@ -246,6 +268,11 @@ def from_configuration(config):
     values["max_waiting_requests"] = max(1, int(http_threads * share))
     cluster = _cluster(problems, config, section)
     values["webhooks"] = _webhooks(problems, section)
+    values["authenticated_users"] = authenticated_users(config)
+
+    users = config.get("RegisteredUsers")
+    if values["loopback_user"] and not (isinstance(users, dict) and values["loopback_user"] in users):
+        problems.append("AdvancedRest.LoopbackUser %r is not one of RegisteredUsers" % values["loopback_user"])
 
     creator = config.get("DefaultPrivateCreator", "")
     if not isinstance(creator, str):
@@ -304,14 +331,48 @@ def _cluster(problems, config, section):
     return {"cluster": True, "lease_seconds": float(lease), "replica": replica.strip(), "postgresql": postgresql}
 
 
-def public_url(url):
-    """`url` without credentials, query or fragment: what logs, names and metrics may show of it."""
+def authenticated_users(config):
+    """The user names Orthanc's HTTP server checks the password of, from Orthanc's own options; empty when
+    its authentication is off (a Basic header then names nobody: anyone may write it)."""
+    remote = config.get("RemoteAccessAllowed", False) is True
+    enabled = config.get("AuthenticationEnabled")
+    if not isinstance(enabled, bool):
+        enabled = remote  # Orthanc >= 1.5.8: absent, authentication is on exactly when remote access is allowed
+    if not enabled:
+        return frozenset()
+    users = config.get("RegisteredUsers")
+    names = frozenset(users) if isinstance(users, dict) else frozenset()
+    # With no user declared and remote access allowed, Orthanc 1.5.8 to 1.12.8 registers "orthanc" itself
+    # (later versions do so only when RegisteredUsers is absent, or refuse to start): a name the core may
+    # authenticate. Naming one the core does not know gives nothing: it refuses that password first.
+    return names or (frozenset({"orthanc"}) if remote else frozenset())
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def url_origin(url):
+    """`url`'s scheme, host and port (the port always: the scheme's default when the URL has none), all
+    that names, answers, metrics and logs show of an endpoint: its path, query, fragment or credentials
+    may hold a secret (a token).
+
+    Raises:
+        ValueError: the URL's port is not a number from 0 to 65535.
+    """
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
-        host = "[%s]" % host
-    port = ":%d" % parts.port if parts.port else ""
-    return "%s://%s%s%s" % (parts.scheme, host, port, parts.path)
+        host = "[%s]" % host  # an IPv6 address
+    port = parts.port
+    return "%s://%s:%d" % (parts.scheme, host, _DEFAULT_PORTS.get(parts.scheme, 0) if port is None else port)
+
+
+def _former_default_name(url):
+    """The name 0.1.0 gave an endpoint without a Name: its URL without credentials, query or fragment."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    host = "[%s]" % host if ":" in host else host
+    return "%s://%s%s%s" % (parts.scheme, host, ":%d" % parts.port if parts.port else "", parts.path)
 
 
 def _webhooks(problems, section):
@@ -320,7 +381,7 @@ def _webhooks(problems, section):
     if not isinstance(endpoints, list):
         problems.append("AdvancedRest.Webhooks must be a list of endpoints, not %r" % (type(endpoints).__name__,))
         return ()
-    found, names = [], set()
+    found, names = [], {}  # name -> index of its endpoint
     fields = {name.split(".", 1)[1]: option for name, option in OPTION.items() if name.startswith("Webhooks.")}
     for index, endpoint in enumerate(endpoints):
         where = "AdvancedRest.Webhooks[%d]" % index
@@ -339,9 +400,13 @@ def _webhooks(problems, section):
                                                 else problem))
             values[key] = value
         url = values["Url"]
-        parts = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-        if not url or parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append("%s.Url must be an http:// or https:// URL" % where)
+        try:
+            origin = url_origin(url) if isinstance(url, str) else None
+        except ValueError:  # a port that is not a number (the URL itself is never told: it may hold a secret)
+            origin = None
+        parts = urllib.parse.urlsplit(url) if origin else None
+        if not origin or parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append("%s.Url must be an http:// or https:// URL (with a valid port, if any)" % where)
         unknown = [event for event in values["Events"] if event not in WEBHOOK_EVENTS] \
             if isinstance(values["Events"], list) else []
         if unknown:
@@ -351,12 +416,21 @@ def _webhooks(problems, section):
             problems.append("%s.Secret must be base64, optionally after whsec_ (a Standard Webhooks secret)" % where)
         if len(problems) > before:
             continue
-        name = values["Name"] or public_url(url)
+        name = values["Name"] or origin
         if name in names:
-            problems.append("%s.Name %r is already another endpoint's (give each a Name)" % (where, name))
+            # Two unnamed endpoints of one host and port (paths apart) are refused rather than numbered: a
+            # number would follow their order, and reordering them would send kept deliveries to the other.
+            if values["Name"]:
+                problems.append("%s.Name %r is already AdvancedRest.Webhooks[%d]'s (give each a Name)"
+                                % (where, name, names[name]))
+            else:
+                problems.append("%s has no Name, and its default name %r (its URL's scheme, host and port) is "
+                                "already AdvancedRest.Webhooks[%d]'s (give each a Name)" % (where, name, names[name]))
             continue
-        names.add(name)
-        found.append(Webhook(url=url, name=name, events=tuple(values["Events"]), types=tuple(values["Types"]),
+        names[name] = index
+        former = "" if values["Name"] else _former_default_name(url)
+        found.append(Webhook(url=url, name=name, former_name=former if former != name else "",
+                             events=tuple(values["Events"]), types=tuple(values["Types"]),
                              secret=values["Secret"], timeout_seconds=float(values["TimeoutSeconds"]),
                              max_attempts=values["MaxAttempts"], max_age_hours=float(values["MaxAgeHours"]),
                              backoff_seconds=float(values["BackoffSeconds"]),

@@ -499,7 +499,7 @@ class Server(Http):
             # Orthanc where the Python plugin can (4.3+); older ones ignore the option.
             config["Python"] = {"AllowThreads": True}
         config.update(self.extra_config)
-        return {k: v for k, v in config.items() if v is not None}
+        return with_loopback_user({k: v for k, v in config.items() if v is not None})
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -610,6 +610,17 @@ class Server(Http):
     def _append_log(self, text):
         with open(self.log_path, "a") as f:
             f.write(text)
+
+
+def with_loopback_user(config):
+    """`config` with AdvancedRest.LoopbackUser the first registered user when authentication is on (as a site
+    sets it for the plugin's background work), unless the test chose."""
+    users = config.get("RegisteredUsers") or {}
+    if config.get("PythonScript") and config.get("AuthenticationEnabled") and users:
+        section = dict(config.get("AdvancedRest") or {})
+        section.setdefault("LoopbackUser", next(iter(users)))
+        config = dict(config, AdvancedRest=section)
+    return config
 
 
 def read_log(path, start=0):
@@ -752,7 +763,7 @@ class ContainerServer(Server):
         # (published on the host's loopback only).
         if self.network is not None and "RemoteAccessAllowed" not in self.extra_config:
             config["RemoteAccessAllowed"] = True
-        return config
+        return with_loopback_user(config)
 
     def _config_files(self):
         """(the image's plugin file with the test's settings merged in, everything else)."""

@@ -221,7 +221,7 @@ def test_the_change_feed_is_one_numbered_feed_for_the_cluster(replicas):
 
 
 def test_a_full_cluster_queue_answers_503(replicas):
-    a = replicas("a", max_pending=2, workers=1)
+    a = replicas("a", max_pending=3, workers=1)  # the running job counts too: every unfinished job does
     blocker = a.submit(steps=1, sleep=1.0)
     _until(lambda: a.cluster.get(blocker)["State"] == "Running")
     a.submit(), a.submit()

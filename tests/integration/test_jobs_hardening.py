@@ -98,7 +98,8 @@ def test_the_longest_wait_is_max_wait_seconds(orthanc_factory):
 # ---- bounded queue and body -------------------------------------------------------------------
 
 def test_a_full_queue_answers_503_with_retry_after_naming_the_limit(orthanc_factory):
-    server = orthanc_factory(config={"ConcurrentJobs": 1, "AdvancedRest": {"MaxPendingJobs": 2}})
+    # The running blocker counts too: every unfinished job does (test_jobs_bounds.py).
+    server = orthanc_factory(config={"ConcurrentJobs": 1, "AdvancedRest": {"MaxPendingJobs": 3}})
     blocker = _submit(server, {"Tags": {}, "Content": [BIG_PNG] * 30})
     _until(server, blocker, lambda j: j["State"] == "Running")
     queued = [_submit(server, {"Tags": {}}) for _ in range(2)]
@@ -159,22 +160,41 @@ def test_storms_of_actions_on_one_job_leave_every_job_able_to_finish(orthanc_fac
 
 # ---- who created an instance -----------------------------------------------------------------
 
-def test_the_creator_is_recorded_in_the_named_metadata(orthanc_factory):
-    server = orthanc_factory(config={"UserMetadata": {"CreatedBy": 1024},
-                                     "AdvancedRest": {"CreatorMetadata": "CreatedBy"}})
-    headers = {"X-Forwarded-For": "10.1.2.3"}
-    user = server.session.auth[0] if server.session.auth else "alice"  # the docker leg has authentication on
-    if not server.session.auth:
-        headers["Authorization"] = "Basic " + base64.b64encode(b"alice:secret").decode()
+CREATOR = {"UserMetadata": {"CreatedBy": 1024}, "AdvancedRest": {"CreatorMetadata": "CreatedBy"}}
+FORGED = "10.9.8.7; user=chief"  # a client's own X-Forwarded-For, planting a second user
+
+
+def _recorded(server, headers):
+    """What CreatedBy says of an instance made with `headers`, and of each of an asynchronous series'
+    (the same text, or an AssertionError)."""
     answer = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}}), headers=headers)
     assert answer.status_code == 200, answer.text
     recorded = server.get("/instances/%s/metadata/CreatedBy" % answer.json()["ID"]).text
-    assert recorded == "user=%s; forwarded-for=10.1.2.3; via=advanced-rest" % user
     job_id = server.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Content": [BIG_PNG] * 2,
                                                                  "Asynchronous": True}), headers=headers).json()["ID"]
     job = _wait(server, job_id)
     for instance in server.get("/series/%s/instances" % job["Content"]["ID"]).json():
         assert server.get("/instances/%s/metadata/CreatedBy" % instance["ID"]).text == recorded
+    return recorded
+
+
+def test_without_authentication_the_creator_names_no_user_and_only_the_last_hop(orthanc_factory):
+    server = orthanc_factory(config=dict(CREATOR, AuthenticationEnabled=False, RegisteredUsers={"chief": "pw"}))
+    forged_user = "Basic " + base64.b64encode(b"chief:anything").decode()
+    assert _recorded(server, {"X-Forwarded-For": FORGED, "Authorization": forged_user}) == "via=advanced-rest"
+    # a proxy appending the address it saw: that hop only
+    assert _recorded(server, {"X-Forwarded-For": FORGED + ", 10.1.2.3", "Authorization": forged_user}) \
+        == "forwarded-for=10.1.2.3; via=advanced-rest"
+
+
+def test_with_authentication_the_creator_is_the_authenticated_user(orthanc_factory):
+    server = orthanc_factory(config=dict(CREATOR, AuthenticationEnabled=True,
+                                         RegisteredUsers={"alice": "alice-pw", "chief": "chief-pw"}))
+    assert server.session.auth == ("alice", "alice-pw")
+    assert _recorded(server, {"X-Forwarded-For": FORGED}) == "user=alice; via=advanced-rest"
+    assert _recorded(server, {"X-Forwarded-For": "10.1.2.3"}) == "user=alice; forwarded-for=10.1.2.3; via=advanced-rest"
+    forged = new_session(("chief", "guessed")).post(server.url + "/tools/create-dicom", data=json.dumps({"Tags": {}}))
+    assert forged.status_code == 401, "the core refuses a wrong password before the plugin runs"
 
 
 def test_a_client_that_gives_up_a_wait_is_not_an_error_in_the_log(orthanc_factory):

@@ -1,7 +1,11 @@
 """Webhooks on real servers: signed deliveries of core and plugin jobs, in order per job, retried while
 the receiver is down or failing, unaffected by a hanging receiver, kept across kill -9; in a cluster,
 delivered by one replica and taken over when that replica dies mid-delivery."""
+import base64
+import http.server
 import json
+import secrets
+import threading
 import time
 
 import pytest
@@ -234,6 +238,67 @@ def test_a_bad_webhook_configuration_is_named_and_orthanc_keeps_running(orthanc_
     for name in ("AdvancedRest.Webhooks[0].Url", "AdvancedRest.Webhooks[0].Events", "AdvancedRest.Webhooks[0].Secret"):
         assert name in log
     assert "not base64!" not in log, "a secret is never logged"
+
+
+class _PathRecorder:
+    """A receiver that records where each POST went (path and query) and its Authorization header; it
+    answers `answers` first, then 200."""
+
+    def __init__(self, answers=()):
+        self.seen, self.answers = [], list(answers)
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status = recorder.answers.pop(0) if recorder.answers else 200
+                recorder.seen.append((self.path, self.headers.get("Authorization"), status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_an_unnamed_endpoint_shows_its_scheme_host_and_port_only(orthanc_factory):
+    token = "tok" + secrets.token_hex(8)
+    recorder = _PathRecorder(answers=[500])  # a failed attempt first: logged (INFO) with the endpoint's name
+    try:
+        url = "http://hook:%s@127.0.0.1:%d/in/%s?token=%s" % (token, recorder.port, token, token)
+        server = orthanc_factory(args=("--verbose",), config={"AdvancedRest": {"Webhooks": [
+            {"Url": url, "Events": ["JobSuccess"], "BackoffSeconds": 0.5, "MaxBackoffSeconds": 1}]}})
+        job = _plugin_job(server)
+        assert _wait(server, job)["State"] == "Success"
+        delivered = _until("the delivery written Delivered", lambda: _deliveries(server, state="delivered"))
+        assert [status for _, _, status in recorder.seen] == [500, 200]
+        path, authorization, _ = recorder.seen[-1]
+        assert path == "/in/%s?token=%s" % (token, token), "the delivery went to the whole URL"
+        assert authorization == "Basic " + base64.b64encode(("hook:%s" % token).encode()).decode()
+        origin = "http://127.0.0.1:%d" % recorder.port
+        assert delivered[0]["Endpoint"] == origin and delivered[0]["Attempts"] == 2
+        endpoints = server.get(ROOT + "/webhooks").json()
+        assert [(e["Name"], e["Url"]) for e in endpoints] == [(origin, origin)]
+        shown = {"%s/webhooks" % ROOT: server.get(ROOT + "/webhooks").text,
+                 "%s/webhooks/deliveries" % ROOT: server.get(ROOT + "/webhooks/deliveries").text,
+                 "%s/metrics" % ROOT: server.get(ROOT + "/metrics").text,
+                 "/tools/metrics-prometheus": server.get("/tools/metrics-prometheus").text,
+                 "Orthanc's log": server.log_text()}
+        assert 'endpoint="%s"' % origin in shown["/tools/metrics-prometheus"]
+        assert "Webhook %s: delivery" % origin in shown["Orthanc's log"], "the failed attempt was logged"
+        for where, text in shown.items():
+            lines = [line for line in text.splitlines() if token in line]
+            assert lines == [], "the URL's secret in %s: %s" % (where, lines)
+    finally:
+        recorder.close()
 
 
 # ---- the cluster -------------------------------------------------------------------------------------

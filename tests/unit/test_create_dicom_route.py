@@ -73,14 +73,6 @@ def test_a_series_is_built_one_file_at_a_time(monkeypatch):
     assert events == ["build", "store"] * 3
 
 
-def test_the_requester_is_the_basic_user_and_the_proxy_address():
-    from advanced_rest.create_dicom.route import requester
-    assert requester({"authorization": "Basic YWxpY2U6c2VjcmV0", "x-forwarded-for": "10.0.0.1"}) \
-        == "user=alice; forwarded-for=10.0.0.1; via=advanced-rest"
-    assert requester({"authorization": "Basic !!!"}) == "via=advanced-rest"
-    assert requester({}) == "via=advanced-rest"
-
-
 def test_a_job_waits_out_a_database_outage_but_nothing_else():
     from advanced_rest.create_dicom import storing
     calls, slept = [], []
@@ -132,3 +124,74 @@ def test_new_identifiers_are_random_version_4_uuids():
         assert uid.startswith("2.25.") and uuid.UUID(int=number).version == 4 and len(uid) <= 64
     patient = new_patient_id()
     assert str(uuid.UUID(patient)) == patient and uuid.UUID(patient).version == 4
+
+
+# ---- create-dicom as a job: bounded, and its request not kept while it waits ---------------------------
+
+def _jobs(fake, **bounds):
+    """(handler, engine, store, properties): the handler submitting to an engine saved in fake properties."""
+    from advanced_rest.jobs.engine import Engine
+    from advanced_rest.jobs.store import Store
+    properties, holder = {}, {}
+    engine = Engine(concurrent_jobs=1, persist=lambda: holder["store"].save(), **bounds)
+    store = holder["store"] = Store(engine, lambda key, default="": properties.get(key, default),
+                                    properties.__setitem__)
+    store.start()
+    return CreateDicom(settings.Settings(), Dictionary(), fake.services(), engine), engine, store, properties
+
+
+def test_a_paused_series_job_keeps_no_request_and_resumes_from_its_step_with_the_same_files():
+    import time
+    from advanced_rest.jobs.store import decode_payload
+    fake, pausing = FakeOrthanc(), {}
+    post = fake.post
+
+    def post_then_pause(uri, body):  # a client pauses the job while its first instance is stored
+        answer = post(uri, body)
+        if len(fake.stored) == 1:
+            pausing["engine"].act(pausing["engine"].ids()[0], "pause")
+        return answer
+    fake.post = post_then_pause
+    handler, engine, store, properties = _jobs(fake)
+    pausing["engine"] = engine
+    engine.start()
+    try:
+        job_id = json.loads(handler(_request({"Tags": {}, "Content": [png("L"), png("RGB"), png("L")],
+                                              "Asynchronous": True})).body)["ID"]
+        deadline = time.monotonic() + 10
+        while engine.get(job_id)["State"] != "Paused" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        runner = engine._jobs[job_id].runner
+        assert engine.get(job_id)["State"] == "Paused" and len(fake.stored) == 1
+        assert (runner._plan, runner._payload) == (None, None), "a paused job holds neither its body nor its plan"
+        assert runner.size() > 0 and runner.content()["InstancesStored"] == 1
+        (saved,) = [text for key, text in properties.items() if key != 7400 and text]
+        engine.act(job_id, "resume")
+        job = engine.wait(job_id, 10)
+    finally:
+        engine.stop(5)
+        store.stop()
+    assert job["State"] == "Success" and job["Content"]["ID"] == "se"
+    assert len(fake.stored) == 3, "it went on from its step: the first instance was not stored again"
+    plan = handler.runner_from(decode_payload(saved))._plan
+    assert fake.stored == [plan.file(index) for index in range(3)], "rebuilt from the saved request: the same files"
+
+
+def test_an_asynchronous_body_over_max_pending_bytes_is_refused_before_anything_is_stored():
+    from advanced_rest.errors import QueueFull, RequestTooLarge
+    fake = FakeOrthanc()
+    body = {"Tags": {}, "Content": [png("L")] * 2, "Asynchronous": True}
+    size = len(_request(body).body)
+    handler, engine, store, properties = _jobs(fake, max_pending_bytes=size + 10)
+    try:
+        with pytest.raises(RequestTooLarge) as caught:
+            handler(_request(dict(body, Content=[png("L")] * 3)))
+        assert caught.value.http_status == 413 and "AdvancedRest.MaxPendingBytes" in caught.value.details
+        handler(_request(body))  # fits: accepted, and not run (the engine is not started)
+        with pytest.raises(QueueFull) as caught:
+            handler(_request(body))
+        assert "AdvancedRest.MaxPendingBytes (%d)" % (size + 10) in caught.value.details
+        assert len(engine.ids()) == 1 and fake.stored == []
+        assert len([text for key, text in properties.items() if key != 7400 and text]) == 1
+    finally:
+        store.stop()

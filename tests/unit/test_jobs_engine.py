@@ -465,3 +465,149 @@ def test_every_job_change_reaches_on_change_in_the_order_it_happened():
     for job_id in ids:
         states = [state for told_id, state in told if told_id == job_id]
         assert states == [model.PENDING] + [model.RUNNING] * 3 + [model.SUCCESS], states
+
+
+# -- bounded whatever the state: MaxPendingJobs, MaxPendingBytes, and what a waiting job keeps ------------
+
+class Sized(Steps):
+    """Steps holding a request of `size` bytes."""
+
+    def __init__(self, size, count=1, **kw):
+        super().__init__(count, **kw)
+        self._size = size
+
+    def size(self):
+        return self._size
+
+
+class Parkable(Steps):
+    """Steps whose request goes when parked and comes back from `load()` at its next step."""
+
+    def __init__(self, count=3, **kw):
+        super().__init__(count, **kw)
+        self.request, self.parks, self.loads, self._load = "request", [], 0, None
+
+    def park(self, load):
+        self.parks.append(load)
+        self.request, self._load = None, load
+
+    def step(self, index):
+        if self.request is None:
+            self.request, self.loads = self._load(), self.loads + 1
+        assert self.request == "request"
+        super().step(index)
+
+
+def test_max_pending_jobs_counts_running_and_paused_jobs_too():
+    from advanced_rest.errors import QueueFull
+    gate = threading.Event()
+    engine = Engine(concurrent_jobs=1, max_pending=3)
+    engine.start()
+    try:
+        running = engine.submit("Test", Steps(1, gate=gate))
+        _wait_state(engine, running, "Running")
+        paused = engine.submit("Test", Steps(1))
+        engine.act(paused, "pause")
+        engine.submit("Test", Steps(1))
+        before = engine.all()
+        with pytest.raises(QueueFull) as caught:
+            engine.submit("Test", Steps(1))
+        assert caught.value.http_status == 503 and caught.value.retry_after > 0
+        assert "3 plugin jobs are unfinished" in caught.value.details
+        assert "AdvancedRest.MaxPendingJobs is 3" in caught.value.details
+        assert engine.all() == before, "a refused job leaves no trace"
+        engine.act(paused, "cancel")  # its end gives its room back
+        assert engine.get(engine.submit("Test", Steps(1)))["State"] == "Pending"
+    finally:
+        gate.set()
+        engine.stop(5)
+
+
+def test_max_pending_bytes_bounds_the_requests_of_unfinished_jobs():
+    from advanced_rest.errors import QueueFull, RequestTooLarge
+    engine = Engine(concurrent_jobs=1, max_pending_bytes=100)  # not started: everything stays unfinished
+    first = engine.submit("Test", Sized(60))
+    engine.act(first, "pause")
+    with pytest.raises(QueueFull) as caught:
+        engine.submit("Test", Sized(41))
+    assert caught.value.http_status == 503
+    assert "hold 60 bytes" in caught.value.details and "41 more" in caught.value.details
+    assert "AdvancedRest.MaxPendingBytes (100)" in caught.value.details
+    engine.submit("Test", Sized(40))  # exactly the budget
+    with pytest.raises(RequestTooLarge) as caught:  # no wait would ever make room: 413, not 503
+        engine.submit("Test", Sized(101))
+    assert caught.value.http_status == 413 and "AdvancedRest.MaxPendingBytes (100)" in caught.value.details
+    assert len(engine.ids()) == 2
+    engine.act(first, "cancel")
+    engine.submit("Test", Sized(60))
+
+
+def test_a_resubmission_needs_room_as_a_submission_does():
+    from advanced_rest.errors import QueueFull
+    engine = Engine(concurrent_jobs=1, max_pending=1)  # not started
+    failed = engine.submit("Test", Steps(1))
+    engine.act(failed, "cancel")
+    waiting = engine.submit("Test", Steps(1))
+    with pytest.raises(QueueFull):
+        engine.act(failed, "resubmit")
+    assert engine.get(failed)["State"] == "Failure"
+    engine.act(waiting, "cancel")
+    engine.act(failed, "resubmit")
+    assert engine.get(failed)["State"] == "Pending"
+
+
+def test_a_saved_job_waits_without_its_request_and_resumes_from_its_step():
+    gate = threading.Semaphore(0)
+    engine = Engine(concurrent_jobs=1)
+    waiting = Parkable(1)
+    waiting_id = engine.submit("Test", waiting)
+
+    def load():  # what the store would read back
+        return "request"
+    engine.saved(waiting_id, load)
+    assert waiting.parks == [load], "a pending job lets its request go once it is saved"
+    engine.start()
+    try:
+        assert engine.wait(waiting_id, 5)["State"] == "Success" and waiting.loads == 1
+        assert waiting.parks[-1] is None, "a success never runs again: it keeps nothing"
+        runner = Parkable(3, gate=gate)
+        job_id = engine.submit("Test", runner)
+        _wait_state(engine, job_id, "Running")
+        engine.saved(job_id, load)
+        assert runner.parks == [], "never while a step may run"
+        engine.act(job_id, "pause")
+        gate.release()
+        _wait_state(engine, job_id, "Paused")
+        assert runner.parks == [load] and runner.request is None
+        engine.act(job_id, "resume")
+        for _ in range(2):
+            gate.release()
+        assert engine.wait(job_id, 5)["State"] == "Success"
+        assert runner.done == [0, 1, 2] and runner.loads == 1, "it goes on from its step, its request read back"
+    finally:
+        engine.stop(5)
+
+
+def test_a_job_not_saved_keeps_its_request():
+    engine = Engine(concurrent_jobs=1)  # SaveJobs false: nowhere else to keep it
+    runner = Parkable(1)
+    job_id = engine.submit("Test", runner)
+    engine.act(job_id, "pause")
+    assert runner.parks == [] and runner.request == "request"
+
+
+def test_a_cluster_job_let_go_paused_is_forgotten_by_the_replica_that_ran_it():
+    import time
+    from advanced_rest.jobs.engine import Verdict
+    fence = FakeFence(lambda document, move: Verdict(pause=move == "step"))
+    engine = _fenced_engine(fence)
+    try:
+        runner = Parkable(3)
+        engine.adopt(_record("let-go"), runner, claim=2)
+        deadline = time.monotonic() + 5
+        while engine.get("let-go") is not None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert engine.get("let-go") is None, "its row holds its request: whoever claims it next re-creates it"
+        assert [move for move, _ in fence.moves][-1] == "suspend" and runner.done == []
+    finally:
+        engine.stop(5)

@@ -94,3 +94,45 @@ def test_an_untrusted_certificate_is_refused(tmp_path):
         assert seen == [], "nothing was sent to a server whose certificate is not trusted"
     finally:
         server.close()
+
+
+TOKEN = "tok-77e1b0"
+
+
+def _closed_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed: nothing listens
+
+
+@pytest.mark.parametrize("answer, target", [
+    (302, "/in/%s?token=%s" % (TOKEN, TOKEN)),  # the redirect's Location names the token too
+    (500, "/in/%s?token=%s" % (TOKEN, TOKEN)),
+    (None, "/in/%s?token=%s" % (TOKEN, TOKEN)),  # nothing listens
+    (None, "/in/%s\r\nX-Injected: %s" % (TOKEN, TOKEN)),  # refused by http.client before sending
+], ids=["redirect", "http-500", "refused", "control-characters"])
+def test_what_went_wrong_never_names_the_url(answer, target):
+    seen, paths = [], []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            paths.append(self.path)
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(answer)
+            self.send_header("Location", "http://127.0.0.1:1%s" % target)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = _Server(Handler) if answer else None
+    try:
+        port = server.port if server else _closed_port()
+        status, error = sender.post("http://u:%s@127.0.0.1:%d%s" % (TOKEN, port, target), "{}", {}, 5)
+    finally:
+        if server:
+            server.close()
+    assert error is not None and TOKEN not in error, error
+    assert status == answer
+    if answer:
+        assert paths == [target], "the delivery itself went to the whole URL"

@@ -179,7 +179,7 @@ def test_webhooks_configuration_is_checked_and_never_shows_the_secret():
     got = settings.from_configuration({"AdvancedRest": {"Webhooks": [
         {"Url": "https://user:pw@ris.example.org:8443/hook?token=x", "Secret": SECRET, "Types": ["Archive"]}]}})
     endpoint, = got.webhooks
-    assert endpoint.name == "https://ris.example.org:8443/hook" and endpoint.types == ("Archive",)
+    assert endpoint.name == "https://ris.example.org:8443" and endpoint.types == ("Archive",)
     assert endpoint.events == ("JobSuccess", "JobFailure") and SECRET not in repr(got)
     with pytest.raises(settings.SettingsError) as caught:
         settings.from_configuration({"AdvancedRest": {"Webhooks": [
@@ -190,3 +190,127 @@ def test_webhooks_configuration_is_checked_and_never_shows_the_secret():
                  "Webhooks[3].Name", "Webhooks[4] must be a JSON object"):
         assert part in text
     assert "no way!" not in text
+
+
+# ---- an endpoint's URL shows its scheme, host and port only -----------------------------------------
+
+TOKEN = "tok-3f9a1c"
+
+
+@pytest.mark.parametrize("url, name", [
+    ("https://hooks.example.org/in/%s" % TOKEN, "https://hooks.example.org:443"),
+    ("http://127.0.0.1:8080/hook?token=%s" % TOKEN, "http://127.0.0.1:8080"),
+    ("http://user:%s@Hooks.Example.org/#%s" % (TOKEN, TOKEN), "http://hooks.example.org:80"),
+    ("https://[::1]:8443/%s?a=%s" % (TOKEN, TOKEN), "https://[::1]:8443"),
+    ("http://ris.example.org:80", "http://ris.example.org:80"),
+], ids=["path", "query", "credentials-fragment", "ipv6", "bare"])
+def test_an_unnamed_endpoint_is_named_by_its_scheme_host_and_port(url, name):
+    got = settings.from_configuration({"AdvancedRest": {"Webhooks": [{"Url": url}]}})
+    endpoint, = got.webhooks
+    assert endpoint.name == name and endpoint.url == url
+    assert TOKEN not in repr(got), "the settings never print the URL"
+
+
+@pytest.mark.parametrize("endpoints, problem", [
+    ([{"Url": "http://a/one"}, {"Url": "http://a:80/two"}],
+     "AdvancedRest.Webhooks[1] has no Name, and its default name 'http://a:80'"),
+    ([{"Url": "http://a:81/", "Name": "x"}, {"Url": "http://b/", "Name": "x"}],
+     "AdvancedRest.Webhooks[1].Name 'x' is already AdvancedRest.Webhooks[0]'s"),
+    ([{"Url": "https://a/", "Name": "https://b:443"}, {"Url": "https://b/%s" % TOKEN}],
+     "AdvancedRest.Webhooks[1] has no Name, and its default name 'https://b:443'"),
+    ([{"Url": "http://a:http/%s" % TOKEN}], "AdvancedRest.Webhooks[0].Url must be an http:// or https:// URL"),
+], ids=["same-host-and-port", "same-name", "a-name-taken-by-a-default", "bad-port"])
+def test_two_endpoints_of_one_name_are_refused_and_the_url_is_never_told(endpoints, problem):
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_configuration({"AdvancedRest": {"Webhooks": endpoints}})
+    assert problem in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
+def test_endpoints_of_one_host_and_port_are_told_apart_by_their_names():
+    got = settings.from_configuration({"AdvancedRest": {"Webhooks": [
+        {"Url": "http://a/one"}, {"Url": "http://a/two", "Name": "two"}]}})
+    assert [endpoint.name for endpoint in got.webhooks] == ["http://a:80", "two"]
+
+
+def test_answers_metrics_logs_and_threads_show_no_more_of_the_url_than_its_origin(caplog):
+    import logging
+    import threading
+    import time
+
+    from advanced_rest.metrics.families import Metrics
+    from advanced_rest.webhooks.dispatch import Dispatcher
+    from advanced_rest.webhooks.routes import WebhooksApi
+    url = "http://user:%s@127.0.0.1:9/in/%s?token=%s#%s" % ((TOKEN,) * 4)
+    endpoint, = settings.from_configuration({"AdvancedRest": {"Webhooks": [
+        {"Url": url, "Events": ["JobSuccess"], "BackoffSeconds": 0.01, "MaxAttempts": 2}]}}).webhooks
+    outbox = Outbox([endpoint], 100, 10, time.time, lambda: 0.0)
+    outbox.job_changed(_job("a", "Success"), 1)
+    _saved(outbox)
+    metrics, posted, done, names = Metrics(lambda: True), [], threading.Event(), []
+
+    def post(target, text, headers, timeout):
+        posted.append(target)
+        names.extend(thread.name for thread in threading.enumerate())
+        return 500, "HTTP 500"
+
+    def observe(name, state, seconds):
+        metrics.webhook_attempted(name, state, seconds)
+        if state == "Failed":
+            done.set()
+    metrics.add_webhooks(outbox.depth, lambda: True, time.time)
+    caplog.set_level(logging.DEBUG)
+    dispatcher = Dispatcher(outbox, [endpoint], observe=observe, post=post)
+    dispatcher.start()
+    try:
+        assert done.wait(10), "the delivery failed for good"
+    finally:
+        dispatcher.stop()
+    assert posted == [url, url], "the sender, and only it, has the whole URL"
+    api = WebhooksApi(outbox)
+    shown = [api.endpoints(None).body.decode(), api.deliveries(_Request()).body.decode(),
+             metrics.exposition()[0].decode(), caplog.text, " ".join(names)]
+    assert "http://127.0.0.1:9" in shown[0] and "delivery 1 of JobSuccess failed (HTTP 500)" in caplog.text
+    assert 'endpoint="http://127.0.0.1:9"' in shown[2] and "advanced-rest-webhook-http://127.0.0" in shown[4]
+    for text in shown:
+        assert TOKEN not in text and "user" not in text and "/in" not in text
+
+
+class _Request:
+    get = {}
+
+
+def test_deliveries_kept_under_the_former_default_name_are_the_endpoints_after_an_upgrade():
+    url = "http://hooks.example.org/in/%s?token=%s" % (TOKEN, TOKEN)
+    endpoint, = settings.from_configuration({"AdvancedRest": {"Webhooks": [{"Url": url}]}}).webhooks
+    former = "http://hooks.example.org/in/%s" % TOKEN  # what 0.1.0 named it
+    assert endpoint.former_name == former and TOKEN not in repr(endpoint)
+    old, _ = _outbox(endpoints=[_endpoint(name=former)])
+    old.job_changed(_job("a", "Success"), 1)
+    _, saved = old.snapshot()
+    upgraded, _ = _outbox(endpoints=[endpoint])
+    assert upgraded.restore(json.loads(json.dumps(saved))) == 2
+    _saved(upgraded)
+    assert [(d["Endpoint"], d["State"]) for d in upgraded.list()] == [("http://hooks.example.org:80", "Pending")] * 2
+    assert upgraded.take("http://hooks.example.org:80", 0)["Job"] == "a", "still sent, to the same URL"
+
+
+class _Conn:
+    """A cluster transaction that records its statements."""
+
+    def __init__(self):
+        self.executed = []
+
+    def execute(self, sql, params=None):
+        self.executed.append((" ".join(sql.split()), params))
+
+
+def test_a_cluster_renames_the_rows_kept_under_the_former_default_name_at_start():
+    from advanced_rest.webhooks.cluster import ClusterOutbox
+    url = "http://hooks.example.org/in/%s?token=%s" % (TOKEN, TOKEN)
+    for options, renames in (({}, [("http://hooks.example.org:80", "http://hooks.example.org/in/%s" % TOKEN)]),
+                             ({"Name": "ris"}, [])):
+        endpoints = settings.from_configuration({"AdvancedRest": {"Webhooks": [dict(options, Url=url)]}}).webhooks
+        conn = _Conn()
+        ClusterOutbox(None, endpoints, 10, 10, 30).create(conn)
+        assert [params for sql, params in conn.executed if sql.startswith("UPDATE")] == renames

@@ -2,6 +2,7 @@
 import itertools
 import uuid
 
+from ..errors import AdvancedRestError
 from ..jobs.engine import Runner
 from .storing import remove_stored
 
@@ -27,28 +28,39 @@ def seeded_identifiers(seed):
 
 
 class CreateDicomRunner(Runner):
-    """Builds and stores file `index` at step `index`; rollback deletes what it stored."""
+    """Builds and stores file `index` at step `index`; rollback deletes what it stored.
 
-    def __init__(self, plan, store, delete, payload=None, user_sop_uid=False):
+    Parked (the job waits, its payload saved), it keeps only what it stored and drops the request
+    and its plan; its next step re-creates the plan from the saved payload with `replan(payload)`
+    (a runner of the same payload, see CreateDicom.runner_from): the same files, since the
+    identifiers derive from the job's seed.
+    """
+
+    def __init__(self, plan, store, delete, payload=None, user_sop_uid=False, replan=None):
         self._plan, self._store, self._delete = plan, store, delete
         self._payload = payload
+        self._count, self._is_series = plan.count, plan.is_series
+        body = (payload or {}).get("Body")
+        self._size = len(body) if body is not None else 0
+        self._replan = replan
+        self._load = None  # () -> the payload as saved, once parked
         # Run again after a restart, a step finds its instance already stored: it is
         # ours, since its UID derives from the job's seed, unless the request set it.
         self._ours = ("Success",) if user_sop_uid else ("Success", "AlreadyStored")
         self._answers = {}
 
     def steps(self):
-        return self._plan.count
+        return self._count
 
     def step(self, index):
-        self._answers[index] = self._store(self._plan.file(index))
+        self._answers[index] = self._store(self._current_plan().file(index))
 
     def content(self):
-        return {"Description": "REST API", "InstancesCount": self._plan.count, "InstancesStored": len(self._answers)}
+        return {"Description": "REST API", "InstancesCount": self._count, "InstancesStored": len(self._answers)}
 
     def result(self):
-        if self._plan.is_series:
-            series = self._answers[self._plan.count - 1]["ParentSeries"]
+        if self._is_series:
+            series = self._answers[self._count - 1]["ParentSeries"]
             return {"ID": series, "Path": "/series/%s" % series, "Status": "Success"}, {}
         return dict(self._answers[0]), {}
 
@@ -57,4 +69,23 @@ class CreateDicomRunner(Runner):
         self._answers.clear()
 
     def payload(self):
+        if self._payload is None and self._load is not None:
+            return self._load()
         return self._payload
+
+    def size(self):
+        return self._size
+
+    def park(self, load):
+        if load is not None and self._replan is None:
+            return  # it could not re-create its plan: it keeps it
+        self._plan = self._payload = None
+        self._load = load
+
+    def _current_plan(self):
+        if self._plan is None:
+            payload = self._load() if self._load is not None else None
+            if payload is None:
+                raise AdvancedRestError("The saved request of this job cannot be read: it cannot run again")
+            self._plan = self._replan(payload)._plan  # the payload itself is not kept: the plan has it all
+        return self._plan

@@ -2,6 +2,7 @@
 import base64
 import dataclasses
 import datetime
+import ipaddress
 import logging
 import os
 import time
@@ -30,26 +31,51 @@ def _content_kind(parsed):
     return "none"
 
 
-def requester(headers):
-    """Who asked, as CreatorMetadata records it: the HTTP user and the proxy's client address.
+def requester(headers, authenticated_users):
+    """Who asked, as CreatorMetadata records it: `user=` the HTTP user Orthanc authenticated, `forwarded-for=`
+    the client's address a proxy in front of Orthanc gave; values with no `;`, `=` or control character.
 
-    The plugin SDK hands a route neither the client's address nor Orthanc's user: the
-    user comes from the Basic credentials, the address from X-Forwarded-For when a proxy set it.
+    The plugin SDK hands a route neither Orthanc's user nor the client's address. A Basic header names the
+    user whose password the core checked only while its authentication is in force (`authenticated_users`,
+    Settings' names; empty otherwise, when anyone may write one). Each proxy appends to X-Forwarded-For the
+    address it saw: only the last entry is vouched for, by the proxy in front of Orthanc; the others are
+    the client's say.
     """
     parts = []
-    authorization = headers.get("authorization", "")
-    if authorization[:6].lower() == "basic ":
-        try:
-            user = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8").split(":", 1)[0]
-        except (ValueError, UnicodeDecodeError):
-            user = ""
-        if user:
-            parts.append("user=%s" % user)
-    forwarded = headers.get("x-forwarded-for", "").strip()
-    if forwarded:
-        parts.append("forwarded-for=%s" % forwarded)
+    user = _basic_user(headers.get("authorization", ""))
+    if user and user in authenticated_users and _writable(user):
+        parts.append("user=%s" % user)
+    address = _last_hop(headers.get("x-forwarded-for", ""))
+    if address:
+        parts.append("forwarded-for=%s" % address)
     parts.append("via=advanced-rest")
     return "; ".join(parts)
+
+
+def _basic_user(authorization):
+    """The user name of a Basic Authorization header ("" when none can be read)."""
+    if authorization[:6].lower() != "basic ":
+        return ""
+    try:
+        return base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8").split(":", 1)[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
+def _last_hop(forwarded):
+    """The last entry of an X-Forwarded-For header if it is an IP address, as given ("" otherwise)."""
+    entry = forwarded.rsplit(",", 1)[-1].strip(" \t")
+    try:
+        address = ipaddress.ip_address(entry)
+    except ValueError:
+        return ""
+    # A zone (fe80::1%eth0) names the proxy's own interface, and may be any text: not a client's address.
+    return entry if not getattr(address, "scope_id", None) and _writable(entry) else ""
+
+
+def _writable(value):
+    """Whether `value` may be written between CreatorMetadata's `; ` and `=` as it is."""
+    return value.isprintable() and ";" not in value and "=" not in value
 
 
 def _random_uuid():
@@ -137,8 +163,10 @@ class CreateDicom:
         item_tags = [item.tags for item in parsed.content] if isinstance(parsed.content, tuple) else []
         user_sop_uid = builder.SOP_INSTANCE_UID in builder.requested_tags(self._dictionary, parsed.tags, *item_tags)
         # A job waits out a short outage of Orthanc's database; a synchronous request answers it (503).
+        # Its request, once saved, is not kept while it waits: its next step re-creates the plan (runner_from).
         return job.CreateDicomRunner(plan, storing.patient(self._store_with(payload.get("Requester", ""))),
-                                     storing.patient(self._services.rest_delete), payload, user_sop_uid)
+                                     storing.patient(self._services.rest_delete), payload, user_sop_uid,
+                                     replan=self.runner_from)
 
     def _parse(self, body):
         return requests_.parse(body, self._limits)
@@ -157,7 +185,9 @@ class CreateDicom:
         to an asynchronous call).
 
         Raises:
-            QueueFull: AdvancedRest.MaxPendingJobs jobs are already pending.
+            QueueFull: AdvancedRest.MaxPendingJobs plugin jobs are unfinished, or the body would take what
+                they hold over AdvancedRest.MaxPendingBytes (nothing is stored).
+            RequestTooLarge: the body alone is over AdvancedRest.MaxPendingBytes.
         """
         if self._engine is None:
             raise BadRequest("Asynchronous create-dicom needs the jobs engine")
@@ -194,9 +224,9 @@ class CreateDicom:
 
     def _answer(self, parsed, body, headers):
         if parsed.asynchronous:  # saved with the job, whatever CreatorMetadata says when it runs
-            return self.submit(parsed, body, requester(headers))
+            return self.submit(parsed, body, requester(headers, self._settings.authenticated_users))
         plan = self.plan(parsed)
-        asked_by = requester(headers) if self._settings.creator_metadata else ""
+        asked_by = requester(headers, self._settings.authenticated_users) if self._settings.creator_metadata else ""
         answers = storing.store_all(plan, self._store_with(asked_by), self._services.rest_delete)
         if plan.is_series:
             series = answers[-1]["ParentSeries"]

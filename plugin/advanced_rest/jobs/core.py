@@ -75,9 +75,12 @@ class CoreJobs:
         """The core's job ids (no job's JSON is built for them)."""
         return json.loads(self._list_ids())
 
-    def job(self, job_id):
+    def job(self, job_id, read=None):
         """The core's JSON of one job, or None when the core does not know it (or the loopback
         cannot be used: core jobs are then absent, see the warning in the log).
+
+        `read(path)` -> (status, body): the core's GET as the requester (access.Access.forward, raising
+        AccessDenied where the site's rules refuse it); None: as the plugin's own user.
 
         Raises:
             BadRequest: the core answers 400 for it, retries included (as Orthanc without the plugin).
@@ -88,12 +91,12 @@ class CoreJobs:
             return None  # never the core's: the loopback would reach this plugin's own route again
         with self._permit(True):
             try:
-                found, job = self._read(job_id)
+                found, job = self._read(job_id, read)
                 for delay in self._delays:
                     if found != "unreadable":
                         break
                     self._sleep(delay)
-                    found, job = self._read(job_id)
+                    found, job = self._read(job_id, read)
             except _Unreachable:
                 return None
         if found == "unreadable":
@@ -148,7 +151,7 @@ class CoreJobs:
                         len(unreadable), unreadable[0])
         return [jobs[job_id] for job_id in ids if job_id in jobs]
 
-    def _read(self, job_id):
+    def _read(self, job_id, read=None):
         """("job", its JSON), ("unknown", None) or ("unreadable", None) for one core job.
 
         Raises:
@@ -156,14 +159,14 @@ class CoreJobs:
             CoreJobsUnavailable: no answer in time. OrthancError: another error answer.
         """
         try:
-            status, body = self._loopback("/jobs/" + urllib.parse.quote(job_id, safe=""))
+            status, body = (read or self._loopback)("/jobs/" + urllib.parse.quote(job_id, safe=""))
         except TimeoutError:
             raise CoreJobsUnavailable("Orthanc's HTTP server did not answer the plugin's read of core job %s in time "
                             "(are all its HTTP threads busy?)" % job_id) from None
         except ConnectionError as error:
             self._unreachable(str(error))
         if status in (401, 403):
-            self._unreachable("HTTP %d: the credentials of the first RegisteredUsers entry are refused" % status)
+            self._unreachable("HTTP %d: the site's rules refuse AdvancedRest.LoopbackUser GET /jobs/{id}" % status)
         self._reachable()
         if status == 200:
             job = json.loads(body)
@@ -185,9 +188,9 @@ class CoreJobs:
             warn, self._warned = not self._warned, True
         if warn:
             logger.warning("The plugin cannot read the core's jobs through Orthanc's own HTTP server (%s): core "
-                           "jobs are left out of the plugin's lists, metrics and change feed; plugin jobs are "
-                           "served. It reads them through http(s)://127.0.0.1:HttpPort with the first "
-                           "RegisteredUsers entry", reason)
+                           "jobs are left out of the plugin's lists, metrics, change feed and webhooks; plugin jobs are "
+                           "served. It reads them through http(s)://127.0.0.1:HttpPort as AdvancedRest.LoopbackUser "
+                           "(a RegisteredUsers entry the site's rules allow GET /jobs/{id})", reason)
         raise _Unreachable(reason)
 
     def _reachable(self):

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from ..errors import AdvancedRestError, IllegalTransition, JobBusy, QueueFull, UnknownJob
+from ..errors import AdvancedRestError, IllegalTransition, JobBusy, QueueFull, RequestTooLarge, UnknownJob
 from . import model
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,15 @@ class Runner:
         """What re-creating this runner after a restart needs (JSON), or None if it cannot be."""
         return None
 
+    def size(self):
+        """Bytes of the request this runner holds (what AdvancedRest.MaxPendingBytes counts)."""
+        return 0
+
+    def park(self, load):
+        """The job waits or has ended: drop what `load()` (its payload as saved) gives back, and take it
+        back from there at the next step; `load` None: the job succeeded and never runs again. The engine
+        calls this only while no step runs."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
@@ -78,6 +87,25 @@ class Restored(Runner):
         return dict(self._content or {})
 
 
+def check_room(unfinished, held, size, max_jobs, max_bytes, where=""):
+    """Refuse a new job of `size` bytes when `unfinished` jobs (any state but Success and Failure) holding
+    `held` bytes of requests leave no room for it; None bounds: unbounded.
+
+    Raises:
+        RequestTooLarge: `size` alone is over `max_bytes`: it could never be accepted.
+        QueueFull: `max_jobs` jobs are unfinished, or `size` would take `held` over `max_bytes`.
+    """
+    if max_bytes is not None and size > max_bytes:
+        raise RequestTooLarge("The body has %d bytes, more than AdvancedRest.MaxPendingBytes (%d): it can never be "
+                              "queued as a job" % (size, max_bytes))
+    if max_jobs is not None and unfinished >= max_jobs:
+        raise QueueFull("%d plugin jobs are unfinished%s (pending, paused or running): AdvancedRest.MaxPendingJobs is "
+                        "%d" % (unfinished, where, max_jobs))
+    if max_bytes is not None and held + size > max_bytes:
+        raise QueueFull("The unfinished plugin jobs%s hold %d bytes of requests: %d more would pass "
+                        "AdvancedRest.MaxPendingBytes (%d)" % (where, held, size, max_bytes))
+
+
 def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
@@ -103,10 +131,14 @@ class Engine:
     `persist()` (optional) makes every job durable; the engine calls it, outside its lock,
     before answering a submission or an accepted action, so that what the server answered
     as accepted survives a crash. It raises when it cannot: the submission is then refused.
+
+    `max_pending` unfinished jobs (Pending, Paused, Running, Retry) holding at most `max_pending_bytes`
+    of requests (runner.size()) are accepted at once; a job that waits keeps its request in memory only
+    until the store saved it (see `saved`).
     """
 
     def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None, persist=None,
-                 max_pending=None, undo_wait=60.0, fence=None):
+                 max_pending=None, undo_wait=60.0, fence=None, max_pending_bytes=None):
         self._lock = threading.Condition()
         self._jobs = {}
         self._queue = []  # heap of (-priority, sequence, job id)
@@ -121,6 +153,7 @@ class Engine:
         self._on_change = on_change
         self._persist = persist
         self._max_pending = max_pending  # None: unbounded
+        self._max_pending_bytes = max_pending_bytes  # None: unbounded
         self._undo_wait = undo_wait  # longest time an action waits for a job's undo to end
         self._threads = []
         self._stopping = False
@@ -156,17 +189,17 @@ class Engine:
         """Queue a new job, durable (see `persist`) before it is queued; its id.
 
         Raises:
-            QueueFull: `max_pending` jobs already wait for a worker.
+            QueueFull: `max_pending` jobs are unfinished, or its request would take theirs over
+                `max_pending_bytes`.
+            RequestTooLarge: its request alone is over `max_pending_bytes`.
             AdvancedRestError: persisting failed (the job is forgotten).
         """
         now = self._clock()
+        size = runner.size()
         with self._lock:
-            if self._max_pending is not None:
-                pending = sum(1 for job in self._jobs.values() if job.state == model.PENDING)
-                if pending >= self._max_pending:
-                    raise QueueFull("%d plugin jobs are already pending (AdvancedRest.MaxPendingJobs)" % pending)
+            self._check_room(size)  # counted with the jobs that are visible, not yet durable, too
             job = model.Job(id=job_id or model.new_job_id(), type=job_type, priority=int(priority), runner=runner,
-                            sequence=next(self._sequence), created=now, changed=now)
+                            sequence=next(self._sequence), created=now, changed=now, size=size)
             job.content = runner.content()
             self._jobs[job.id] = job  # visible, but not queued before it is durable
         try:
@@ -228,7 +261,7 @@ class Engine:
         two requests acting on one job at once are served one after the other.
 
         Raises:
-            UnknownJob, IllegalTransition.
+            UnknownJob, IllegalTransition, QueueFull or RequestTooLarge (a resubmission, see `submit`).
         """
         with self._lock:
             job = self._settled(job_id)
@@ -247,7 +280,8 @@ class Engine:
                 # meanwhile workers keep off the job and other actions wait.
                 job.undoing = True
             else:
-                if action == "resubmit":
+                if action == "resubmit":  # unfinished again: it needs room as a new job does
+                    self._check_room(job.size)
                     self._history.pop(job.id, None)
                     job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
                     job.error_code, job.error_description, job.error_details = 0, "Success", ""
@@ -304,7 +338,8 @@ class Engine:
                     created=_parse_time(record["CreationTime"]), changed=self._clock(),
                     completed=_parse_time(record.get("CompletionTime")), runtime=record.get("Runtime", 0.0),
                     error_code=record["ErrorCode"], error_description=record["ErrorDescription"],
-                    error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}), claim=claim)
+                    error_details=record.get("ErrorDetails", ""), content=record.get("Content", {}), claim=claim,
+                    size=runner.size())
                 if state not in model.FINISHED:
                     job.content = runner.content()
                     job.ran_before = bool(record.get("RanBefore", record["State"] in (model.RUNNING, model.RETRY)
@@ -318,6 +353,17 @@ class Engine:
                 elif state == model.PENDING:
                     self._enqueue(job)
             self._trim_history()
+
+    def saved(self, job_id, load):
+        """The store saved the payload of job `job_id`, and `load()` reads it back (one server): from now on the
+        job keeps its request in memory only while it runs (or, failed, until it is resubmitted and runs)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return
+            job.load = load
+            if job.state != model.RUNNING and not job.undoing:  # no step runs: a worker takes only a Pending job,
+                self._park(job)  # and makes it Running in the same hold of the lock
 
     def mark_loaded(self):
         """The saved jobs are restored (or there are none to restore): queries may answer."""
@@ -395,9 +441,33 @@ class Engine:
         job.completed = self._clock()
         job.cancel_requested = job.pause_requested = job.cancel_after_replay = job.undoing = False
         self._set_state(job, state)
+        self._park(job)
         self._history.pop(job.id, None)
         self._history[job.id] = True
         self._trim_history()
+
+    def _check_room(self, size):
+        unfinished = [job for job in self._jobs.values() if job.state in model.UNFINISHED]
+        check_room(len(unfinished), sum(job.size for job in unfinished), size, self._max_pending,
+                   self._max_pending_bytes)
+
+    def _park(self, job):
+        """A job that no step runs lets go of its request where it can have it back (see Runner.park).
+
+        One server: once the store saved it (`saved`), and for good when it succeeded. Cluster (a fence): the
+        job's row holds its request; a job whose claim was let go (Paused, Pending) is forgotten here, since
+        whoever claims it next re-creates its runner from the row, and an ended one never runs here again."""
+        if self._fence is not None:
+            if job.state not in model.FINISHED:
+                if self._jobs.get(job.id) is job:
+                    del self._jobs[job.id]
+                    self._lock.notify_all()
+            else:
+                job.runner.park(None)
+        elif job.state == model.SUCCESS:
+            job.runner.park(None)
+        elif job.load is not None:
+            job.runner.park(job.load)
 
     def _trim_history(self):
         while len(self._history) > self._history_size:
@@ -498,6 +568,8 @@ class Engine:
                 self._set_state(job, outcome)
             if outcome != model.UNDO:
                 self._notify(job.to_json())
+            if outcome in (model.PAUSED, model.PENDING):  # it waits: this worker is done with its runner
+                self._park(job)
         if outcome == model.UNDO:
             self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
 

@@ -7,6 +7,9 @@ import uuid
 PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY = "Pending", "Running", "Success", "Failure", "Paused", "Retry"
 STATES = (PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY)
 FINISHED = frozenset({SUCCESS, FAILURE})
+# Every state but the two ends: a job in one of them holds its request (AdvancedRest.MaxPendingJobs and
+# MaxPendingBytes bound them together, on one server and in the cluster).
+UNFINISHED = frozenset(STATES) - FINISHED
 
 CANCELED_JOB = 37  # Orthanc's ErrorCode_CanceledJob
 CANCELED_DESCRIPTION = "This job was canceled"
@@ -112,6 +115,8 @@ class Job:
     ran_before: bool = False  # an earlier run (before a crash or a takeover) may have stored work past this one's
     step: int = 0  # next step to run
     claim: object = None  # cluster: the claim (its token) under which this replica runs it; its fence checks it
+    size: int = 0  # bytes of the request it holds while unfinished (runner.size(); AdvancedRest.MaxPendingBytes)
+    load: object = None  # one server: () -> its payload as the store saved it (see Engine.saved), or None
 
     def to_json(self):
         """The job as GET /jobs/{id} answers it (the core's field names)."""

@@ -3,7 +3,9 @@
 One property holds the index of every job (small: rewritten before a submission or an
 action is answered, and within a second of any other change); each job that may run
 again keeps what re-creating it needs (its payload: for create-dicom, the request) in
-a property of its own, written once, before the index that names it.
+a property of its own, written once, before the index that names it. Once the index names
+it, the engine is told (`Engine.saved`): a job that waits then keeps no request in memory,
+and the worker that takes it reads it back from its property.
 """
 import base64
 import json
@@ -79,6 +81,9 @@ class Store:
             return runner_for(record["Type"], record["Payload"], record)
 
         self._engine.restore(records, make)
+        for record in records:
+            if record["Payload"] is not None and record["ID"] in self._slots:
+                self._engine.saved(record["ID"], self._loader(self._slots[record["ID"]], record["ID"]))
         logger.warning("Restored %d job(s) of the plugin", len(records))
 
     def clear(self):
@@ -125,7 +130,7 @@ class Store:
             raise JobsLoading("The plugin's saved jobs are still being loaded: try again in a moment")
         with self._lock:
             exported = self._engine.export()
-            jobs, keep = [], {}
+            jobs, keep, written = [], {}, []
             for record, runner in exported:
                 slot = self._slots.get(record["ID"])
                 if record["State"] != "Success" and slot is None:
@@ -133,6 +138,7 @@ class Store:
                     slot = self._free_slot(keep) if payload is not None else None
                     if slot is not None:
                         self._set(slot, encode_payload(payload))
+                        written.append((record["ID"], slot))
                     elif payload is not None:
                         logger.warning("No room to save job %s: it will not survive a restart", record["ID"])
                 if record["State"] == "Success":
@@ -143,8 +149,22 @@ class Store:
             self._set(INDEX_PROPERTY, json.dumps({"Format": FORMAT, "Jobs": jobs, "SavedAt": time.time()}))
             freed = set(self._slots.values()) - set(keep.values())
             self._slots = keep
+            # Named by the saved index now: the slot stays the job's while it may run again (freed only
+            # once it succeeded or is gone), so reading it back gives this job's payload.
+            for job_id, slot in written:
+                self._engine.saved(job_id, self._loader(slot, job_id))
             for slot in sorted(freed):
                 self._set(slot, "")
+
+    def _loader(self, slot, job_id):
+        """() -> the payload saved in `slot`, or None when it cannot be read (logged)."""
+        def load():
+            try:
+                return decode_payload(self._get(slot))
+            except ValueError:
+                logger.error("The saved request of job %s cannot be read", job_id)
+                return None
+        return load
 
     def _free_slot(self, taken):
         used = set(self._slots.values()) | set(taken.values())  # named by the saved index, or by this one
@@ -181,7 +201,8 @@ def _payload_of_format_1(text):
 
 
 def decode_payload(text):
-    """The payload saved by `encode_payload` (its "Body" as bytes), or None.
+    """The payload saved by `encode_payload` (its "Body" as bytes), or None; also one the first release
+    saved (still in its slot after the index was saved again in this format).
 
     Raises:
         ValueError: a header that is not JSON.
@@ -196,4 +217,6 @@ def decode_payload(text):
         payload["Body"] = base64.b64decode(payload.pop("BodyBase64"))
     elif newline:
         payload["Body"] = body.encode("utf-8")
+    elif isinstance(payload.get("Body"), str):  # the first release's: JSON, the body in base64
+        payload["Body"] = base64.b64decode(payload["Body"])
     return payload

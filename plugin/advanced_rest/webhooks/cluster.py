@@ -10,7 +10,7 @@ import time
 from ..errors import DeliveryBusy, UnknownResource
 from ..jobs.cluster.database import SCHEMA_LOCK
 from . import events
-from .outbox import DELIVERED, FAILED, PENDING
+from .outbox import DELIVERED, FAILED, PENDING, former_names
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,13 @@ class ClusterOutbox:
         self._names = sorted(self.endpoints)
 
     def create(self, conn):
-        """The outbox's tables (one replica at a time: the jobs' schema lock)."""
+        """The outbox's tables (one replica at a time: the jobs' schema lock), the deliveries kept under an
+        endpoint's former name (settings.Webhook.former_name) renamed to its name."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         conn.execute(SCHEMA)
+        for former, name in sorted(former_names(self.endpoints).items()):
+            conn.execute("UPDATE advanced_rest.webhook_deliveries SET endpoint = %s WHERE endpoint = %s",
+                         (name, former))
 
     # ---- events in, inside the move's transaction --------------------------------------------
 

@@ -16,6 +16,13 @@ FORMAT = 1
 KEPT_STATES = 10000  # jobs whose last evented state is remembered (older ones are forgotten first)
 
 
+def former_names(endpoints):
+    """{former name: name} of the configured endpoints ({name: settings.Webhook}) whose deliveries may be
+    kept under the name 0.1.0 gave them (one that is now another endpoint's is not renamed)."""
+    return {endpoint.former_name: name for name, endpoint in endpoints.items()
+            if endpoint.former_name and endpoint.former_name not in endpoints}
+
+
 class Outbox:
     """The deliveries of one server; `endpoints` the configured ones (settings.Webhook)."""
 
@@ -206,7 +213,8 @@ class Outbox:
     def restore(self, saved):
         """Load what `snapshot` saved (at start), before whatever was queued meanwhile (renumbered after
         it: the saved deliveries of a job go first). Deliveries of endpoints no longer configured stay
-        listed, failed. The deliveries restored.
+        listed, failed; those kept under an endpoint's former name (settings.Webhook.former_name) are its.
+        The deliveries restored.
 
         Raises:
             ValueError, KeyError, TypeError: `saved` is not what `snapshot` writes.
@@ -214,8 +222,10 @@ class Outbox:
         if not saved or saved.get("Format") != FORMAT:
             return 0
         restored = collections.OrderedDict()
+        renamed = former_names(self.endpoints)
         for delivery in saved.get("Deliveries", []):
             delivery = dict(delivery, Version=0, Seq=int(delivery["Seq"]))
+            delivery["Endpoint"] = renamed.get(delivery["Endpoint"], delivery["Endpoint"])
             if delivery["State"] not in DELIVERY_STATES:
                 raise ValueError("unknown delivery state")
             if delivery["State"] == PENDING and delivery["Endpoint"] not in self.endpoints:

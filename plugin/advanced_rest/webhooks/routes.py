@@ -6,7 +6,7 @@ import time
 
 from ..errors import BadRequest, DeliveryBusy, UnknownResource
 from ..jobs import model
-from ..settings import public_url
+from ..settings import url_origin
 from ..web import GROUP, json_response, query_number
 from . import dispatch, events
 from .outbox import DELIVERY_STATES
@@ -48,8 +48,9 @@ class WebhooksApi:
                 ("/webhooks/test", {"POST": self.test})]
 
     def endpoints(self, request):
-        """The configured endpoints, as logs may show them (no secret, no credentials)."""
-        return json_response([{"Name": endpoint.name, "Url": public_url(endpoint.url), "Events": list(endpoint.events),
+        """The configured endpoints, as logs may show them: no secret, and of the URL its scheme, host and
+        port only (a path, query or credentials may hold a token)."""
+        return json_response([{"Name": endpoint.name, "Url": url_origin(endpoint.url), "Events": list(endpoint.events),
                                "Types": list(endpoint.types), "Signed": bool(endpoint.secret),
                                "TimeoutSeconds": endpoint.timeout_seconds, "MaxAttempts": endpoint.max_attempts,
                                "MaxAgeHours": endpoint.max_age_hours}

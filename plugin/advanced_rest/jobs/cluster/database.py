@@ -7,7 +7,7 @@ import psycopg
 from ...errors import DatabaseUnavailable
 
 SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
-SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission at a time (MaxPendingJobs)
+SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission (or resubmission) at a time (MaxPendingJobs, MaxPendingBytes)
 CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see insert_change)
 TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
 IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
@@ -38,6 +38,8 @@ ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL 
 ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS token bigint NOT NULL DEFAULT 0;
 ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS undo jsonb;
 ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS pause_requested boolean NOT NULL DEFAULT false;
+-- bytes of the job's request (its body): what AdvancedRest.MaxPendingBytes sums over unfinished rows
+ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS size bigint NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS jobs_claim ON advanced_rest.jobs (priority DESC, seq) WHERE state = 'Pending';
 CREATE TABLE IF NOT EXISTS advanced_rest.actions (
     seq bigserial PRIMARY KEY,

@@ -27,9 +27,9 @@ import time
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, QueueFull, UnknownJob
+from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, UnknownJob
 from .. import model
-from ..engine import Verdict
+from ..engine import Verdict, check_room
 from ..store import decode_payload, encode_payload
 from . import rows
 from .database import (ACTION_WITHIN, CHANNEL, IDENTITY_LOCK, SCHEMA, SCHEMA_LOCK, SUBMIT_LOCK, TRIM_LOCK,
@@ -39,6 +39,7 @@ from .feed import ClusterFeed, insert_change
 logger = logging.getLogger(__name__)
 
 RELEASING_MOVES = (rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDONE)
+UNFINISHED = sorted(model.UNFINISHED)  # the states whose rows MaxPendingJobs and MaxPendingBytes bound
 ROW_COLUMNS = "state, version, owner, token, ran_by IS NOT NULL, undo, pause_requested, document"
 
 
@@ -59,11 +60,12 @@ class Cluster:
     """One replica's view of the cluster's jobs, with the Engine's query and action interface.
 
     `engine` runs what this replica claimed, each move through `fence`; `runner_for(type, payload,
-    record)` re-creates a runner from a saved request.
+    record)` re-creates a runner from a saved request. At most `max_pending` unfinished jobs holding at
+    most `max_pending_bytes` of requests (each row's `size`) are accepted in the whole cluster.
     """
 
     def __init__(self, pool, connect, replica, engine, runner_for, lease_seconds=30.0, history_size=10,
-                 max_pending=None, on_change=None, counters=None):
+                 max_pending=None, on_change=None, counters=None, max_pending_bytes=None):
         self._pool = pool  # psycopg_pool.ConnectionPool of autocommit connections
         self._connect = connect  # (application name) -> a new autocommit connection (LISTEN, identity)
         self.replica = replica
@@ -72,6 +74,7 @@ class Cluster:
         self._lease = float(lease_seconds)
         self._history_size = history_size
         self._max_pending = max_pending
+        self._max_pending_bytes = max_pending_bytes
         self._on_change = on_change  # (job JSON) -> None, once a job's end is recorded
         self.counters = counters if counters is not None else {"claims": 0, "takeovers": 0, "renewals_failed": 0}
         self._wake = threading.Condition()
@@ -237,13 +240,18 @@ class Cluster:
     # ---- submission and queries (the Engine's interface) ------------------------------------
 
     def submit(self, job_type, runner, priority=0, job_id=None):
-        """Save a new pending job for any replica to claim; durable when this returns.
+        """Save a new pending job for any replica to claim; durable when this returns. The runner is not
+        kept: whoever claims the job re-creates it from the row's payload.
 
         Raises:
-            QueueFull: `max_pending` jobs already pending in the cluster.
+            QueueFull: `max_pending` jobs unfinished in the cluster, or its request would take theirs over
+                `max_pending_bytes`.
+            RequestTooLarge: its request alone is over `max_pending_bytes`.
         """
         job_id = job_id or model.new_job_id()
         now = _now()
+        size = runner.size()
+        check_room(0, 0, size, None, self._max_pending_bytes)  # never accepted: no need to ask the database
         job = model.Job(id=job_id, type=job_type, priority=int(priority), runner=runner, sequence=0,
                         created=now, changed=now)
         job.content = runner.content()
@@ -252,20 +260,25 @@ class Cluster:
         encoded = encode_payload(payload) if payload is not None else None
 
         def move(conn):  # again while a lock is busy (a loaded cluster, a replica frozen mid-move)
-            if self._max_pending is not None:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
-                pending = conn.execute("SELECT count(*) FROM advanced_rest.jobs WHERE state = 'Pending'"
-                                       ).fetchone()[0]
-                if pending >= self._max_pending:
-                    raise QueueFull("%d plugin jobs are already pending in the cluster "
-                                    "(AdvancedRest.MaxPendingJobs)" % pending)
+            self._check_room(conn, size)
             conn.execute("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, document,
-                            record, payload) VALUES (%s, %s, %s, 'Pending', %s, %s, %s, %s)""",
+                            record, payload, size) VALUES (%s, %s, %s, 'Pending', %s, %s, %s, %s, %s)""",
                          (job_id, job_type, int(priority), self.replica, Jsonb(document),
-                          Jsonb(_record_of(document)), encoded))
+                          Jsonb(_record_of(document)), encoded, size))
             self._record_move(conn, document, 0)
         self.moving(move)
         return job_id
+
+    def _check_room(self, conn, size):
+        """Refuse (see engine.check_room) a job of `size` bytes that the cluster's unfinished jobs leave no room
+        for, counted under SUBMIT_LOCK: one counted submission at a time, so that two replicas never both
+        take the last room."""
+        if self._max_pending is None and self._max_pending_bytes is None:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
+        unfinished, held = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM advanced_rest.jobs "
+                                        "WHERE state = ANY(%s)", (UNFINISHED,)).fetchone()
+        check_room(int(unfinished), int(held), size, self._max_pending, self._max_pending_bytes, " in the cluster")
 
     def get(self, job_id):
         row = self.run("SELECT document FROM advanced_rest.jobs WHERE id = %s", (job_id,), fetch="one")
@@ -391,13 +404,16 @@ class Cluster:
         returns; the job's owner, if it runs, carries a pause or cancel out at its next step.
 
         Raises:
-            UnknownJob, IllegalTransition.
+            UnknownJob, IllegalTransition, QueueFull or RequestTooLarge (a resubmission, see `submit`).
         """
         def move(conn):
             row, document = self._existing_row(conn, job_id)
             change = rows.client_action(action, row)
             if change is None:
                 return None
+            if action == "resubmit":  # unfinished again: it needs room as a new job does
+                size = conn.execute("SELECT size FROM advanced_rest.jobs WHERE id = %s", (job_id,)).fetchone()[0]
+                self._check_room(conn, size)
             before = dict(document)
             document = dict(document, Timestamp=model.timestamp(_now()))
             version, document = self._write(conn, job_id, row, change, document)
@@ -629,14 +645,16 @@ class Cluster:
             state = "Pending" if record["State"] in (model.RUNNING, model.RETRY) else record["State"]
             document["State"] = state
             undo = dict(rows.CANCELED) if record.get("CancelRequested") and state not in model.FINISHED else None
+            body = (payload or {}).get("Body")
             self.run("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, ran_by,
-                        undo, document, record, payload, finished)
+                        undo, document, record, payload, finished, size)
                         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                                CASE WHEN %s THEN now() ELSE NULL END) ON CONFLICT (id) DO NOTHING""",
+                                CASE WHEN %s THEN now() ELSE NULL END, %s) ON CONFLICT (id) DO NOTHING""",
                      (record["ID"], record["Type"], record["Priority"], state, self.replica,
                       self.replica if record.get("Progress") or undo else None, Jsonb(undo) if undo else None,
                       Jsonb(document), Jsonb(_record_of(document)),
-                      encode_payload(payload) if payload is not None else None, state in model.FINISHED))
+                      encode_payload(payload) if payload is not None else None, state in model.FINISHED,
+                      len(body) if body is not None else 0))
         store.clear()
         logger.warning("Moved %d job(s) saved by this server alone into the cluster", len(records))
         self.run("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
