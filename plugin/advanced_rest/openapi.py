@@ -79,12 +79,15 @@ _TEXT = {"description": "Prometheus text format (OpenMetrics when Accept asks fo
          "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 CREATE_DICOM = {"post": _operation(
-    "Create a DICOM instance (or a series) from tags and an image, PDF or 3D model",
+    "Create a DICOM instance (or a series) from tags and an image, images (MultiFrame), a video, PDF or 3D model",
     _json({"type": "object"}, "the stored instance ({ID, Path, ParentPatient, ParentStudy, ParentSeries, Status}), "
                               "series ({ID, Path, Status}) or job ({ID, Path})"),
     CREATE_DICOM_ERRORS,
     description="The core's body and answer; beyond it: Asynchronous/Synchronous and Priority (a job), "
-                "Strict (a conformant IOD).",
+                "Strict (a conformant IOD), MultiFrame (a Content array of images -> one Multi-frame Secondary "
+                "Capture instance, FrameTime/CineRate from Tags), and video/mp4 (H.264, HEVC) or video/mpeg "
+                "(MPEG-2) data URIs stored as they come (a Video Photographic, Endoscopic with Modality ES, or "
+                "Microscopic with GM instance; 415 for a profile or level DICOM has no transfer syntax for).",
     requestBody={"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/CreateDicom"},
         "examples": {
@@ -92,6 +95,8 @@ CREATE_DICOM = {"post": _operation(
             "series-as-job": {"value": {"Tags": {"PatientName": "OpenAPI^Series"}, "Content": [_TINY_PNG, _TINY_PNG],
                                         "Asynchronous": True}},
             "strict": {"value": {"Tags": {}, "Content": _TINY_PNG, "Strict": True}},
+            "multi-frame": {"value": {"Tags": {"PatientName": "OpenAPI^Cine", "CineRate": "25"},
+                                      "Content": [_TINY_PNG, _TINY_PNG, _TINY_PNG], "MultiFrame": True}},
         }}}})}
 
 _OBJECT = _json({"type": "object"}, "{}")

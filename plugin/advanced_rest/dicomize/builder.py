@@ -4,9 +4,10 @@ import struct
 
 from ..errors import (AdvancedRestError, BadFileFormat, BadParameterType, BadRequest, NoPayload, NotString,
                       OverrideTag, ParameterOutOfRange, UnsupportedFormat, UseContent, UseDataUriScheme)
-from . import charsets, datauri, images, strict, values, writer
+from . import charsets, datauri, frames, images, strict, values, video, writer
 from .documents import DOCUMENTS, PDF
 from .dictionary import format_tag, is_private
+from .request import Item
 from .writer import Element
 
 PATIENT_ID = 0x00100020
@@ -19,7 +20,12 @@ PIXEL_DATA = 0x7FE00010
 MODALITY = 0x00080060
 PHOTOMETRIC_INTERPRETATION = 0x00280004
 ENCAPSULATED_DOCUMENT = 0x00420011
-JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+NUMBER_OF_FRAMES = 0x00280008
+FRAME_INCREMENT_POINTER = 0x00280009
+FRAME_TIME = 0x00181063
+CINE_RATE = 0x00180040
+PAGE_NUMBER_VECTOR = 0x00182001
+JPEG_BASELINE = frames.JPEG_BASELINE
 
 # Generated tags that a request may override without "Force".
 _OVERRIDABLE = frozenset({
@@ -75,6 +81,7 @@ class _Instance:
         self.elements = dict(elements or {})
         self.encoding = encoding or env.default_encoding
         self.transfer_syntax = writer.EXPLICIT_VR_LITTLE_ENDIAN
+        self.kind = None  # what only the plugin makes: "multi-frame", "video", "jpeg2000"; None: as the core
 
     def copy(self):
         return _Instance(self.env, self.elements, self.encoding)
@@ -172,6 +179,40 @@ def _encapsulate_jpeg(instance, content):
     instance.transfer_syntax = JPEG_BASELINE
 
 
+# Modality -> the video IOD (PS3.3 A.32.5-A.32.7) that a video of it makes; any other: Video Photographic.
+VIDEO_IODS = {
+    "ES": "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image
+    "GM": "1.2.840.10008.5.1.4.1.1.77.1.2.1",  # Video Microscopic Image
+}
+VIDEO_PHOTOGRAPHIC = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
+
+
+def _embed_video(instance, mime, content):
+    """The stream as it comes, in one fragment (the offset table stays empty, as PS3.5 A.4 asks of video),
+    described by what its headers say; Frame Time and Cine Rate are the stream's."""
+    stream = video.READERS[mime](content)
+    pixels = images.Pixels(images.RGB24, stream.width, stream.height, writer.Fragments((content,), table=False))
+    _embed_pixels(instance, pixels, "YBR_PARTIAL_420")
+    elements = instance.elements
+    if stream.bits_stored != 8:
+        elements[0x00280100] = Element("US", _us(stream.bits_allocated))
+        elements[0x00280101] = Element("US", _us(stream.bits_stored))
+        elements[0x00280102] = Element("US", _us(stream.bits_stored - 1))
+    instance.kind = "video"
+    instance.transfer_syntax = stream.transfer_syntax
+    elements[NUMBER_OF_FRAMES] = Element("IS", _text(str(stream.frames)))
+    elements[FRAME_INCREMENT_POINTER] = Element("AT", _at(FRAME_TIME))
+    instance.set_string(FRAME_TIME, "%.6g" % stream.frame_time)
+    instance.set_string(CINE_RATE, str(max(1, round(1000.0 / stream.frame_time))))
+    instance.set_string(0x00282110, "01")  # Lossy Image Compression
+    instance.set_string(0x00282114, stream.compression)  # Lossy Image Compression Method
+    modality = elements.get(MODALITY)
+    modality = modality.value.decode("ascii", "replace").strip() if modality is not None else ""
+    instance.set_if_absent(SOP_CLASS_UID, VIDEO_IODS.get(modality, VIDEO_PHOTOGRAPHIC))
+    if not modality:
+        instance.set_string(MODALITY, "XC")  # external-camera photography, the Video Photographic IOD's
+
+
 def _embed_document(instance, mime, document):
     sop_class, modality = DOCUMENTS[mime]
     instance.elements[0x00420012] = Element("LO", _text(mime))  # MIME Type of Encapsulated Document
@@ -184,7 +225,7 @@ def _embed_document(instance, mime, document):
 
 
 def embed_content(instance, text, encapsulate=False):
-    """Put the data URI `text` into the instance: an image, a document or raw pixels.
+    """Put the data URI `text` into the instance: an image, a video, a document or raw pixels.
 
     Raises:
         BadFileFormat: not a data URI, or content that does not decode as its MIME type says.
@@ -198,7 +239,9 @@ def embed_content(instance, text, encapsulate=False):
     mime = datauri.KNOWN_MIME_TYPES.get(parsed.mime)
     if mime is None:
         raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
-    if encapsulate:
+    if mime in video.READERS:
+        _embed_video(instance, mime, parsed.content)  # never decoded, whatever Encapsulate says
+    elif encapsulate:
         if mime != "image/jpeg":
             raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
         _encapsulate_jpeg(instance, parsed.content)
@@ -214,6 +257,53 @@ def embed_content(instance, text, encapsulate=False):
         _embed_document(instance, mime, parsed.content)
     else:
         raise UnsupportedFormat("Content of type %s cannot go into a DICOM instance" % mime)
+
+
+def _frame_time(instance):
+    """Frame Time and Cine Rate, each from the other when the request gave only one; whether either is known."""
+    elements = instance.elements
+    try:
+        if FRAME_TIME not in elements and CINE_RATE in elements:
+            rate = float(elements[CINE_RATE].value.decode("ascii"))
+            if rate > 0:
+                instance.set_string(FRAME_TIME, "%.6g" % (1000.0 / rate))
+        elif FRAME_TIME in elements and CINE_RATE not in elements:
+            milliseconds = float(elements[FRAME_TIME].value.decode("ascii"))
+            if milliseconds > 0:
+                instance.set_string(CINE_RATE, str(max(1, round(1000.0 / milliseconds))))
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("FrameTime and CineRate must be positive numbers") from None
+    return FRAME_TIME in elements
+
+
+def _at(tag):
+    return struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+
+
+def embed_frames(instance, items, encapsulate):
+    """Put the images of `items` (request.Item) into the instance as its frames (MultiFrame).
+
+    Raises:
+        AdvancedRestError: as embed_content, for the frame named; BadRequest for a frame unlike the first.
+    """
+    env = instance.env
+    read = frames.read(items, encapsulate, env.max_image_pixels, env.max_image_bytes)
+    _embed_pixels(instance, images.Pixels(read.format, read.width, read.height, read.data), read.photometric)
+    instance.kind = "multi-frame"
+    if read.transfer_syntax:
+        instance.transfer_syntax = read.transfer_syntax
+    elements = instance.elements
+    elements[NUMBER_OF_FRAMES] = Element("IS", _text(str(read.count)))
+    instance.set_if_absent(SOP_CLASS_UID, frames.SOP_CLASSES[read.format])
+    # Frames follow one another in time when the request says at what pace; else they are pages.
+    if _frame_time(instance):
+        elements[FRAME_INCREMENT_POINTER] = Element("AT", _at(FRAME_TIME))
+    else:
+        elements[FRAME_INCREMENT_POINTER] = Element("AT", _at(PAGE_NUMBER_VECTOR))
+        elements[PAGE_NUMBER_VECTOR] = Element("IS", _text("\\".join(str(n) for n in range(1, read.count + 1))))
+    if read.lossy:
+        instance.set_string(0x00282110, "01")  # Lossy Image Compression
+        instance.set_string(0x00282114, read.lossy)  # Lossy Image Compression Method
 
 
 # ---- whole requests ------------------------------------------------------------------
@@ -274,7 +364,7 @@ class Plan:
 
     def __init__(self, request, env, parent=None):
         self.request, self.env = request, env
-        self.count = len(request.content) if isinstance(request.content, tuple) else 1
+        self.count = len(request.content) if isinstance(request.content, tuple) and not request.multi_frame else 1
         if request.legacy:
             return
         instance = _new_instance(env)
@@ -289,15 +379,17 @@ class Plan:
             else request.private_creator
         _dates(instance, parent.level if parent else None)
         _inject_tags(instance, request.tags, request, self.private_creator)
-        if isinstance(request.content, tuple):
+        if request.multi_frame and request.content is None:
+            raise BadRequest("MultiFrame needs images in Content")
+        if self.is_series:
             instance.set_string(0x00201002, str(self.count))  # Images in Acquisition
             instance.set_string(0x00200105, "1")  # Number of Temporal Positions
         self.base = instance
 
     @property
     def is_series(self):
-        """Whether the request makes a series (a Content array)."""
-        return isinstance(self.request.content, tuple)
+        """Whether the request makes a series (a Content array without MultiFrame)."""
+        return isinstance(self.request.content, tuple) and not self.request.multi_frame
 
     def file(self, index):
         """The bytes of file `index` (0 for a single instance)."""
@@ -306,7 +398,10 @@ class Plan:
             return _legacy(request, env)
         if not self.is_series:
             instance = self.base.copy()
-            if isinstance(request.content, str):
+            if request.multi_frame:
+                items = request.content if isinstance(request.content, tuple) else (Item(request.content),)
+                embed_frames(instance, items, request.encapsulate)
+            elif isinstance(request.content, str):
                 embed_content(instance, request.content, request.encapsulate)
             return _finish(instance, request, lambda: requested_tags(env.dictionary, request.tags))
         try:

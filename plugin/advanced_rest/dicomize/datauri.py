@@ -43,6 +43,9 @@ KNOWN_MIME_TYPES = {
     "model/obj": "model/obj",
     "model/mtl": "model/mtl",
     "model/stl": "model/stl",
+    # Beyond the core, which answers 400 "Unknown MIME type" for them: video kept as it comes.
+    "video/mp4": "video/mp4",
+    "video/mpeg": "video/mpeg",
 }
 
 

@@ -38,7 +38,11 @@ FIELDS = {
     "PrivateCreator": Field("string", None, "for private tags; absent: Orthanc's DefaultPrivateCreator"),
     "Force": Field("boolean", False, "let Tags override the identifiers and tags Orthanc generates"),
     "InterpretBinaryTags": Field("boolean", True, "read data URIs in binary tags' values as their content"),
-    "Encapsulate": Field("boolean", False, "keep JPEG content compressed (JPEG Baseline transfer syntax)"),
+    "Encapsulate": Field("boolean", False, "keep JPEG content compressed (JPEG Baseline transfer syntax); JPEG 2000 "
+                                          "(image/jp2) and video (video/mp4, video/mpeg) are always kept as they come"),
+    "MultiFrame": Field("boolean", False,
+                        "with a Content array of images: one multi-frame instance (Multi-frame Secondary Capture) "
+                        "of those frames instead of a series; every frame of one size, depth and colour"),
     "Asynchronous": Field("boolean", False, "run as a job: the answer is the job's {ID, Path}"),
     "Synchronous": Field("boolean", True, "false: the same as Asynchronous true"),
     "Priority": Field("integer", 0, "of the job (higher first)"),
@@ -94,6 +98,7 @@ class CreateRequest:
     force: bool = FIELDS["Force"].default
     encoding: object = None  # charsets.Encoding from Tags' SpecificCharacterSet, or None
     encapsulate: bool = FIELDS["Encapsulate"].default
+    multi_frame: bool = FIELDS["MultiFrame"].default  # a Content array makes one instance of its frames
     strict: bool = FIELDS["Strict"].default  # None: AdvancedRest.StrictDicom decides
     asynchronous: bool = FIELDS["Asynchronous"].default  # from Asynchronous and Synchronous
     priority: int = FIELDS["Priority"].default
@@ -279,6 +284,7 @@ def parse(body, limits=None):
         force=_field(document, "Force"),
         encoding=encoding,
         encapsulate=_field(document, "Encapsulate"),
+        multi_frame=_field(document, "MultiFrame"),
         strict=_field(document, "Strict"),
         asynchronous=_asynchronous(document),
         priority=_field(document, "Priority"),

@@ -1,6 +1,6 @@
 """`Strict`: complete an instance into a conformant IOD (beyond the core, which does not).
 
-Secondary Capture for images, Encapsulated PDF or 3D model for documents: the right SOP Class
+Secondary Capture for images (Multi-frame Secondary Capture for MultiFrame), Encapsulated PDF or 3D model for documents: the right SOP Class
 and every Type 1 and Type 2 attribute of their modules, added only where the request
 and the content left them absent, so that `dciodvfy` reports no error.
 """
@@ -48,7 +48,28 @@ _MODEL = (
     (0x00081090, "advanced-rest"),  # Manufacturer's Model Name
     (0x00181000, "1"),  # Device Serial Number
 )
+# The SC Multi-frame Image module (PS3.3 C.8.6.3): whether the frames show identifying text is
+# unknown here, so they may; grayscale frames are shown as stored (identity rescale, unspecified units).
+_MULTI_FRAME = _IMAGE + ((0x00280301, "YES"),)  # Burned In Annotation
+_MULTI_FRAME_GRAY = _MULTI_FRAME + (
+    (0x20500020, "IDENTITY"),  # Presentation LUT Shape
+    (0x00281052, "0"),  # Rescale Intercept
+    (0x00281053, "1"),  # Rescale Slope
+    (0x00281054, "US"),  # Rescale Type: unspecified
+)
+MULTI_FRAME_TRUE_COLOR = "1.2.840.10008.5.1.4.1.1.7.4"
+# The video IODs (Video Endoscopic, Microscopic, Photographic): the modules they share beyond the common ones.
+_VIDEO = (
+    (0x00200011, ""),  # Series Number
+    (0x00200013, ""),  # Instance Number
+    (0x00200020, ""),  # Patient Orientation (Laterality: left to the request, which names the body part)
+    (0x00080008, "ORIGINAL\\PRIMARY"),  # Image Type (VL Image module)
+    (0x00080023, ""),  # Content Date
+    (0x00080033, ""),  # Content Time
+)
 CONCEPT_NAME_CODE_SEQUENCE = 0x0040A043
+ACQUISITION_CONTEXT_SEQUENCE = 0x00400555
+ANATOMIC_REGION_SEQUENCE = 0x00082218
 MEASUREMENT_UNITS_CODE_SEQUENCE = 0x004008EA
 MODALITY = 0x00080060
 MANUFACTURER = 0x00080070
@@ -64,6 +85,19 @@ def _code(value, scheme, meaning):
 def _iod(instance, requested_tags):
     """(SOP Class UID, attributes to add) for the content of `instance`."""
     elements = instance.elements
+    if instance.kind == "video":
+        if ANATOMIC_REGION_SEQUENCE not in elements:
+            # The VL Image module requires it of these IODs; which part of the body a video shows is the
+            # request's to say, not a default's.
+            raise BadRequest("Strict video needs AnatomicRegionSequence in Tags (a code of the body part it shows, "
+                             "e.g. [{\"CodeValue\": \"818981001\", \"CodingSchemeDesignator\": \"SCT\", "
+                             "\"CodeMeaning\": \"Abdomen\"}])")
+        if ACQUISITION_CONTEXT_SEQUENCE not in elements:
+            elements[ACQUISITION_CONTEXT_SEQUENCE] = Element("SQ", [])
+        return elements[0x00080016].value.rstrip(b"\0").decode("ascii"), _VIDEO
+    if instance.kind == "multi-frame":
+        sop_class = elements[0x00080016].value.rstrip(b"\0").decode("ascii")
+        return sop_class, (_MULTI_FRAME if sop_class == MULTI_FRAME_TRUE_COLOR else _MULTI_FRAME_GRAY)
     mime = elements.get(0x00420012)
     mime = mime.value.rstrip(b" ").decode("ascii", "replace") if mime is not None else None
     if mime is None and 0x7FE00010 in elements and 0x00280010 in elements:
@@ -95,7 +129,8 @@ def complete(instance, requested_tags):
     sop_class, extra = _iod(instance, requested_tags)
     if 0x00080016 not in requested_tags:
         instance.set_string(0x00080016, sop_class)
-    for tag, value in _COMMON + extra:
+    common = _COMMON if instance.kind != "video" else _COMMON[:-1]  # no Conversion Type: no SC Equipment module
+    for tag, value in common + extra:
         instance.set_if_absent(tag, value)
     if _ENCAPSULATED_DOCUMENT in elements:
         # Whether a document shows identifying text is unknown here: say it may.

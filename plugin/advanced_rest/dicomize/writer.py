@@ -10,8 +10,9 @@ import struct
 from ..errors import BadFileFormat
 
 Element = collections.namedtuple("Element", "vr value")
-# The value of an encapsulated Pixel Data element: compressed frames, one fragment each.
-Fragments = collections.namedtuple("Fragments", "frames")
+# The value of an encapsulated Pixel Data element: compressed frames, one fragment each, and whether the
+# Basic Offset Table lists them (a video is one stream, whose table stays empty).
+Fragments = collections.namedtuple("Fragments", "frames table", defaults=(True,))
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 # Our implementation's identity in the file meta (a UUID-derived UID, like our other UIDs).
@@ -31,17 +32,18 @@ _HEADER_LONG = struct.Struct("<HH2sHI")
 
 
 def _encode_fragments(fragments):
-    # Basic Offset Table (one offset per frame), one item per frame, sequence delimiter.
+    """The parts of encapsulated pixel data: Basic Offset Table, one item per frame, sequence delimiter.
+
+    Parts, not their join: a frame of a video is hundreds of megabytes, copied once, into the file."""
     offsets, position = [], 0
     items = []
     for frame in fragments.frames:
-        if len(frame) % 2:
-            frame += b"\0"
+        odd = len(frame) % 2
         offsets.append(position)
-        items.append(_ITEM + struct.pack("<I", len(frame)) + frame)
-        position += 8 + len(frame)
-    table = struct.pack("<%dI" % len(offsets), *offsets)
-    return _ITEM + struct.pack("<I", len(table)) + table + b"".join(items) + _SEQUENCE_DELIMITER
+        items += [_ITEM + struct.pack("<I", len(frame) + odd), frame] + ([b"\0"] if odd else [])
+        position += 8 + len(frame) + odd
+    table = struct.pack("<%dI" % len(offsets), *offsets) if fragments.table else b""
+    return [_ITEM + struct.pack("<I", len(table)) + table] + items + [_SEQUENCE_DELIMITER]
 
 
 def _encode_value(vr, value):
@@ -64,7 +66,7 @@ def encode_dataset(elements):
         group, element = tag >> 16, tag & 0xFFFF
         if isinstance(value, Fragments):
             out.append(_HEADER_LONG.pack(group, element, vr.encode(), 0, _UNDEFINED_LENGTH))
-            out.append(_encode_fragments(value))
+            out += _encode_fragments(value)
             continue
         data = _encode_value(vr, value)
         if vr in _LONG_LENGTH_VRS:
