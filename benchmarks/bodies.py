@@ -5,8 +5,9 @@ Starts one Orthanc with our plugin on the leg (tests/integration/servers.py), se
 bodies, then `--count` bodies of `--mb` MB each to the plugin's create-dicom route, each one a
 valid JSON body whose Tags are refused (400: nothing is built or stored, so what stays is what the
 Python plugin keeps of the body), and reads the Orthanc process's VmRSS before and after (after a
-pause, so that what is freed is freed). Python plugin 4.0 (Debian 12) keeps every body: about
-1 MB per MB posted; later ones keep nothing. Printed, never asserted.
+pause, so that what is freed is freed). Python plugin 4.0 (Debian 12) alone keeps every body, about
+1 MB per MB posted; the plugin gives it back since 0.2.0 (README, Memory), and later Python plugins keep
+nothing. Printed, never asserted.
 
     .venv/test/bin/python benchmarks/bodies.py [--leg bookworm|trixie|forky|docker] [--count 200] [--mb 0.5]
 """

@@ -82,6 +82,7 @@ class _Background:
         self._runner_for = runner_for
 
     def started(self, _):
+        host.test_references()  # before the rest: until it decides, requests are served as the Python plugin does alone
         if self.saver is not None:  # first: what was pending goes out again, before what comes now
             self.saver.load()
             self.saver.start()
@@ -285,8 +286,6 @@ def register():
         engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed,
                         persist=persist, max_pending=settings.max_pending_jobs,
                         max_pending_bytes=settings.max_pending_bytes)
-    if settings.save_jobs and not settings.cluster:
-        store = Store(engine, host.get_global_property, host.set_global_property)
     jobs_view, jobs_of_mine = engine, engine.all
     if settings.cluster:
         try:
@@ -316,12 +315,16 @@ def register():
     except Exception as exc:  # the cluster's outbox cannot be made: one line, and Orthanc's own API keeps working
         logger.error("NOT SERVING ANYTHING: the webhooks' outbox cannot be made: %s", exc)
         return
+    if settings.save_jobs and not settings.cluster:  # a job's events are saved before its state (jobs/store.py)
+        store = Store(engine, host.get_global_property, host.set_global_property,
+                      durable_first=saver.save if saver is not None else None)
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route,
                               host.redirect),
                     observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST,
                     is_gate=access.is_gate if access is not None else None)
+    host.register_reference_test(settings.root)  # its probe route, run at ORTHANC_STARTED
     routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api, access)
 
     received = ReceivedCounter(metrics, host.rest_get_json)

@@ -7,6 +7,8 @@ import base64
 import http.client
 import json
 import logging
+import re
+import secrets
 import ssl
 import sys
 import threading
@@ -14,6 +16,7 @@ import time
 
 import orthanc
 
+from . import references
 from .access import OutputTooLarge
 from .errors import OrthancError
 
@@ -241,8 +244,149 @@ def method_not_allowed(output, allowed):
 
 
 def register_route(pattern, callback):
-    """Serve `pattern` (a regular expression on the URI) with `callback(output, uri, **request)`."""
-    orthanc.RegisterRestCallback(pattern, callback)
+    """Serve `pattern` (a regular expression on the URI) with `callback(output, uri, **request)`.
+
+    Before the callback runs, what the Python plugin keeps of its arguments is given back, once the
+    self-test has proven it on this build (`test_references`).
+    """
+    def route(output, uri, **request):
+        _REFERENCES.arrived(uri, request)
+        callback(output, uri, **request)
+
+    orthanc.RegisterRestCallback(pattern, route)
+
+
+# ---- what Python plugin 4.0 keeps of a REST callback's arguments (references.py) -----------------
+
+def _reference_calls():
+    """(Py_DecRef, Py_IncRef) of the interpreter Orthanc embeds, through ctypes.
+
+    Raises:
+        OSError, AttributeError: its C API cannot be reached.
+    """
+    import ctypes
+
+    api = ctypes.PyDLL(None)  # the plugin loads libpython with RTLD_GLOBAL: its symbols are the process's
+    calls = []
+    for name in ("Py_DecRef", "Py_IncRef"):
+        function = getattr(api, name)
+        function.argtypes, function.restype = [ctypes.py_object], None
+        calls.append(function)
+    return tuple(calls)
+
+
+class _References:
+    """Gives back, before each callback, the reference the Python plugin keeps of each argument, once
+    proven; the self-test's probe route and its decision.
+
+    The probe (GET with a query, POST with a body) goes through the SDK (`RestApiGetAfterPlugins`, the
+    calls that reach plugins' routes) to a route of this module, registered like every other one, so
+    that the counts it measures at arrival are those of any route. The probe runs once with nothing
+    given back, to prove what is kept (references.decide), then once giving back, to check that this
+    restores exactly a plugin that keeps nothing; only then is it done for every request. A plugin that
+    keeps nothing (4.1 and later) is never touched.
+    """
+
+    PROBE = "/self-test/references/"
+
+    def __init__(self):
+        self.kept = {}  # kind -> count at arrival of an object the plugin keeps; empty: nothing is given back
+        self._path = None  # the probe route's path, {Root}/self-test/references/ (None: not registered)
+        self._probe = None  # the uri of the probe's requests while they run
+        self._probe_kept = {}  # what the probe's requests give back (the check)
+        self._arrivals = []  # references.Record of each probe request
+        self._decref = self._incref = None
+
+    def register(self, root):
+        """Serve the probe route under `root` (it answers 404 but to the probe's own requests)."""
+        self._path = root + self.PROBE
+        register_route(re.escape(self._path) + "([0-9a-f]{32})", self._answer)
+
+    def arrived(self, uri, request):
+        """Give back what is kept of this request's arguments (at arrival, the counts being the probe's)."""
+        probe = self._probe
+        kept = self._probe_kept if probe is not None and uri == probe else self.kept
+        if not kept and (probe is None or uri != probe):
+            return
+        try:
+            measured = references.measure(uri, request)
+            for obj in references.releasable(measured, kept):
+                self._decref(obj)
+            if probe is not None and uri == probe:
+                self._arrivals.append(references.Record(uri, dict(request), measured))
+        except Exception:  # never in a request's way: keep what is kept from now on
+            self.kept = {}
+            logger.exception("Giving back the Python plugin's references failed: stopped")
+
+    def _answer(self, output, uri, **request):
+        if self._probe is not None and uri == self._probe:
+            output.AnswerBuffer(b"", "text/plain")
+        else:
+            output.SendHttpStatusCode(404)
+
+    def _run_probe(self, kept):
+        """references.extras of the probe's two requests, `kept` being given back meanwhile.
+
+        Raises:
+            RuntimeError: a probe request did not reach the probe route.
+        """
+        uri = self._path + secrets.token_hex(16)
+        self._arrivals, self._probe_kept, self._probe = [], kept, uri
+        try:
+            orthanc.RestApiGetAfterPlugins(uri + "?probe=" + secrets.token_hex(8))
+            orthanc.RestApiPostAfterPlugins(uri, ("probe body " + secrets.token_hex(8)).encode("ascii"))
+        finally:
+            self._probe, self._probe_kept = None, {}
+        records, self._arrivals = self._arrivals, []
+        if len(records) != 2:
+            raise RuntimeError("%d of the 2 probe requests reached the probe route" % len(records))
+        token = secrets.token_hex(8)
+        samples = []
+        for record in records:
+            samples += references.extras(record, references.control(record, lambda i: "%s.%d" % (token, i)))
+        return samples
+
+    def test(self):
+        """Decide, once, whether to give back references (logged at WARNING, the decision in one line)."""
+        if self._path is None:
+            return
+        decision = "Self-test of the REST callbacks' references: %s"
+        try:
+            kept, problem = references.decide(self._run_probe({}))
+            if problem is not None:
+                logger.warning(decision, problem + ": nothing given back")
+                return
+            if not kept:
+                logger.warning(decision, "no argument kept, nothing given back")
+                return
+            self._decref, self._incref = _reference_calls()
+            wrong = references.check(self._run_probe(kept))
+            if wrong:
+                for kind, obj, _, extra in wrong:
+                    if extra == -1:  # one given back too many: still held by the probe, restored
+                        self._incref(obj)
+                logger.error(decision, "giving back leaves %s: nothing given back"
+                             % ", ".join("%s %+d" % (kind, extra) for kind, _, _, extra in wrong))
+                return
+            self.kept = kept
+            logger.warning(decision, "the Python plugin keeps one reference to each %s: given back before "
+                           "each request" % references.describe(kept))
+        except Exception as error:
+            logger.exception(decision, "it could not run (%s: %s): nothing given back" % (type(error).__name__, error))
+
+
+_REFERENCES = _References()
+
+
+def register_reference_test(root):
+    """Serve the references self-test's probe route under `root` (at load: routes are registered then)."""
+    _REFERENCES.register(root)
+
+
+def test_references():
+    """Run the references self-test, once: at ORTHANC_STARTED (the SDK's REST calls fail while plugins
+    load). Requests served before it are handled as the Python plugin does alone."""
+    _REFERENCES.test()
 
 
 # ---- logging -------------------------------------------------------------------

@@ -87,7 +87,10 @@ CREATE_DICOM = {"post": _operation(
                 "Strict (a conformant IOD), MultiFrame (a Content array of images -> one Multi-frame Secondary "
                 "Capture instance, FrameTime/CineRate from Tags), and video/mp4 (H.264, HEVC) or video/mpeg "
                 "(MPEG-2) data URIs stored as they come (a Video Photographic, Endoscopic with Modality ES, or "
-                "Microscopic with GM instance; 415 for a profile or level DICOM has no transfer syntax for).",
+                "Microscopic with GM instance; 415 for a profile or level DICOM has no transfer syntax for), "
+                "image/jp2 (a JPEG 2000 codestream or JP2 file) kept as it comes (JPEG 2000 Lossless Only for the "
+                "5/3 wavelet, JPEG 2000 for the 9/7). Sendable by default: where the request, its parent and the "
+                "content leave SOPClassUID or Modality out, Secondary Capture (Raw Data without an image) and OT.",
     requestBody={"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/CreateDicom"},
         "examples": {

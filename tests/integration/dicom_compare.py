@@ -12,6 +12,11 @@ GENERATED = frozenset({
     0x00080030, 0x00080031, 0x00080032, 0x00080033,
 })
 META_COMPARED = ("MediaStorageSOPClassUID", "TransferSyntaxUID")
+# Beyond the core (README, "Sendable by default"): where the core's file has no SOP Class or Modality, the
+# plugin's has these (Secondary Capture for an image, Raw Data without one; Modality OT), and its file meta
+# names that SOP Class where DCMTK's writes its private "generic file" class.
+FILLED = {0x00080016: ("1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.66"), 0x00080060: ("OT",)}
+DCMTK_GENERIC_FILE = "1.2.276.0.7230010.3.1.0.1"
 
 
 def read(data):
@@ -35,6 +40,11 @@ def _differences(core, ours, fixed, path):
         where = "%s(%04x,%04x)" % (path, tag.group, tag.element)
         if tag not in ours:
             found.append("%s %s missing in plugin's file" % (where, core[tag].keyword))
+            continue
+        if tag not in core and path == "" and int(tag) in FILLED:
+            if ours[tag].value not in FILLED[int(tag)]:
+                found.append("%s %s filled with %r, not one of %s" % (where, ours[tag].keyword, ours[tag].value,
+                                                                     FILLED[int(tag)]))
             continue
         if tag not in core:
             found.append("%s %s only in plugin's file: %r" % (where, ours[tag].keyword, ours[tag].value))
@@ -62,11 +72,15 @@ def _differences(core, ours, fixed, path):
 def differences(core_bytes, plugin_bytes, fixed=frozenset()):
     """Human-readable differences between the core's and the plugin's file (empty when alike).
 
-    `fixed`: generated tags whose values must match anyway (set by the request, or inherited).
+    `fixed`: generated tags whose values must match anyway (set by the request, or inherited). What the plugin
+    fills to be sendable (FILLED) where the core's file lacks it is checked for its value, not reported.
     """
     core, ours = read(core_bytes), read(plugin_bytes)
     found = []
     for keyword in META_COMPARED:
+        if keyword == "MediaStorageSOPClassUID" and core.file_meta.get(keyword) == DCMTK_GENERIC_FILE \
+                and "SOPClassUID" not in core and ours.file_meta.get(keyword) == ours.get("SOPClassUID"):
+            continue  # the SOP Class the plugin filled (FILLED)
         if core.file_meta.get(keyword) != ours.file_meta.get(keyword):
             found.append("meta %s: %s (core) != %s (plugin)" % (
                 keyword, core.file_meta.get(keyword), ours.file_meta.get(keyword)))

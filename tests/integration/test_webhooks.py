@@ -12,7 +12,7 @@ import pytest
 
 from create_dicom_cases import png_data_uri
 from test_cluster import _frozen
-from test_jobs import _submit, _wait
+from test_jobs import _submit, _wait, _wait_after_restart
 from webhook_receiver import SECRET, Receiver, events_of
 
 ALL_EVENTS = ["JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobFailure", "JobDeleted"]
@@ -191,6 +191,25 @@ def test_pending_deliveries_survive_kill_9(orthanc_factory, receiver):
             job = item["body"]["Job"]["ID"]
             again = [d["body"]["Event"] for d in delivered if d["id"] not in ids and d["body"]["Job"]["ID"] == job]
             assert again[:1] == ["JobRunning"], ("a new event without a new run", item["body"])
+
+
+def test_every_saved_success_keeps_its_event_across_kill_9(orthanc_factory, receiver):
+    """Issue 27: a job's events are durable no later than the change that made them. Three jobs end at
+    once, kill -9 right after the last shows Success, restart: every job shows Success (one whose end was
+    not saved ran again) and the receiver gets a JobSuccess of each. Before the fix the jobs' index could
+    be saved before the outbox holding their events: 4 of 15 jobs lost their JobSuccess on bookworm."""
+    server = orthanc_factory(config={"ConcurrentJobs": 3, "AdvancedRest": {
+        "Webhooks": [_endpoint(receiver, Events=["JobSuccess"])]}})
+    for _ in range(5):
+        jobs = [_plugin_job(server) for _ in range(3)]
+        for job in jobs:
+            assert _wait(server, job)["State"] == "Success"
+        server.kill()
+        server.start()
+        for job in jobs:
+            assert _wait_after_restart(server, job)["State"] == "Success"
+        receiver.wait_for(lambda found: all("JobSuccess" in events_of(found, job) for job in jobs), timeout=30,
+                          what="a JobSuccess of each of %s" % jobs)
 
 
 def test_a_failed_delivery_is_listed_and_can_be_redelivered(orthanc_factory, receiver):

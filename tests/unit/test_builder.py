@@ -49,12 +49,50 @@ def test_generated_tags_and_dates():
     assert ds.PatientID == "patient-id"
     assert (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID) == ("2.25.1", "2.25.2", "2.25.3")
     assert ds.file_meta.MediaStorageSOPInstanceUID == "2.25.3"
-    assert ds.file_meta.MediaStorageSOPClassUID == "1.2.276.0.7230010.3.1.0.1"
     assert ds.SpecificCharacterSet == "ISO_IR 100"
     for keyword in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstanceCreationDate"):
         assert ds.data_element(keyword).value == "20240506"
     assert ds.ContentTime == "070809.000000"
-    assert "SOPClassUID" not in ds
+    # beyond the core: sendable (no content: Raw Data, whose IOD holds what no other one describes)
+    assert (ds.SOPClassUID, ds.Modality) == (builder.RAW_DATA, "OT")
+    assert ds.file_meta.MediaStorageSOPClassUID == builder.RAW_DATA
+
+
+@pytest.mark.parametrize("body, sop_class, modality", [
+    ({"Tags": {}, "Content": "PNG"}, builder.SECONDARY_CAPTURE, "OT"),
+    ({"Tags": {"Modality": "XC"}, "Content": "PNG"}, builder.SECONDARY_CAPTURE, "XC"),
+    ({"Tags": {"SOPClassUID": "1.2.3"}, "Content": "PNG"}, "1.2.3", "OT"),
+    ({"Tags": {"Modality": "CT", "SOPClassUID": "1.2.3"}}, "1.2.3", "CT"),
+    ({"PatientName": "Legacy", "PixelData": "PNG"}, builder.SECONDARY_CAPTURE, "OT"),
+    ({"Tags": {}, "Content": "data:application/pdf;base64,JVBERi0xLjQK"}, "1.2.840.10008.5.1.4.1.1.104.1", "OT"),
+], ids=["png", "png-modality", "png-sop-class", "both-given", "legacy", "pdf-as-the-core"])
+def test_what_a_c_store_needs_is_filled_where_absent(body, sop_class, modality):
+    text = json.dumps(body).replace('"PNG"', json.dumps(png("L")))
+    (ds,) = build(json.loads(text))
+    assert (ds.SOPClassUID, ds.Modality, ds.file_meta.MediaStorageSOPClassUID) == (sop_class, modality, sop_class)
+
+
+def test_jpeg2000_is_kept_as_it_comes():
+    out = io.BytesIO()
+    Image.new("RGB", (5, 4), (10, 200, 30)).save(out, "JPEG2000", irreversible=True, mct=1, no_jp2=True)
+    sent = out.getvalue()
+    (ds,) = build({"Tags": {}, "Content": "data:image/jp2;base64," + base64.b64encode(sent).decode(),
+                   "Strict": True})
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.91"
+    assert (ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation) == (4, 5, 3, "YBR_ICT")
+    assert (ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation, ds.PlanarConfiguration) == \
+        (8, 8, 7, 0, 0)
+    assert (ds.LossyImageCompression, ds.LossyImageCompressionMethod) == ("01", "ISO_15444_1")
+    assert ds.SOPClassUID == builder.SECONDARY_CAPTURE
+    (fragment,) = pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)
+    assert fragment[:len(sent)] == sent
+
+
+def test_jpeg2000_beyond_the_pixel_limit_is_refused_from_its_header():
+    out = io.BytesIO()
+    Image.new("L", (200, 100)).save(out, "JPEG2000", no_jp2=True)
+    with pytest.raises(LimitExceeded, match="MaxImagePixels"):
+        build({"Tags": {}, "Content": "data:image/jp2;base64," + base64.b64encode(out.getvalue()).decode()})
 
 
 def test_values_use_the_encoding():

@@ -203,3 +203,39 @@ def test_a_payload_of_the_first_release_left_in_its_slot_still_decodes():
     # what the first release wrote there.
     text = json.dumps({"Body": base64.b64encode(b'{"Tags": {}}').decode(), "Seed": "s"})
     assert store_.decode_payload(text) == {"Body": b'{"Tags": {}}', "Seed": "s"}
+
+
+def test_no_saved_index_holds_a_change_whose_events_are_not_saved_before_it():
+    """Issue 27: a crash after any write finds every saved Success's JobSuccess in the saved outbox."""
+    from advanced_rest import settings
+    from advanced_rest.jobs.changes import ChangeFeed
+    from advanced_rest.webhooks.dispatch import OUTBOX_PROPERTY, Saver
+    from advanced_rest.webhooks.outbox import Outbox
+
+    properties = Properties()
+    endpoint = settings.Webhook(url="http://127.0.0.1:1/h", name="e", events=("JobSuccess",))
+    outbox = Outbox([endpoint], 100, 10, lambda: 1000.0, lambda: 1.0)
+    saver = Saver(outbox, properties.get, properties.set)  # its own loop is not started: the store's saves alone
+    feed = ChangeFeed(in_order=outbox.job_changed)
+    stores = []
+    engine = Engine(concurrent_jobs=3, history_size=10, persist=lambda: stores[0].save(),
+                    on_change=lambda job: (feed.record(job, "plugin"), stores[0].changed()))
+    stores.append(store_.Store(engine, properties.get, properties.set, durable_first=saver.save))
+    stores[0].start()
+    engine.start()
+    try:
+        jobs = [engine.submit("Test", Saved({"Body": b"{}", "Seed": str(n)}, steps=3)) for n in range(3)]
+        assert all(engine.wait(job, 5)["State"] == "Success" for job in jobs)
+    finally:
+        engine.stop(5)
+        stores[0].stop()
+    saved_events, checked = set(), 0
+    for identifier, text in properties.writes:  # a crash right after each write
+        if identifier == OUTBOX_PROPERTY:
+            saved_events = {(d["Job"], d["Event"]) for d in json.loads(text)["Deliveries"]}
+        elif identifier == store_.INDEX_PROPERTY:
+            for record in json.loads(text)["Jobs"]:
+                if record["State"] == "Success":
+                    checked += 1
+                    assert (record["ID"], "JobSuccess") in saved_events, "a saved Success without its event"
+    assert checked >= 3, "the last index holds the three ends"

@@ -4,7 +4,7 @@ import struct
 
 from ..errors import (AdvancedRestError, BadFileFormat, BadParameterType, BadRequest, NoPayload, NotString,
                       OverrideTag, ParameterOutOfRange, UnsupportedFormat, UseContent, UseDataUriScheme)
-from . import charsets, datauri, frames, images, strict, values, video, writer
+from . import charsets, datauri, frames, images, jpeg2000, strict, values, video, writer
 from .documents import DOCUMENTS, PDF
 from .dictionary import format_tag, is_private
 from .request import Item
@@ -179,6 +179,32 @@ def _encapsulate_jpeg(instance, content):
     instance.transfer_syntax = JPEG_BASELINE
 
 
+def _embed_jpeg2000(instance, content):
+    """The codestream as it comes, in one fragment, under the transfer syntax of its wavelet."""
+    env = instance.env
+    image = jpeg2000.read(content)
+    images.check_size(image.width, image.height, image.samples * image.bits_allocated // 8, env.max_image_pixels,
+                      env.max_image_bytes)
+    elements = instance.elements
+    elements.pop(PIXEL_DATA, None)
+    elements[0x00280011] = Element("US", _us(image.width))  # Columns
+    elements[0x00280010] = Element("US", _us(image.height))  # Rows
+    elements[0x00280002] = Element("US", _us(image.samples))
+    elements[0x00280103] = Element("US", _us(1 if image.signed else 0))
+    elements[PHOTOMETRIC_INTERPRETATION] = Element("CS", _text(image.photometric))
+    if image.samples == 3:
+        elements[0x00280006] = Element("US", _us(0))  # the codec interleaves what it decodes
+    elements[0x00280100] = Element("US", _us(image.bits_allocated))
+    elements[0x00280101] = Element("US", _us(image.bits_stored))
+    elements[0x00280102] = Element("US", _us(image.bits_stored - 1))
+    elements[PIXEL_DATA] = Element("OB", writer.Fragments((image.codestream,)))
+    instance.transfer_syntax = image.transfer_syntax
+    instance.kind = "jpeg2000"
+    if not image.reversible:
+        instance.set_string(0x00282110, "01")  # Lossy Image Compression
+        instance.set_string(0x00282114, "ISO_15444_1")  # Lossy Image Compression Method
+
+
 # Modality -> the video IOD (PS3.3 A.32.5-A.32.7) that a video of it makes; any other: Video Photographic.
 VIDEO_IODS = {
     "ES": "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image
@@ -241,6 +267,8 @@ def embed_content(instance, text, encapsulate=False):
         raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
     if mime in video.READERS:
         _embed_video(instance, mime, parsed.content)  # never decoded, whatever Encapsulate says
+    elif mime == "image/jp2":
+        _embed_jpeg2000(instance, parsed.content)  # likewise
     elif encapsulate:
         if mime != "image/jpeg":
             raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
@@ -322,10 +350,26 @@ def _dates(instance, parent_level):
         instance.elements[time_tag] = Element("TM", time)
 
 
+# Beyond the core, which leaves them out: the SOP Class and Modality that a C-STORE and a PACS need, where
+# neither the request, the parent nor the content gave them (README, "Sendable by default").
+SECONDARY_CAPTURE = strict.SECONDARY_CAPTURE  # an image, whatever made it
+RAW_DATA = "1.2.840.10008.5.1.4.1.1.66"  # no image, no document: the IOD of data no other one describes
+DEFAULT_MODALITY = "OT"
+
+
+def _sendable(instance):
+    elements = instance.elements
+    if SOP_CLASS_UID not in elements:
+        instance.set_string(SOP_CLASS_UID, SECONDARY_CAPTURE if PIXEL_DATA in elements else RAW_DATA)
+    instance.set_if_absent(MODALITY, DEFAULT_MODALITY)
+
+
 def _finish(instance, request=None, requested=lambda: ()):
-    """The file's bytes; with Strict, the IOD completed first (`requested`: () -> the tags the request set)."""
+    """The file's bytes; with Strict, the IOD completed first (`requested`: () -> the tags the request set);
+    then what makes it sendable, where still absent."""
     if request is not None and (instance.env.strict if request.strict is None else request.strict):
         strict.complete(instance, requested())
+    _sendable(instance)
     return writer.encode_file(instance.elements, instance.transfer_syntax)
 
 

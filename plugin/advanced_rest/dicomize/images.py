@@ -28,7 +28,7 @@ class Pixels:
     data: bytes
 
 
-def _check_size(width, height, bytes_per_pixel, max_pixels, max_bytes):
+def check_size(width, height, bytes_per_pixel, max_pixels, max_bytes):
     """Refuse, from the header alone, an image the limits do not allow to decode.
 
     Raises:
@@ -98,7 +98,7 @@ def _decode_pam(content, max_pixels, max_bytes):
         depth, maxval = int(fields["DEPTH"]), int(fields["MAXVAL"])
     except (KeyError, ValueError) as exc:
         raise BadFileFormat("Bad PAM header") from exc
-    _check_size(width, height, max(depth, 1) * (2 if maxval > 255 else 1), max_pixels, max_bytes)
+    check_size(width, height, max(depth, 1) * (2 if maxval > 255 else 1), max_pixels, max_bytes)
     dtype = ">u2" if maxval > 255 else "u1"
     count = width * height * depth
     data = numpy.frombuffer(content, dtype=dtype, count=count, offset=end + 7) \
@@ -163,7 +163,7 @@ def _decode_with_pillow(content, pillow_format, max_pixels, max_bytes, bytes_per
     """Pixels of an image Pillow decodes; `bytes_per_pixel`: at least that many are allocated."""
     image = _open(content, pillow_format)
     bytes_per_pixel = max(bytes_per_pixel, _bytes_per_pixel(image.mode))
-    _check_size(image.width, image.height, bytes_per_pixel, max_pixels, max_bytes)
+    check_size(image.width, image.height, bytes_per_pixel, max_pixels, max_bytes)
     if image.mode not in _MODES:
         raise UnsupportedFormat("Unsupported pixel format of the image: %s" % image.mode)
     try:
@@ -192,7 +192,7 @@ def jpeg_geometry(content, max_pixels, max_bytes):
         UnsupportedFormat: neither grayscale nor colour (e.g. CMYK).
     """
     image = _open(content, "JPEG")
-    _check_size(image.width, image.height, _bytes_per_pixel(image.mode), max_pixels, max_bytes)
+    check_size(image.width, image.height, _bytes_per_pixel(image.mode), max_pixels, max_bytes)
     formats = {"L": GRAY8, "RGB": RGB24, "YCbCr": RGB24}
     if image.mode not in formats:
         raise UnsupportedFormat("Cannot encapsulate a JPEG image of mode %s" % image.mode)
@@ -219,7 +219,7 @@ def decode(content, kind, max_pixels, max_bytes):
         raise BadFileFormat("Not a PNG image")
     width, height, depth, color = header
     bytes_per_pixel = _PNG_CHANNELS.get(color, 1) * (2 if depth == 16 else 1)
-    _check_size(width, height, bytes_per_pixel, max_pixels, max_bytes)
+    check_size(width, height, bytes_per_pixel, max_pixels, max_bytes)
     if depth in (8, 16) and color in _SPNG_COLOR_TYPES:
         return _decode_with_spng(content, width, height, depth, color)
     return _decode_with_pillow(content, "PNG", max_pixels, max_bytes, bytes_per_pixel)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 
-from ..errors import AdvancedRestError, IllegalTransition, JobBusy, QueueFull, RequestTooLarge, UnknownJob
+from ..errors import AdvancedRestError, IllegalTransition, QueueFull, RequestTooLarge, UnknownJob
 from . import model
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class Engine:
     """
 
     def __init__(self, concurrent_jobs=2, history_size=10, clock=_now, on_change=None, persist=None,
-                 max_pending=None, undo_wait=60.0, fence=None, max_pending_bytes=None):
+                 max_pending=None, fence=None, max_pending_bytes=None):
         self._lock = threading.Condition()
         self._jobs = {}
         self._queue = []  # heap of (-priority, sequence, job id)
@@ -154,7 +154,6 @@ class Engine:
         self._persist = persist
         self._max_pending = max_pending  # None: unbounded
         self._max_pending_bytes = max_pending_bytes  # None: unbounded
-        self._undo_wait = undo_wait  # longest time an action waits for a job's undo to end
         self._threads = []
         self._stopping = False
         self._loaded = threading.Event()  # set once the saved jobs are back (see mark_loaded)
@@ -257,43 +256,45 @@ class Engine:
     def act(self, job_id, action):
         """Apply "pause", "cancel", "resume" or "resubmit" as the core does, durable before it returns.
 
-        The move is checked and applied under the lock in one go, from model.TRANSITIONS:
-        two requests acting on one job at once are served one after the other.
+        Decided by model.decide_action, as the cluster decides, and applied under the lock in one go: two
+        requests acting on one job at once are served one after the other, and none waits for an undo.
 
         Raises:
-            UnknownJob, IllegalTransition, QueueFull or RequestTooLarge (a resubmission, see `submit`).
+            UnknownJob, IllegalTransition or QueueFull or RequestTooLarge (a resubmission, see `submit`).
         """
         with self._lock:
-            job = self._settled(job_id)
-            outcome = model.outcome(action, job.state)
-            if outcome is None or action not in model.ACTIONS:
-                raise IllegalTransition("Cannot %s a job in state %s" % (action, job.state))
-            if outcome == model.NOTHING:
+            job = self._job(job_id)
+            decision = model.decide_action(action, job.state, self._undo_code(job), job.pause_requested,
+                                           job.ran_before or job.step > 0)
+            effect = decision.effect
+            if effect is model.Effect.REFUSED:
+                raise IllegalTransition(decision.reason)
+            if effect is model.Effect.NOTHING:
                 return
-            if outcome == model.LATER:
-                if action == "pause":
-                    job.pause_requested = True
-                else:
-                    job.cancel_requested = True
-            elif outcome == model.UNDO:
-                # Undo first, so that whoever sees the Failure finds nothing left behind;
-                # meanwhile workers keep off the job and other actions wait.
-                job.undoing = True
+            if effect is model.Effect.ASK_PAUSE:
+                job.pause_requested = True
+            elif effect is model.Effect.ASK_CANCEL:
+                job.cancel_requested = True
+            elif effect is model.Effect.RECANCEL:  # its undo goes on, and ends as a cancel's
+                job.undo_error = (model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+            elif effect in (model.Effect.UNDO, model.Effect.FAIL):
+                # Undo first (nothing to remove for FAIL: its runner's rollback finds nothing), so that whoever
+                # sees the Failure finds nothing left behind; meanwhile workers keep off the job.
+                self._begin_undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             else:
-                if action == "resubmit":  # unfinished again: it needs room as a new job does
+                if action == model.RESUBMIT:  # unfinished again: it needs room as a new job does
                     self._check_room(job.size)
                     self._history.pop(job.id, None)
                     job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
                     job.error_code, job.error_description, job.error_details = 0, "Success", ""
                     job.content = job.runner.content()
-                self._set_state(job, outcome)
-                if outcome == model.PENDING:
+                self._set_state(job, decision.state)
+                if decision.state == model.PENDING:
                     self._enqueue(job)
-            if outcome != model.UNDO:
                 self._notify(job.to_json())
         self._save_or_log()
-        if outcome == model.UNDO:
-            self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+        if effect in (model.Effect.UNDO, model.Effect.FAIL):
+            self._undo(job)
 
     def delete(self, job_id):
         """Forget a finished job.
@@ -302,7 +303,7 @@ class Engine:
             UnknownJob, IllegalTransition (a job that is not finished).
         """
         with self._lock:
-            job = self._settled(job_id)
+            job = self._job(job_id)
             if job.state not in model.FINISHED:
                 raise IllegalTransition("Only a finished job can be deleted; this one is %s" % job.state)
             del self._jobs[job_id]
@@ -403,17 +404,20 @@ class Engine:
             raise UnknownJob("No job found with this id: %s" % job_id)
         return job
 
-    def _settled(self, job_id):
-        """The job once no undo is under way on it (waiting for one at most `undo_wait` s)."""
-        deadline = time.monotonic() + self._undo_wait
-        while True:
-            job = self._job(job_id)
-            if not job.undoing:
-                return job
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise JobBusy("Job %s is still undoing its work; try again later" % job_id)
-            self._lock.wait(remaining)
+    @staticmethod
+    def _undo_code(job):
+        """The ErrorCode `job` ends with once the removal of its work (under way, or asked) is done; None when
+        none is (what model.decide_action is told)."""
+        if job.undoing:
+            return job.undo_error[0] if job.undo_error else model.CANCELED_JOB
+        if job.cancel_requested or job.cancel_after_replay:
+            return model.CANCELED_JOB
+        return None
+
+    def _begin_undo(self, job, code, description, details):
+        """The job's work is to be removed (by `_undo`), then it fails with this error."""
+        job.undoing = True
+        job.undo_error = (code, description, details)
 
     def _enqueue(self, job):
         heapq.heappush(self._queue, (-job.priority, job.sequence, job.id))
@@ -440,6 +444,7 @@ class Engine:
                 logger.exception("Job %s: its content could not be read", job.id)
         job.completed = self._clock()
         job.cancel_requested = job.pause_requested = job.cancel_after_replay = job.undoing = False
+        job.undo_error = None
         self._set_state(job, state)
         self._park(job)
         self._history.pop(job.id, None)
@@ -521,8 +526,8 @@ class Engine:
             with self._lock:
                 if job.state != model.RUNNING or job.undoing:
                     return
-                job.undoing = True
-            self._undo(job, -1, "Internal error", "unexpected error in the jobs engine, see Orthanc's log")
+                self._begin_undo(job, -1, "Internal error", "unexpected error in the jobs engine, see Orthanc's log")
+            self._undo(job)
         except Exception:
             logger.exception("Could not fail job %s", job.id)
 
@@ -558,7 +563,7 @@ class Engine:
                 job.cancel_requested = True  # refused for a cancel (see _fenced): it must undo now
         with self._lock:
             if outcome == model.UNDO:
-                job.undoing = True
+                self._begin_undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             elif outcome == model.SUCCESS:
                 job.content, job.outputs = result
                 job.progress = 100.0
@@ -571,7 +576,7 @@ class Engine:
             if outcome in (model.PAUSED, model.PENDING):  # it waits: this worker is done with its runner
                 self._park(job)
         if outcome == model.UNDO:
-            self._undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
+            self._undo(job)
 
     _LOST = object()  # a worker's claim was taken over (cluster): it stops and undoes nothing
 
@@ -626,16 +631,18 @@ class Engine:
     def _fail(self, job, code, description, details):
         with self._lock:
             self._move(job, "fail")
-            job.undoing = True
-        self._undo(job, code, description, details)
+            self._begin_undo(job, code, description, details)
+        self._undo(job)
 
-    def _undo(self, job, code, description, details):
-        """Remove what the job stored (lock released), then move it to Failure.
+    def _undo(self, job):
+        """Remove what the job stored (lock released), then move it to Failure with its `undo_error` (a cancel
+        accepted meanwhile made that a cancel's, see `act`).
 
         In a cluster the undo is first recorded in the row (whoever holds the job after a takeover
         undoes it too), and nothing is removed by a worker whose claim was lost."""
         if self._fence is not None:
             with self._lock:
+                code, description, details = job.undo_error
                 preview = self._preview(job, job.state, error_code=code, error_description=description,
                                         error_details=details)
             if not self._fenced(job, "undo", preview):
@@ -644,6 +651,8 @@ class Engine:
             job.runner.rollback()
         except Exception:
             logger.exception("Could not undo the work of job %s", job.id)
+        with self._lock:
+            code, description, details = job.undo_error
         if self._fence is not None:
             with self._lock:
                 preview = self._preview(job, model.FAILURE, error_code=code, error_description=description,
@@ -651,6 +660,7 @@ class Engine:
             if not self._fenced(job, "undone", preview):
                 return
         with self._lock:
+            code, description, details = job.undo_error or (code, description, details)
             self._finish(job, model.FAILURE, code, description, details)
             self._notify(job.to_json())
 

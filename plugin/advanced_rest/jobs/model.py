@@ -1,6 +1,7 @@
 """Jobs as the core models them: states, the legal moves between them, and their JSON."""
 import dataclasses
 import datetime
+import enum
 import re
 import uuid
 
@@ -16,6 +17,10 @@ CANCELED_DESCRIPTION = "This job was canceled"
 
 LATER, NOTHING, UNDO = "later", "nothing", "undo"
 
+# A client's actions (the last part of POST /jobs/{id}/{action}).
+CANCEL, PAUSE, RESUME, RESUBMIT = "cancel", "pause", "resume", "resubmit"
+ACTIONS = (CANCEL, PAUSE, RESUME, RESUBMIT)
+
 # The one table of legal moves: (event, state) -> outcome. Absent: refused (HTTP 400
 # for a client's action; a bug for a worker's event).
 #   a state: the job moves there at once;
@@ -24,20 +29,20 @@ LATER, NOTHING, UNDO = "later", "nothing", "undo"
 #   UNDO: what the job stored is removed first, then it moves to Failure.
 # Client actions follow the core's registry; worker events are the engine's own moves.
 TRANSITIONS = {
-    ("pause", PENDING): PAUSED,
-    ("pause", RETRY): PAUSED,
-    ("pause", RUNNING): LATER,
-    ("pause", PAUSED): NOTHING,
-    ("pause", SUCCESS): NOTHING,
-    ("pause", FAILURE): NOTHING,
-    ("cancel", PENDING): UNDO,
-    ("cancel", RETRY): UNDO,
-    ("cancel", PAUSED): UNDO,
-    ("cancel", RUNNING): LATER,
-    ("cancel", SUCCESS): NOTHING,
-    ("cancel", FAILURE): NOTHING,
-    ("resume", PAUSED): PENDING,
-    ("resubmit", FAILURE): PENDING,
+    (PAUSE, PENDING): PAUSED,
+    (PAUSE, RETRY): PAUSED,
+    (PAUSE, RUNNING): LATER,
+    (PAUSE, PAUSED): NOTHING,
+    (PAUSE, SUCCESS): NOTHING,
+    (PAUSE, FAILURE): NOTHING,
+    (CANCEL, PENDING): UNDO,
+    (CANCEL, RETRY): UNDO,
+    (CANCEL, PAUSED): UNDO,
+    (CANCEL, RUNNING): LATER,
+    (CANCEL, SUCCESS): NOTHING,
+    (CANCEL, FAILURE): NOTHING,
+    (RESUME, PAUSED): PENDING,
+    (RESUBMIT, FAILURE): PENDING,
     # worker events
     ("start", PENDING): RUNNING,
     ("succeed", RUNNING): SUCCESS,
@@ -57,7 +62,6 @@ TRANSITIONS = {
     ("release", PAUSED): NOTHING,  # claimed to be undone
     ("release-paused", RUNNING): PAUSED,  # a pause was asked of it: it shows Paused, as its owner would have
 }
-ACTIONS = ("cancel", "pause", "resume", "resubmit")
 
 # The plugin's job ids: UUIDs of version 8 (RFC 9562, "custom"), where the core's are version 4. The
 # core routes /jobs/{id}... serve this form only (the route table's pattern), so that a core job's id
@@ -81,6 +85,60 @@ def is_plugin_job_id(job_id):
 def outcome(event, state):
     """What `event` does to a job in `state` (see TRANSITIONS); None when refused."""
     return TRANSITIONS.get((event, state))
+
+
+class Effect(enum.Enum):
+    """What a client's action does to a job (see `decide_action`)."""
+
+    NOTHING = "nothing"  # accepted, nothing changes
+    ASK_PAUSE = "ask-pause"  # a running job pauses at its next step
+    ASK_CANCEL = "ask-cancel"  # a running job removes its work at its next step, then fails with ErrorCode 37
+    RECANCEL = "recancel"  # a job failing on its own, its work being removed: it ends with ErrorCode 37
+    UNDO = "undo"  # a waiting job that may have stored work: removed, then Failure with ErrorCode 37
+    FAIL = "fail"  # a waiting job that stored nothing: Failure with ErrorCode 37 at once
+    MOVE = "move"  # the job moves to `Decision.state` at once (resubmit: from scratch)
+    REFUSED = "refused"  # the state forbids it, or the action is unknown: the core's 400 (`Decision.reason`)
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """An action's effect; for Effect.MOVE the state the job moves to, for Effect.REFUSED why."""
+
+    effect: Effect
+    state: str = None
+    reason: str = None
+
+
+def decide_action(action, state, undo_code=None, pause_requested=False, ran=True):
+    """What `action` does to a job in `state`: the one decision of one server's engine and of the cluster.
+
+    `undo_code`: the ErrorCode the job ends with once the removal of its work, under way or asked (a cancel
+    accepted), is done; None when none is. `ran`: it may have stored work since it was (re)submitted.
+    A job being undone ends in Failure whatever is asked: a cancel makes that end a cancel's (37), a pause
+    changes nothing, resume and resubmit are refused at once (400). Refusals are returned, not raised: this
+    module imports nothing of the package (the cluster's history checker loads it alone).
+    """
+    if action not in ACTIONS:
+        return Decision(Effect.REFUSED, reason="Unknown action %s" % action)
+    if undo_code is not None and state not in FINISHED:
+        if action == CANCEL:
+            return Decision(Effect.NOTHING if undo_code == CANCELED_JOB else Effect.RECANCEL)
+        if action == PAUSE:
+            return Decision(Effect.NOTHING)
+        return Decision(Effect.REFUSED, reason="Cannot %s a job that is being cancelled or failing: it ends in "
+                                               "Failure" % action)
+    found = outcome(action, state)
+    if found is None:
+        return Decision(Effect.REFUSED, reason="Cannot %s a job in state %s" % (action, state))
+    if found == NOTHING:
+        return Decision(Effect.NOTHING)
+    if found == LATER:
+        if action == PAUSE:
+            return Decision(Effect.NOTHING if pause_requested else Effect.ASK_PAUSE)
+        return Decision(Effect.ASK_CANCEL)
+    if found == UNDO:
+        return Decision(Effect.UNDO if ran else Effect.FAIL)
+    return Decision(Effect.MOVE, found)
 
 
 def timestamp(moment):
@@ -110,7 +168,8 @@ class Job:
     outputs: dict = dataclasses.field(default_factory=dict)  # name -> (bytes, MIME type)
     pause_requested: bool = False
     cancel_requested: bool = False
-    undoing: bool = False  # its work is being removed: actions wait, workers keep off
+    undoing: bool = False  # its work is being removed: workers keep off
+    undo_error: tuple = None  # while undoing: (ErrorCode, ErrorDescription, ErrorDetails) it then fails with
     cancel_after_replay: bool = False  # restored with a cancel accepted: run to find its work, then undo
     ran_before: bool = False  # an earlier run (before a crash or a takeover) may have stored work past this one's
     step: int = 0  # next step to run

@@ -6,6 +6,11 @@ again keeps what re-creating it needs (its payload: for create-dicom, the reques
 a property of its own, written once, before the index that names it. Once the index names
 it, the engine is told (`Engine.saved`): a job that waits then keeps no request in memory,
 and the worker that takes it reads it back from its property.
+
+A job's events (the webhooks' outbox) are durable no later than the change that made them: each save
+takes the jobs' snapshot, then makes the outbox durable (`durable_first`: every event of a change the
+engine has told is in the outbox by then, since the feed queues them while the engine holds its lock),
+then writes the index. A crash never leaves a saved state whose events were not saved.
 """
 import base64
 import json
@@ -26,11 +31,14 @@ FORMAT = 2  # 2: payloads as encode_payload writes them
 
 
 class Store:
-    """Persists an Engine through `get_property(id)` / `set_property(id, text)`."""
+    """Persists an Engine through `get_property(id)` / `set_property(id, text)`; `durable_first()` (optional)
+    makes durable, before each index is written, what the jobs' changes told so far made (the webhooks'
+    outbox: webhooks.dispatch.Saver.save)."""
 
-    def __init__(self, engine, get_property, set_property):
+    def __init__(self, engine, get_property, set_property, durable_first=None):
         self._engine = engine
         self._get, self._set = get_property, set_property
+        self._durable_first = durable_first
         self._slots = {}  # job id -> payload property
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -121,10 +129,12 @@ class Store:
             self._stop.wait(SAVE_WITHIN)
 
     def save(self):
-        """Make every job durable: new payloads first, then the index, then free what it no longer names.
+        """Make every job durable: new payloads first, then the events of the changes it holds
+        (`durable_first`), then the index, then free what it no longer names.
 
-        That order never lets a saved index name a slot that holds another job's payload:
-        a slot is reused only once an index without it has been written.
+        That order never lets a saved index name a slot that holds another job's payload (a slot is
+        reused only once an index without it has been written), nor hold a change whose events are not
+        saved (the snapshot is taken before the events are made durable).
         """
         if not self._ready.wait(READY_WITHIN):
             raise JobsLoading("The plugin's saved jobs are still being loaded: try again in a moment")
@@ -146,6 +156,8 @@ class Store:
                 if slot is not None:
                     keep[record["ID"]] = slot
                 jobs.append(dict(record, Slot=slot))
+            if self._durable_first is not None:
+                self._durable_first()  # raises when it cannot: the index is not written either
             self._set(INDEX_PROPERTY, json.dumps({"Format": FORMAT, "Jobs": jobs, "SavedAt": time.time()}))
             freed = set(self._slots.values()) - set(keep.values())
             self._slots = keep

@@ -90,13 +90,17 @@ class Dispatcher:
 
 
 class Saver:
-    """Saves one server's outbox soon after each change, in one global property."""
+    """Saves one server's outbox soon after each change, in one global property; the jobs' store also
+    calls `save` before each of its saves (jobs/store.py: events durable no later than their change)."""
 
     def __init__(self, outbox, get_property, set_property):
         self._outbox = outbox
         self._get, self._set = get_property, set_property
         self._stop = threading.Event()
         self._thread = None
+        # One save at a time: two threads (this saver's, the jobs store's) could otherwise write an older
+        # snapshot over a newer one, after the newer one was marked saved.
+        self._lock = threading.Lock()
 
     def load(self):
         """Restore what was saved; the deliveries restored."""
@@ -122,9 +126,13 @@ class Saver:
         self.save()
 
     def save(self):
-        version, document = self._outbox.snapshot()
-        self._set(OUTBOX_PROPERTY, json.dumps(document))
-        self._outbox.saved(version)
+        """Make every delivery queued so far durable (nothing is written when all of it is already)."""
+        with self._lock:
+            if not self._outbox.unsaved():
+                return
+            version, document = self._outbox.snapshot()
+            self._set(OUTBOX_PROPERTY, json.dumps(document))
+            self._outbox.saved(version)
 
     def _loop(self):
         while not self._stop.is_set():

@@ -44,37 +44,32 @@ class Change:
 
 
 def client_action(action, row):
-    """The Change an action (cancel, pause, resume, resubmit) makes to `row`; None: accepted, nothing to do.
+    """The Change an action (cancel, pause, resume, resubmit) makes to `row`, as model.decide_action decides;
+    None: accepted, nothing to do.
 
     Raises:
         IllegalTransition: the state forbids it (the core's 400).
     """
-    if action not in model.ACTIONS:
-        raise IllegalTransition("Unknown action %s" % action)
-    if row.undo is not None and row.state not in model.FINISHED:
-        # Already being cancelled (or failing): it ends in Failure whatever else is asked.
-        if action == "cancel" and row.undo.get("ErrorCode") != model.CANCELED_JOB:
-            return Change(undo=dict(CANCELED))  # failing on its own: a cancel answered 200 ends it as cancelled
-        if action in ("cancel", "pause"):
-            return None
-        raise IllegalTransition("Cannot %s a job that is being cancelled" % action)
-    outcome = model.outcome(action, row.state)
-    if outcome is None:
-        raise IllegalTransition("Cannot %s a job in state %s" % (action, row.state))
-    if outcome == model.NOTHING:
+    decision = model.decide_action(action, row.state, row.undo.get("ErrorCode") if row.undo is not None else None,
+                                   row.pause_requested, row.ran)
+    effect = decision.effect
+    if effect is model.Effect.REFUSED:
+        raise IllegalTransition(decision.reason)
+    if effect is model.Effect.NOTHING:
         return None
-    if outcome == model.LATER:  # its owner carries it out at its next step
-        if action == "pause":
-            return None if row.pause_requested else Change(pause_requested=True)
+    if effect is model.Effect.ASK_PAUSE:  # its owner carries it out at its next step
+        return Change(pause_requested=True)
+    if effect is model.Effect.ASK_CANCEL:
         return Change(undo=dict(CANCELED), pause_requested=False)  # a cancel outweighs a pause asked before
-    if outcome == model.UNDO:
-        if not row.ran:  # nothing stored: it fails at once (a claim not started yet is fenced off)
-            return Change(state=model.FAILURE, release=True, error=dict(CANCELED), undo=None,
-                          pause_requested=False)
+    if effect is model.Effect.RECANCEL:
+        return Change(undo=dict(CANCELED))  # failing on its own: a cancel answered 200 ends it as cancelled
+    if effect is model.Effect.FAIL:  # nothing stored: it fails at once (a claim not started yet is fenced off)
+        return Change(state=model.FAILURE, release=True, error=dict(CANCELED), undo=None, pause_requested=False)
+    if effect is model.Effect.UNDO:
         return Change(undo=dict(CANCELED), release=True, pause_requested=False)  # whoever claims it undoes it
-    if action == "resubmit":
-        return Change(state=outcome, release=True, reset=True, undo=None, pause_requested=False, ran=False)
-    return Change(state=outcome, release=True, pause_requested=False)
+    if action == model.RESUBMIT:
+        return Change(state=decision.state, release=True, reset=True, undo=None, pause_requested=False, ran=False)
+    return Change(state=decision.state, release=True, pause_requested=False)
 
 
 STEP, START, SUCCEED, SUSPEND, STOP, UNDO, UNDONE, CANCELLED, FAIL = (

@@ -1,0 +1,285 @@
+"""One contract for a client's actions, run against both adapters of the plugin's jobs: one server's Engine
+(memory, one lock) and the cluster's Cluster on a real PostgreSQL (one replica, no Orthanc). Each action
+(and DELETE) in each state, a cancel during a failing job's undo included: the same answer (accepted or
+400, at once) and the same end on both; model.decide_action decides for both (issue 27)."""
+import threading
+import time
+
+import pytest
+
+from advanced_rest.errors import BadFileFormat, IllegalTransition
+from advanced_rest.jobs import model
+from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
+from advanced_rest.jobs.engine import Engine, Runner
+
+OWN_ERROR = BadFileFormat.code  # what a failing step ends its job with
+ANSWER_WITHIN = 10.0  # seconds: an action is answered without waiting for any step or undo to end
+
+
+class Control:
+    """What the test holds of one job, whichever runner (re-created from the payload) runs it."""
+
+    def __init__(self, hold_at=None, fail_at=None, hold_undo=False):
+        self.hold_at, self.fail_at, self.hold_undo = hold_at, fail_at, hold_undo
+        self.at_step, self.step_go = threading.Event(), threading.Event()  # held in step `hold_at`
+        self.in_undo, self.undo_go = threading.Event(), threading.Event()  # held in its rollback
+        self.stored = set()  # steps whose work is stored now
+
+    def release(self):
+        self.step_go.set()
+        self.undo_go.set()
+
+
+CONTROLS = {}  # job id -> Control
+
+
+class Held(Runner):
+    """Steps that store one thing each, held where its Control says; fails once at `fail_at`."""
+
+    def __init__(self, payload):
+        self._payload = payload
+        self._control = CONTROLS[payload["ID"]]
+
+    def steps(self):
+        return self._payload["Steps"]
+
+    def step(self, index):
+        control = self._control
+        if index == control.hold_at and not control.step_go.is_set():
+            control.at_step.set()
+            assert control.step_go.wait(30), "step never released"
+        if index == control.fail_at:
+            control.fail_at = None  # once: a resubmission succeeds
+            raise BadFileFormat("broken at step %d" % index)
+        control.stored.add(index)
+
+    def content(self):
+        return {"Stored": len(self._control.stored)}
+
+    def payload(self):
+        return self._payload
+
+    def rollback(self):
+        control = self._control
+        if control.hold_undo and not control.undo_go.is_set():
+            control.in_undo.set()
+            assert control.undo_go.wait(30), "undo never released"
+        control.stored.clear()
+
+
+class OneServer:
+    """The Engine as one server runs it (one worker)."""
+
+    def __init__(self):
+        self.engine = Engine(concurrent_jobs=1, history_size=50)
+        self.engine.start()
+        self.jobs = self.engine
+
+    def submit(self, job_id, payload):
+        return self.engine.submit("Test", Held(payload), job_id=job_id)
+
+    def close(self):
+        self.engine.stop(5)
+
+
+class Cluster:
+    """One replica of the cluster (one worker), its jobs in PostgreSQL."""
+
+    def __init__(self, database):
+        import psycopg
+        import psycopg_pool
+        options = dict(autocommit=True, application_name=cluster_database.application_name("a"),
+                       options=cluster_database.session_options(30.0))
+        self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4, open=True)
+        holder = {}
+        self.engine = Engine(concurrent_jobs=1, history_size=50,
+                             fence=lambda job, move, claim: holder["cluster"].fence(job, move, claim))
+        self.jobs = cluster_.Cluster(
+            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)),
+            "a", self.engine, lambda job_type, payload, record: Held(payload), lease_seconds=30.0, history_size=50)
+        holder["cluster"] = self.jobs
+        self.jobs.open()
+        self.jobs.start()
+        self.engine.start()
+
+    def submit(self, job_id, payload):
+        return self.jobs.submit("Test", Held(payload), job_id=job_id)
+
+    def close(self):
+        self.engine.stop(5)
+        self.jobs.stop()
+        self.pool.close()
+
+
+@pytest.fixture(params=["one-server", "cluster"])
+def adapter(request):
+    made = OneServer() if request.param == "one-server" else Cluster(request.getfixturevalue("postgres_database"))
+    yield made
+    for control in CONTROLS.values():
+        control.release()
+    made.close()
+
+
+def _until(what, condition, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "never: %s" % what
+        time.sleep(0.01)
+
+
+def _state(adapter, job_id):
+    job = adapter.jobs.get(job_id)
+    return job["State"] if job is not None else "Deleted"
+
+
+def _job(adapter, steps=3, **control):
+    job_id = model.new_job_id()
+    CONTROLS[job_id] = Control(**control)
+    adapter.submit(job_id, {"ID": job_id, "Steps": steps})
+    return job_id
+
+
+# -- each state, reached as a user reaches it; what is held until the end of the test -------------------------
+
+def _pending(adapter):
+    blocker = _job(adapter, hold_at=0)  # the one worker is busy: the next job waits
+    assert CONTROLS[blocker].at_step.wait(10)
+    job_id = _job(adapter)
+    assert _state(adapter, job_id) == model.PENDING
+    return job_id, [blocker]
+
+
+def _running(adapter):
+    job_id = _job(adapter, hold_at=1)  # step 0 stored, held in step 1
+    assert CONTROLS[job_id].at_step.wait(10)
+    _until("Running", lambda: _state(adapter, job_id) == model.RUNNING)
+    return job_id, []
+
+
+def _paused(adapter):
+    job_id, _ = _running(adapter)
+    adapter.jobs.act(job_id, model.PAUSE)
+    CONTROLS[job_id].step_go.set()
+    _until("Paused", lambda: _state(adapter, job_id) == model.PAUSED)
+    return job_id, []
+
+
+def _success(adapter):
+    job_id = _job(adapter, steps=1)
+    _until("Success", lambda: _state(adapter, job_id) == model.SUCCESS)
+    return job_id, []
+
+
+def _failure(adapter):
+    job_id = _job(adapter, fail_at=0)
+    _until("Failure", lambda: _state(adapter, job_id) == model.FAILURE)
+    return job_id, []
+
+
+def _failing(adapter):
+    """A step raised: the job's work is being removed (held there), then it fails with its own error."""
+    job_id = _job(adapter, fail_at=1, hold_undo=True)
+    assert CONTROLS[job_id].in_undo.wait(10)
+    return job_id, []
+
+
+def _cancelling(adapter):
+    """A cancel of a running job took effect: its work is being removed (held there)."""
+    job_id = _job(adapter, hold_at=1, hold_undo=True)
+    assert CONTROLS[job_id].at_step.wait(10)
+    adapter.jobs.act(job_id, model.CANCEL)
+    CONTROLS[job_id].step_go.set()
+    assert CONTROLS[job_id].in_undo.wait(10)
+    return job_id, []
+
+
+STATES = {"Pending": _pending, "Running": _running, "Paused": _paused, "Success": _success, "Failure": _failure,
+          "Failing": _failing, "Cancelling": _cancelling}
+
+OK, REFUSED = "accepted", "400"
+DELETE = "delete"
+SUCCESS, PAUSED, DELETED = (model.SUCCESS, 0), (model.PAUSED, 0), ("Deleted", None)
+CANCELLED, FAILED = (model.FAILURE, model.CANCELED_JOB), (model.FAILURE, OWN_ERROR)
+
+# (state, action) -> (answer, (the state it ends in once nothing is held, its ErrorCode))
+CONTRACT = {
+    ("Pending", model.PAUSE): (OK, PAUSED),
+    ("Pending", model.CANCEL): (OK, CANCELLED),
+    ("Pending", model.RESUME): (REFUSED, SUCCESS),
+    ("Pending", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Pending", DELETE): (REFUSED, SUCCESS),
+    ("Running", model.PAUSE): (OK, PAUSED),
+    ("Running", model.CANCEL): (OK, CANCELLED),
+    ("Running", model.RESUME): (REFUSED, SUCCESS),
+    ("Running", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Running", DELETE): (REFUSED, SUCCESS),
+    ("Paused", model.PAUSE): (OK, PAUSED),
+    ("Paused", model.CANCEL): (OK, CANCELLED),
+    ("Paused", model.RESUME): (OK, SUCCESS),
+    ("Paused", model.RESUBMIT): (REFUSED, PAUSED),
+    ("Paused", DELETE): (REFUSED, PAUSED),
+    ("Success", model.PAUSE): (OK, SUCCESS),
+    ("Success", model.CANCEL): (OK, SUCCESS),
+    ("Success", model.RESUME): (REFUSED, SUCCESS),
+    ("Success", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Success", DELETE): (OK, DELETED),
+    ("Failure", model.PAUSE): (OK, FAILED),
+    ("Failure", model.CANCEL): (OK, FAILED),
+    ("Failure", model.RESUME): (REFUSED, FAILED),
+    ("Failure", model.RESUBMIT): (OK, SUCCESS),  # from scratch: its step fails only once
+    ("Failure", DELETE): (OK, DELETED),
+    # A job being undone ends in Failure whatever is asked, and no action waits for the undo to end.
+    ("Failing", model.CANCEL): (OK, CANCELLED),  # a cancel answered 200 ends it as cancelled
+    ("Failing", model.PAUSE): (OK, FAILED),
+    ("Failing", model.RESUME): (REFUSED, FAILED),
+    ("Failing", model.RESUBMIT): (REFUSED, FAILED),
+    ("Failing", DELETE): (REFUSED, FAILED),
+    ("Cancelling", model.CANCEL): (OK, CANCELLED),
+    ("Cancelling", model.PAUSE): (OK, CANCELLED),
+    ("Cancelling", model.RESUME): (REFUSED, CANCELLED),
+    ("Cancelling", model.RESUBMIT): (REFUSED, CANCELLED),
+    ("Cancelling", DELETE): (REFUSED, CANCELLED),
+}
+
+
+def _answer(adapter, job_id, action):
+    """OK or REFUSED, as answered within ANSWER_WITHIN s while whatever holds the job still holds it."""
+    answered = []
+
+    def send():
+        try:
+            adapter.jobs.delete(job_id) if action == DELETE else adapter.jobs.act(job_id, action)
+            answered.append(OK)
+        except IllegalTransition:
+            answered.append(REFUSED)
+        except Exception as error:  # told to the test, which fails on it
+            answered.append(error)
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    thread.join(ANSWER_WITHIN)
+    assert answered, "%s was not answered within %g s (it waited for the job)" % (action, ANSWER_WITHIN)
+    assert answered[0] in (OK, REFUSED), answered[0]
+    return answered[0]
+
+
+def test_the_contract_covers_each_action_in_each_state():
+    assert set(CONTRACT) == {(state, action) for state in STATES for action in model.ACTIONS + (DELETE,)}
+
+
+@pytest.mark.parametrize("state, action", list(CONTRACT), ids=["%s-%s" % key for key in CONTRACT])
+def test_each_action_in_each_state(adapter, state, action):
+    answer, (final, code) = CONTRACT[(state, action)]
+    job_id, others = STATES[state](adapter)
+    assert _answer(adapter, job_id, action) == answer
+    for held in [job_id] + others:
+        CONTROLS[held].release()
+    _until("job %s ends %s" % (job_id, final), lambda: _state(adapter, job_id) == final)
+    if final != "Deleted":  # Paused, Success or Failure: nothing held, nothing changes it any more
+        assert adapter.jobs.get(job_id)["ErrorCode"] == code
+    if final == model.FAILURE:
+        assert CONTROLS[job_id].stored == set(), "a failed job's work is removed"
+    for other in others:
+        _until("the blocker ends", lambda: _state(adapter, other) == model.SUCCESS)
