@@ -259,12 +259,7 @@ def embed_content(instance, text, encapsulate=False):
         LimitExceeded: an image beyond AdvancedRest.MaxImagePixels or MaxImageBytes.
         UnsupportedFormat: a MIME type that cannot go into DICOM.
     """
-    parsed = datauri.parse(text)
-    if parsed is None:
-        raise BadFileFormat()
-    mime = datauri.KNOWN_MIME_TYPES.get(parsed.mime)
-    if mime is None:
-        raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
+    parsed, mime = datauri.parse_known(text)
     if mime in video.READERS:
         _embed_video(instance, mime, parsed.content)  # never decoded, whatever Encapsulate says
     elif mime == "image/jp2":

@@ -3,7 +3,7 @@ import binascii
 import dataclasses
 import re
 
-from ..errors import BadFileFormat
+from ..errors import BadFileFormat, ParameterOutOfRange
 
 # The core accepts exactly `data:MIME;base64,PAYLOAD`, case-insensitively, with nothing
 # around it. Only the header goes through a regular expression: the payload can be
@@ -117,3 +117,18 @@ def parse(text):
         return None
     mime, payload = split
     return DataUri(mime.lower(), decode_base64(payload))
+
+
+def parse_known(text):
+    """(the DataUri in `text`, its MIME type as KNOWN_MIME_TYPES names it).
+
+    Raises:
+        BadFileFormat: not a data URI. ParameterOutOfRange: a MIME type the core does not know.
+    """
+    parsed = parse(text)
+    if parsed is None:
+        raise BadFileFormat()
+    mime = KNOWN_MIME_TYPES.get(parsed.mime)
+    if mime is None:
+        raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
+    return parsed, mime

@@ -6,8 +6,7 @@ are kept as they come, one fragment each.
 """
 import dataclasses
 
-from ..errors import AdvancedRestError, BadFileFormat, BadRequest, LimitExceeded, NoPayload, ParameterOutOfRange, \
-    UnsupportedFormat, UseDataUriScheme
+from ..errors import AdvancedRestError, BadRequest, LimitExceeded, NoPayload, UnsupportedFormat, UseDataUriScheme
 from . import datauri, images
 from .writer import Fragments
 
@@ -54,12 +53,7 @@ def _text(index, item):
 
 def _one(text, encapsulate, max_pixels, max_bytes):
     """(Frames of this one frame, its fragment or pixels) for the data URI `text`."""
-    parsed = datauri.parse(text)
-    if parsed is None:
-        raise BadFileFormat()
-    mime = datauri.KNOWN_MIME_TYPES.get(parsed.mime)
-    if mime is None:
-        raise ParameterOutOfRange("Unknown MIME type: %s" % parsed.mime)
+    parsed, mime = datauri.parse_known(text)
     if encapsulate:
         if mime != "image/jpeg":
             raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
