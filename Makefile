@@ -16,8 +16,9 @@ host-packages:
 # postgresql (15) and orthanc-postgresql (4.0): the cluster tests start their own server (tests/integration/postgres.py);
 # openssl: a self-signed certificate for the webhook sender's TLS test.
 # ffmpeg: the create-dicom video tests make their MP4 and MPEG-2 files with it (never used at run time).
+# chromium and chromium-driver: the jobs page's tests drive a real browser, headless (tests/integration/browser.py).
 test-packages: host-packages
-	scripts/apt-install.sh debootstrap dicom3tools prometheus postgresql orthanc-postgresql openssl ffmpeg
+	scripts/apt-install.sh debootstrap dicom3tools prometheus postgresql orthanc-postgresql openssl ffmpeg chromium chromium-driver
 
 plugin-venv: host-packages
 	scripts/make-venv.sh .venv/plugin plugin/requirements.txt $(HOST_PYTHON)

@@ -5,7 +5,8 @@ Starts two Orthanc servers of one leg with the test harness (tests/integration/s
 one without any plugin (the core answers create-dicom) and one with our plugin (it answers
 create-dicom). Every case sends the same body to both, alternating core and plugin request by
 request, and compares median client-side latencies (plugin / core). A last case compares the
-throughput of 4 concurrent clients. Targets are printed, never asserted.
+throughput of 4 concurrent clients (a PNG RGB of --throughput-size, 512x512 by default, as issue 26
+states it). Targets are printed, never asserted.
 
     .venv/test/bin/python benchmarks/create_dicom.py [--leg bookworm|forky] [--repeat N] [--json FILE]
 """
@@ -172,9 +173,15 @@ def table(results, m):
     t = results["throughput"]
     if t:
         ratio = t["plugin_rps"] / t["core_rps"]
-        lines.append(f"| throughput, {CLIENTS} clients, PNG RGB 64x64 (req/s, median of {t['rounds']} blocks "
+        lines.append(f"| throughput, {CLIENTS} clients, PNG RGB {t['size']}x{t['size']} (req/s, median of {t['rounds']} blocks "
                      f"of {CLIENTS}x{t['requests_per_client']}) | {t['core_rps']:.1f} req/s | "
                      f"{t['plugin_rps']:.1f} req/s | {ratio:.3f} | >= {1 / TARGET:.2f} "
+                     f"{verdict(ratio >= 1 / TARGET)} |")
+    c = results.get("compared")
+    if t and c:
+        ratio = c["compared_rps"] / t["core_rps"]
+        lines.append(f"| the same, plugin with {json.dumps(m.get('compare_config'))} (same blocks, alternated) | "
+                     f"{t['core_rps']:.1f} req/s | {c['compared_rps']:.1f} req/s | {ratio:.3f} | >= {1 / TARGET:.2f} "
                      f"{verdict(ratio >= 1 / TARGET)} |")
     by_name = {r["name"]: r for r in results["latency"]}
     enc, dec = by_name.get(ENCAPSULATED_JPEG), by_name.get(DECODED_JPEG)
@@ -193,9 +200,14 @@ def add_options(parser):
                         help="throughput blocks per server; default %(default)s")
     parser.add_argument("--per-client", type=int, default=100,
                         help="requests per client in one throughput block; default %(default)s")
+    parser.add_argument("--throughput-size", type=int, default=512,
+                        help="side of the PNG RGB of the throughput case; default %(default)s")
     parser.add_argument("--only", help="comma list of case names to run (throughput: 'throughput')")
     parser.add_argument("--plugin-config", metavar="JSON", type=json.loads, default=None,
                         help='merged over the plugin server\'s configuration, e.g. \'{"Python": {"AllowThreads": true}}\'')
+    parser.add_argument("--compare-config", metavar="JSON", type=json.loads, default=None,
+                        help="a third server, the plugin with this configuration merged, in the throughput case's "
+                             "alternation (e.g. '{\"AdvancedRest\": {\"LoopbackStoreShare\": 0}}': the SDK's store)")
 
 
 def main():
@@ -204,22 +216,30 @@ def main():
     began = time.monotonic()
     print("building payloads ...", file=sys.stderr)
     cases = make_cases(args.repeat)
-    small = next(body for name, _, body, _ in cases if name == "png-64-rgb")
+    side = args.throughput_size
+    png = encoded(gradient_rgb(side, side), "PNG")
+    small = json.dumps({"Tags": {"PatientName": "Benchmark^throughput", "StudyDescription": "create-dicom benchmark"},
+                        "Content": data_uri("image/png", png)}).encode()
     only = set(args.only.split(",")) if args.only else None
     if only:
         cases = [c for c in cases if c[0] in only]
 
     print(f"starting Orthanc ({leg.name}) with and without the plugin ...", file=sys.stderr)
-    with servers(leg, ("core", {"plugin": False}),
-                 ("plugin", {"plugin": True, "config": args.plugin_config})) as (core, plugin):
+    specs = [("core", {"plugin": False}), ("plugin", {"plugin": True, "config": args.plugin_config})]
+    if args.compare_config is not None:
+        specs.append(("compared", {"plugin": True, "config": args.compare_config}))
+    with servers(leg, *specs) as started:
+        core, plugin = started[:2]
         m = machine(leg, core, plugin)
-        m.update(plugin_config=args.plugin_config)
-        sessions = {role: (server, requests.Session()) for role, server in (("core", core), ("plugin", plugin))}
+        m.update(plugin_config=args.plugin_config, compare_config=args.compare_config)
+        roles = [spec[0] for spec in specs]
+        sessions = {role: (server, requests.Session()) for role, server in zip(roles, started)}
 
         results = {"machine": m, "target": TARGET, "warmup": WARMUP, "latency": [], "throughput": None}
+        pair = {role: sessions[role] for role in ("core", "plugin")}  # the latency cases: these two
         for name, label, body, n in cases:
             t0 = time.monotonic()
-            times = latency_case(sessions, body, n)
+            times = latency_case(pair, body, n)
             results["latency"].append({
                 "name": name, "label": label, "n": n, "body_bytes": len(body),
                 "core_ms": 1000 * statistics.median(times["core"]),
@@ -232,8 +252,11 @@ def main():
         if not only or "throughput" in only:
             t0 = time.monotonic()
             rates = throughput_case(sessions, small, args.rounds, args.per_client)
+            if "compared" in rates:
+                results["compared"] = {"compared_rps": statistics.median(rates["compared"]),
+                                       "compared_rps_blocks": rates["compared"]}
             results["throughput"] = {
-                "clients": CLIENTS, "rounds": args.rounds, "requests_per_client": args.per_client,
+                "clients": CLIENTS, "size": side, "rounds": args.rounds, "requests_per_client": args.per_client,
                 "core_rps": statistics.median(rates["core"]), "plugin_rps": statistics.median(rates["plugin"]),
                 "core_rps_blocks": rates["core"], "plugin_rps_blocks": rates["plugin"],
             }

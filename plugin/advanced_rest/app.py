@@ -7,6 +7,7 @@ import time
 from . import __version__, access as access_, host, memory, routes, settings as settings_
 from .create_dicom.job import JOB_TYPE
 from .create_dicom.route import CreateDicom, Services
+from .create_dicom.storing import HttpStore
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.core import CoreJobs, loopback_permits
@@ -14,10 +15,11 @@ from .jobs.engine import Engine, Restored
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, OutputLimits, WaitLimits
 from .jobs.store import Store
-from .metrics.families import Metrics
+from .metrics.families import Metrics, tally
 from .metrics.received import ReceivedCounter
 from .metrics.push import Pusher, headline
 from .metrics.routes import MetricsApi
+from .ui.routes import JobsPage
 from .web import Router, Transport, json_response
 from .webhooks.dispatch import Dispatcher, Saver
 from .webhooks.outbox import Outbox
@@ -75,14 +77,18 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None, webhooks=(None, None)):
+    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None, webhooks=(None, None),
+                 http_store=None):
         self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
+        self.http_store = http_store  # create-dicom's store through Orthanc's HTTP server (None: never)
         self.received, self.cluster = received, cluster
         self.saver, self.dispatcher = webhooks  # one server's outbox saver (or None), the senders (or None)
         self._runner_for = runner_for
 
     def started(self, _):
         host.test_references()  # before the rest: until it decides, requests are served as the Python plugin does alone
+        if self.http_store is not None:  # before the plugin's threads start, which would take the GIL meanwhile
+            _decide_store(self.http_store)
         if self.saver is not None:  # first: what was pending goes out again, before what comes now
             self.saver.load()
             self.saver.start()
@@ -118,6 +124,34 @@ class _Background:
             self.saver.stop()
         if self.cluster is not None:
             self.cluster.stop()  # what this replica held is free for the others
+
+
+STORE_TIMEOUT = 60.0  # seconds a store through Orthanc's HTTP server may take (a 256 MiB file's included)
+
+
+def _http_store(settings):
+    """create-dicom's store through Orthanc's own HTTP server as each requester (storing.HttpStore), off until
+    the GIL's self-test; None with AdvancedRest.LoopbackStoreShare 0 or Orthanc's HTTP server off."""
+    if settings.loopback_stores == 0:
+        return None
+    loopback = host.Loopback(host.configuration(), timeout=STORE_TIMEOUT)
+    if not loopback.enabled:
+        return None
+    return HttpStore(loopback.request, access_.identity, settings.loopback_stores)
+
+
+def _decide_store(http_store):
+    """Store through Orthanc's HTTP server only where calls into Orthanc keep the GIL (host.sdk_keeps_gil)."""
+    keeps = host.sdk_keeps_gil()
+    http_store.active = keeps is True
+    if keeps:
+        logger.warning("Self-test of the GIL: calls into Orthanc keep it (Python plugin before 4.3, or "
+                       "Python.AllowThreads off): synchronous create-dicom stores through Orthanc's HTTP server as "
+                       "the requester, up to %d at once (AdvancedRest.LoopbackStoreShare), else through the SDK",
+                       http_store.permits)
+    else:
+        logger.warning("Self-test of the GIL: calls into Orthanc %s: create-dicom stores through the SDK",
+                       "release it" if keeps is False else "undecided")
 
 
 POOL_WAIT = 2.0  # seconds a request waits for a connection to the cluster's PostgreSQL before its 503
@@ -217,7 +251,7 @@ def _webhooks(settings, metrics, feed, cluster):
             logger.exception("Webhooks: the events of a move of job %s could not be queued", job.get("ID"))
 
     cluster.in_move = in_move
-    metrics.add_webhooks(outbox.depth, lambda: outbox.counted_here, time.time)
+    metrics.add_webhooks(outbox.depth, cluster.reporting, time.time)  # counted once, as orthanc_jobs
     return (WebhooksApi(outbox, settings.replica), None,
             Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look, refused=refused))
 
@@ -286,7 +320,7 @@ def register():
         engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed,
                         persist=persist, max_pending=settings.max_pending_jobs,
                         max_pending_bytes=settings.max_pending_bytes)
-    jobs_view, jobs_of_mine = engine, engine.all
+    jobs_view, jobs_counted = engine, lambda: tally(engine.all())
     if settings.cluster:
         try:
             cluster = _open_cluster(settings, engine, runner_for, finished[0])
@@ -294,15 +328,17 @@ def register():
             logger.error("NOT SERVING ANYTHING: the cluster cannot start: %s", exc)
             return
         jobs_view, feed = cluster, cluster.feed
-        jobs_of_mine = cluster.mine
+        jobs_counted = cluster.gauges  # the cluster's, from the one replica that holds the reporting role now
         metrics.add_cluster(cluster.counters)
     core_jobs, access = _loopback(settings)
     watcher = CoreWatcher(feed, lambda: core_jobs.all(in_request=False),
                           cluster.peers.publish_core if cluster is not None else None, ids=core_jobs.ids)
-    metrics.add_job_source(jobs_of_mine)
-    metrics.add_job_source(watcher.jobs)
+    metrics.add_job_source(jobs_counted)
+    metrics.add_job_source(lambda: tally(watcher.jobs()))
 
-    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put)
+    http_store = _http_store(settings)
+    services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put,
+                        http_store)
     create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
     runner_for.bind(_runner_for(create_dicom))
     jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, feed,
@@ -318,19 +354,19 @@ def register():
     if settings.save_jobs and not settings.cluster:  # a job's events are saved before its state (jobs/store.py)
         store = Store(engine, host.get_global_property, host.set_global_property,
                       durable_first=saver.save if saver is not None else None)
-    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_of_mine))
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_counted))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route,
                               host.redirect),
                     observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST,
-                    is_gate=access.is_gate if access is not None else None)
+                    is_gate=access.is_gate if access is not None else None, trusted_origins=settings.trusted_origins)
     host.register_reference_test(settings.root)  # its probe route, run at ORTHANC_STARTED
-    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api, access)
+    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api, access, JobsPage(settings.root))
 
     received = ReceivedCounter(metrics, host.rest_get_json)
-    background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_of_mine), host.set_metric,
+    background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_counted), host.set_metric,
                                                              metrics.enabled), runner_for, received, cluster,
-                             (saver, dispatcher))
+                             (saver, dispatcher), http_store)
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,

@@ -15,12 +15,12 @@
     ├── Unavailable              not now: try again after Retry-After              503 / 3, with Retry-After
     │   ├── QueueFull            MaxPendingJobs jobs, or MaxPendingBytes, unfinished
     │   ├── JobsLoading          the saved jobs not loaded yet (at start)
-    │   ├── JobBusy              a job still undoing its work
     │   ├── DeliveryBusy         a webhook delivery (or test) being sent right now
     │   ├── CoreJobsUnavailable  the core's jobs not readable in time (HTTP loopback)
     │   ├── AccessUnknown        the site's rules could not be asked (HTTP loopback)
     │   └── OutputsBusy          AdvancedRest.MaxConcurrentOutputs core outputs already served
     ├── AccessDenied             the site's rules refuse this user the core path   403 / 45
+    ├── CrossSiteRefused         a browser's cross-site request changing something 403 / 45
     ├── DatabaseUnavailable      Orthanc's or the cluster's database unreachable   503 / 36
     ├── RequestTooLarge          a body over MaxRequestBytes or MaxPendingBytes    413 / 3
     ├── NotString                create-dicom: a legacy body's value not a string  400 / 2019
@@ -219,10 +219,6 @@ class JobsLoading(Unavailable):
     """The plugin's saved jobs are not loaded yet, just after Orthanc started (see Retry-After)."""
 
 
-class JobBusy(Unavailable):
-    """The job is still undoing its work after a cancel (see Retry-After)."""
-
-
 class DeliveryBusy(Unavailable):
     """A webhook delivery (or a test of its endpoint) is being sent right now: try again once it ends."""
 
@@ -246,6 +242,14 @@ class OutputsBusy(Unavailable):
 class AccessDenied(AdvancedRestError):
     """The site's rules (RegisteredUsers, a Lua filter, an authorization plugin) refuse this user the core
     path this route stands for."""
+
+    code = 45
+    status = 403
+
+
+class CrossSiteRefused(AdvancedRestError):
+    """A browser sent this state-changing request from another site (Sec-Fetch-Site, or an Origin other than
+    the server's): a page elsewhere cannot act with the user's credentials (AdvancedRest.TrustedOrigins)."""
 
     code = 45
     status = 403

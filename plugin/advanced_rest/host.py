@@ -16,7 +16,7 @@ import time
 
 import orthanc
 
-from . import references
+from . import gil, references
 from .access import OutputTooLarge
 from .errors import OrthancError
 
@@ -228,13 +228,15 @@ class _StatusSender:
 send_status = _StatusSender()
 
 
-def answer(output, body, mime):
-    """200 with `body` (bytes) of type `mime`."""
+def answer(output, body, mime, headers=None):
+    """200 with `body` (bytes) of type `mime`, and `headers`."""
+    for name, value in (headers or {}).items():
+        output.SetHttpHeader(name, value)
     output.AnswerBuffer(body, mime)
 
 
 def redirect(output, location):
-    """301 to `location`."""
+    """301 to `location` (307 from Orthanc 1.12: its Redirect)."""
     output.Redirect(location)
 
 
@@ -387,6 +389,67 @@ def test_references():
     """Run the references self-test, once: at ORTHANC_STARTED (the SDK's REST calls fail while plugins
     load). Requests served before it are handled as the Python plugin does alone."""
     _REFERENCES.test()
+
+
+# ---- whether calls into Orthanc keep the GIL (gil.py) -------------------------------------------
+
+def _gil_trial():
+    """One gil.Trial: the clocks around a call into Orthanc (GET /system, the core's), and the clock of a
+    thread that asked for the GIL while this one held it in C just before that call.
+
+    The hold (libc's usleep through ctypes.PyDLL, which keeps the GIL) lasts several switch intervals, so
+    that the waiting thread has asked for a switch by then: a call that lets the GIL go must hand it over
+    before going on (CPython's forced switching), and the waiter runs during the call. The steps are chained
+    by C code alone (map over C callables), so no Python code, which could hand the GIL over, runs between
+    the hold and the end of the call.
+    """
+    import ctypes
+    import functools
+    import operator
+
+    hold = ctypes.PyDLL(None).usleep
+    hold.argtypes, hold.restype = [ctypes.c_uint], ctypes.c_int
+    gate, noted = threading.Lock(), []
+    gate.acquire()
+
+    def waiter():
+        with gate:
+            noted.append(time.perf_counter())
+
+    thread = threading.Thread(target=waiter, name="advanced-rest-gil-probe", daemon=True)
+    thread.start()
+    time.sleep(0.005)  # the waiter blocks on the gate (it would ask for the GIL anyway once the gate opens)
+    micros = int(1e6 * max(0.02, 4 * sys.getswitchinterval()))
+    steps = (gate.release, functools.partial(hold, micros), time.perf_counter,
+             functools.partial(orthanc.RestApiGet, "/system"), time.perf_counter)
+    try:
+        _, _, before, _, after = list(map(operator.methodcaller("__call__"), steps))
+    finally:
+        thread.join(2.0)  # the gate is open: its first step
+    return gil.Trial(before, noted[0] if noted else None, after)
+
+
+def sdk_keeps_gil():
+    """True if calls into Orthanc keep the GIL here (Python plugin before 4.3, or Python.AllowThreads off),
+    False if they release it, None if the probe could not tell (then logged here at WARNING).
+
+    Run once at ORTHANC_STARTED, before the plugin's own threads start (the SDK's calls fail while plugins
+    load)."""
+    trials = []
+    try:
+        for _ in range(gil.TRIALS):
+            trials.append(_gil_trial())
+            if gil.decide(trials) == gil.RELEASED:
+                break
+        decision = gil.decide(trials)
+    except Exception as error:
+        logger.warning("Self-test of the GIL during calls into Orthanc could not run (%s: %s)",
+                       type(error).__name__, error)
+        return None
+    if decision is None:
+        logger.warning("Self-test of the GIL during calls into Orthanc: undecided after %d trials", len(trials))
+        return None
+    return decision == gil.KEPT
 
 
 # ---- logging -------------------------------------------------------------------

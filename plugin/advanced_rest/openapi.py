@@ -78,6 +78,16 @@ _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "str
 _TEXT = {"description": "Prometheus text format (OpenMetrics when Accept asks for it)",
          "content": {"text/plain": {"schema": {"type": "string"}}}}
 
+def _redirect(operation):
+    """`operation` that sends the client on first: 301 from Orthanc 1.10, 307 from 1.12 (its Redirect)."""
+    for status in ("301", "307"):
+        operation["responses"][status] = {"description": "to the page's own path"}
+    return operation
+
+
+_PAGE = {"description": "the page's file, with a strict Content-Security-Policy",
+         "content": {"text/html": {"schema": {"type": "string"}}}}
+
 CREATE_DICOM = {"post": _operation(
     "Create a DICOM instance (or a series) from tags and an image, images (MultiFrame), a video, PDF or 3D model",
     _json({"type": "object"}, "the stored instance ({ID, Path, ParentPatient, ParentStudy, ParentSeries, Status}), "
@@ -90,7 +100,10 @@ CREATE_DICOM = {"post": _operation(
                 "Microscopic with GM instance; 415 for a profile or level DICOM has no transfer syntax for), "
                 "image/jp2 (a JPEG 2000 codestream or JP2 file) kept as it comes (JPEG 2000 Lossless Only for the "
                 "5/3 wavelet, JPEG 2000 for the 9/7). Sendable by default: where the request, its parent and the "
-                "content leave SOPClassUID or Modality out, Secondary Capture (Raw Data without an image) and OT.",
+                "content leave SOPClassUID or Modality out, Secondary Capture (Raw Data without an image) and OT. "
+                "The body may also be multipart/related (RFC 2387; type=application/json): the JSON request as "
+                "its first part (or the one `start` names), whose Content names the other parts as cid:ID "
+                "(their Content-ID), each file unencoded with its own Content-Type.",
     requestBody={"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/CreateDicom"},
         "examples": {
@@ -129,7 +142,7 @@ OPERATIONS = {
         "get": _operation("One job (core or plugin)", _json(_JOB, "the job"), (e.UnknownJob,) + JOBS_ERRORS,
                           parameters=[_ID]),
         "delete": _operation("Forget a finished job", _OBJECT,
-                             (e.UnknownJob, e.IllegalTransition, e.MethodNotAllowed, e.JobBusy) + JOBS_ERRORS,
+                             (e.UnknownJob, e.IllegalTransition, e.MethodNotAllowed) + JOBS_ERRORS,
                              parameters=[_ID])},
     # name "" or ".." reaches /jobs/{id} or /jobs once Orthanc normalised the path: 405 for POST and DELETE.
     "/jobs/{id}/{name}": {
@@ -138,7 +151,7 @@ OPERATIONS = {
                           (e.BadRequest, e.UnknownJob) + JOBS_ERRORS,
                           parameters=[_ID, _NAME, _query("timeout", "for wait: seconds (default 30)", "number", 1)]),
         "post": _operation("cancel, pause, resume or resubmit a job", _OBJECT,
-                           (e.BadRequest, e.IllegalTransition, e.UnknownJob, e.JobBusy, e.MethodNotAllowed)
+                           (e.BadRequest, e.IllegalTransition, e.UnknownJob, e.MethodNotAllowed)
                            + JOBS_ERRORS,
                            parameters=[_ID, _NAME]),
         "delete": _operation("Forget one output of a job", _OBJECT, (e.UnknownJob, e.MethodNotAllowed) + JOBS_ERRORS,
@@ -159,6 +172,11 @@ OPERATIONS = {
         (e.UnknownResource, e.DeliveryBusy, e.DatabaseUnavailable) + ACCESS_ERRORS,
         parameters=[{"name": "id", "in": "path", "required": True, "schema": {"type": "string"},
                      "description": "a delivery's ID"}])},
+    "/ui": {"get": _redirect(_operation("The jobs page: sent on to {Root}/ui/index.html (200: the page, once followed)",
+                                        _PAGE))},
+    "/ui/index.html": {"get": _operation("The jobs page: every job live, its actions, webhook deliveries", _PAGE)},
+    "/ui/app.js": {"get": _operation("The jobs page's script", _PAGE)},
+    "/ui/style.css": {"get": _operation("The jobs page's style", _PAGE)},
     "/webhooks/test": {"post": _operation(
         "Send a Test event to an endpoint now, once", _json({"type": "object"}, "{Endpoint, EventId, Delivered, "
                                                                                 "Status, Error}"),

@@ -26,11 +26,13 @@ def _guarded(access, suffix, handlers):
     return {name: access.guard(handler, method, path) for name, handler in handlers.items()}
 
 
-def serve(router, settings, create_dicom, jobs, metrics_api, system, webhooks=None, access=None):
+def serve(router, settings, create_dicom, jobs, metrics_api, system, webhooks=None, access=None, page=None):
     """Add to `router` every route `settings` enable, and {Root}/openapi.json describing them.
 
     `create_dicom` and `system` are handlers, `jobs` a JobsApi, `metrics_api` a MetricsApi, `webhooks` a
-    WebhooksApi (or None), `access` an access.Access (None: nothing is asked, Orthanc's HTTP server is off).
+    WebhooksApi (or None), `access` an access.Access (None: nothing is asked, Orthanc's HTTP server is off),
+    `page` the jobs page (ui.routes.JobsPage; None: not served). The page's files tell nothing of the core's data:
+    what it shows comes through the routes above, each judged as any client's request.
     """
     own = re.escape(settings.root)
     router.add(own + "/system", {"GET": system})
@@ -45,6 +47,8 @@ def serve(router, settings, create_dicom, jobs, metrics_api, system, webhooks=No
         router.add(own + suffix, _guarded(access, suffix, handlers))
     if settings.serve_core_routes:
         router.add("/tools/metrics-prometheus", {"GET": metrics_api.core})
+    for suffix, handlers in (page.routes() if page is not None else []):
+        router.add(own + re.escape(suffix), handlers)
     try:
         description = json_response(openapi.document(router.registered + [(own + "/openapi.json", ["GET"])],
                                                      settings.root))

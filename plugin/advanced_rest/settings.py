@@ -73,6 +73,9 @@ OPTIONS = (
     Option("LoopbackUser", str, "", "the RegisteredUsers entry whose rights the plugin's own background work has "
            "(reading the core's jobs for the feed, metrics and webhooks); empty: no credentials", "Configuration",
            "loopback_user"),
+    Option("TrustedOrigins", list, [], "origins (`https://viewer.example.org`) whose cross-site requests may still "
+           "change something (POST, PUT, DELETE) through the plugin's routes; a browser's other cross-site requests "
+           "are refused (403)", "Configuration"),
     Option("CreatorMetadata", str, "", "name of a user-defined metadata where create-dicom records who asked",
            "Configuration", "creator_metadata"),
     Option("MaxRequestBytes", int, 256 * MIB, "a create-dicom body larger than this is refused (413), before "
@@ -102,6 +105,9 @@ OPTIONS = (
            "max_wait_seconds", above=0, maximum=3600),
     Option("LongPollShare", float, 0.2, "share of Orthanc's HttpThreadsCount that waits may hold", "Limits",
            above=0, below=1),
+    Option("LoopbackStoreShare", float, 0.25, "share of Orthanc's HttpThreadsCount that synchronous create-dicom "
+           "requests may hold storing through Orthanc's HTTP server, where calls into Orthanc keep the GIL (Python "
+           "plugin before 4.3); beyond it, and with 0, they store through the SDK", "Limits", minimum=0, below=1),
     Option("MaxPendingDeliveries", int, 1000, "a job event while that many webhook deliveries wait is not queued "
            "(logged and counted in orthanc_advanced_rest_webhook_events_refused_total)", "Limits",
            "max_pending_deliveries", minimum=1, maximum=1000000),
@@ -133,6 +139,7 @@ OPTIONS = (
 OPTION = {option.name: option for option in OPTIONS}
 MAX_SEQUENCE_DEPTH_CAP = OPTION["MaxSequenceDepth"].maximum
 LONG_POLL_SHARE = OPTION["LongPollShare"].default  # of Orthanc's HttpThreadsCount: waits hold at most this share
+LOOPBACK_STORE_SHARE = OPTION["LoopbackStoreShare"].default
 
 
 def _default(name):
@@ -162,7 +169,10 @@ class Settings:
     max_pending_bytes: int = _default("MaxPendingBytes")
     max_wait_seconds: float = _default("MaxWaitSeconds")
     max_waiting_requests: int = max(1, int(ORTHANC_HTTP_THREADS * LONG_POLL_SHARE))  # long-polls held at once
+    # create-dicom stores through Orthanc's HTTP server at once (where the SDK keeps the GIL); 0: never.
+    loopback_stores: int = max(1, int(ORTHANC_HTTP_THREADS * LOOPBACK_STORE_SHARE))
     creator_metadata: str = _default("CreatorMetadata")
+    trusted_origins: tuple = ()  # scheme://host[:port], lower case (web.cross_site)
     # The user names Orthanc's HTTP server authenticates (RegisteredUsers) when its authentication is in
     # force, else none: a Basic header names a user only then (CreatorMetadata).
     authenticated_users: frozenset = frozenset()
@@ -266,9 +276,12 @@ def from_configuration(config):
     share = _read(problems, section, OPTION["LongPollShare"])
     http_threads = _orthanc_int(config, "HttpThreadsCount", ORTHANC_HTTP_THREADS)
     values["max_waiting_requests"] = max(1, int(http_threads * share))
+    share = _read(problems, section, OPTION["LoopbackStoreShare"])
+    values["loopback_stores"] = max(1, int(http_threads * share)) if share > 0 else 0
     cluster = _cluster(problems, config, section)
     values["webhooks"] = _webhooks(problems, section)
     values["authenticated_users"] = authenticated_users(config)
+    values["trusted_origins"] = _origins(problems, _read(problems, section, OPTION["TrustedOrigins"]))
 
     users = config.get("RegisteredUsers")
     if values["loopback_user"] and not (isinstance(users, dict) and values["loopback_user"] in users):
@@ -284,6 +297,17 @@ def from_configuration(config):
     if problems:
         raise SettingsError("; ".join(problems))
     return Settings(default_private_creator=creator, dictionary=dictionary, **cluster, **values)
+
+
+_ORIGIN = re.compile(r"^https?://[^/?#@\s]+$")
+
+
+def _origins(problems, origins):
+    """AdvancedRest.TrustedOrigins as lower-case `scheme://host[:port]`, each checked."""
+    for origin in origins:
+        if not _ORIGIN.match(origin):
+            problems.append("AdvancedRest.TrustedOrigins: %r is not an origin (scheme://host[:port], no path)" % origin)
+    return tuple(origin.lower() for origin in origins if _ORIGIN.match(origin))
 
 
 def postgresql_index_loaded(config, listdir=os.listdir, isdir=os.path.isdir):

@@ -7,7 +7,7 @@ import re
 import time
 import urllib.parse
 
-from .errors import HTTP_REASONS, AdvancedRestError, BadRequest, MethodNotAllowed
+from .errors import HTTP_REASONS, AdvancedRestError, BadRequest, CrossSiteRefused, MethodNotAllowed
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class Response:
 
     body: bytes
     mime: str = "application/json"
+    headers: dict = None  # more headers of the answer (the jobs page's Content-Security-Policy)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,11 +111,36 @@ def _arguments(get):
     return {key: urllib.parse.unquote(value) if "%" in value else value for key, value in get.items()}
 
 
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
+
+
+def cross_site(method, headers, trusted=()):
+    """Why a browser's request is a cross-site one that must not change anything, or None.
+
+    The rule of Go's net/http CrossOriginProtection: a browser says where a request comes from in
+    Sec-Fetch-Site (every current browser) or, before that, in Origin; a request with neither comes
+    from a script or curl and goes through. `headers` have lower-case names (as Orthanc hands them).
+    """
+    if method in SAFE_METHODS:
+        return None
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() in trusted:
+        return None
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return None if site in ("same-origin", "none") else "Sec-Fetch-Site: %s" % site
+    if origin is None:
+        return None
+    if origin == "null" or urllib.parse.urlsplit(origin).netloc.lower() != headers.get("host", "").lower():
+        return "its Origin is not this server's"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Transport:
     """The few calls answering needs; host.py provides the real ones, tests fakes."""
 
-    answer: object  # (output, body bytes, mime)
+    answer: object  # (output, body bytes, mime[, headers dict])
     send_status: object  # (output, status, body bytes, headers dict)
     method_not_allowed: object  # (output, "GET,POST")
     register: object  # (pattern, callback)
@@ -124,8 +150,10 @@ class Transport:
 class Router:
     """Registers routes and wraps each handler so that no exception reaches Orthanc."""
 
-    def __init__(self, transport, observe=None, after_large=None, large=16 * 1024 * 1024, is_gate=None):
+    def __init__(self, transport, observe=None, after_large=None, large=16 * 1024 * 1024, is_gate=None,
+                 trusted_origins=()):
         self._transport = transport
+        self._trusted = frozenset(trusted_origins)  # origins whose cross-site requests may change things
         # (headers) -> bool: a check of the plugin's own (access.py), answered {} at once: the site's filters
         # let it reach this route, which is all it asks. Not counted in the metrics: no client sent it.
         self._is_gate = is_gate
@@ -167,6 +195,10 @@ class Router:
             if handler is None:
                 transport.method_not_allowed(output, allowed)
                 return 405
+            refused = cross_site(method, request.get("headers") or {}, self._trusted)
+            if refused is not None:
+                raise CrossSiteRefused("A cross-site request from a browser (%s) may not change anything here; "
+                                       "AdvancedRest.TrustedOrigins names origins that may" % refused)
             response = handler(Request(method, uri, tuple(request.get("groups", ())),
                                        _arguments(request.get("get", {})), request.get("headers", {}),
                                        request.get("body", b"")))
@@ -189,6 +221,8 @@ class Router:
             return self._send(lambda: transport.send_status(output, 500, error_body(error, method, uri), {}), 500)
         if isinstance(response, Redirect):
             return self._send(lambda: transport.redirect(output, response.location), 301)
+        if response.headers:
+            return self._send(lambda: transport.answer(output, response.body, response.mime, response.headers), 200)
         return self._send(lambda: transport.answer(output, response.body, response.mime), 200)
 
     @staticmethod

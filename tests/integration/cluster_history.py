@@ -83,8 +83,8 @@ def legal_moves():
     for (event, state), outcome in model.TRANSITIONS.items():
         if outcome in model.STATES:
             moves.add((state, outcome))
-        elif outcome == model.UNDO:
-            moves.add((state, model.FAILURE))
+        elif outcome == model.Outcome.UNDO:
+            moves.add((state, model.State.FAILURE))
     moves |= {(state, DELETED) for state in model.FINISHED}  # DELETE /jobs/{id}: finished jobs only
     return moves
 

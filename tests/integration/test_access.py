@@ -60,6 +60,10 @@ CASES = {
     ("/webhooks/deliveries", "get"): [("/webhooks/deliveries", {"state": "failed"}, None)],
     ("/webhooks/deliveries/{id}/redeliver", "post"): [("/webhooks/deliveries/1/redeliver", None, "")],
     ("/webhooks/test", "post"): [("/webhooks/test", None, json.dumps({"Endpoint": "none"}))],
+    ("/ui", "get"): [("/ui", None, None)],
+    ("/ui/index.html", "get"): [("/ui/index.html", None, None)],
+    ("/ui/app.js", "get"): [("/ui/app.js", None, None)],
+    ("/ui/style.css", "get"): [("/ui/style.css", None, None)],
 }
 # An id of the plugin's form (UUID version 8) that no job has: at the core's paths the plugin answers
 # only for ids of its form, the core for the others (README, Routes).
@@ -254,8 +258,28 @@ def _settled_count(server):
     return counts
 
 
+def _feed_caught_up(server, jobs, timeout=30):
+    """Wait until the change feed's newest entry of each job shows its state and progress.
+
+    Core jobs reach the feed through a look every second: without this, a look that lands
+    between two snapshots would count as a change made by a refused request.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        changes = server.get(ROOT + "/jobs/changes", params={"since": 0, "timeout": 0}).json()["Changes"]
+        newest = {change["ID"]: (change["State"], change["Progress"]) for change in changes}
+        now = {job_id: (job["State"], job["Progress"])
+               for job_id, job in ((job_id, server.get("/jobs/%s" % job_id).json()) for job_id in jobs.values())}
+        if all(newest.get(job_id) == now[job_id] for job_id in now):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the change feed never caught up: %s, jobs %s" % (newest, now))
+        time.sleep(0.1)
+
+
 def _state(server, jobs):
     """What a handler reached would have changed: instances, the jobs and their outputs."""
+    _feed_caught_up(server, jobs)
     snapshot = {"instances": sorted(server.get("/instances").json()),
                 "last change": server.get(ROOT + "/jobs/changes", params={"timeout": 0}).json()["Last"],
                 "archive output": server.get("/jobs/%s/archive" % jobs["archive"]).status_code}
@@ -319,7 +343,10 @@ def test_with_remote_access_allowed_the_same_requests_reach_the_plugin(orthanc_f
     statuses = _statuses(requests, answers)
     assert not {401, 403, None} & set(statuses.values()), statuses
     scrapes = sum(1 for method, path, _, _ in requests if (method, path) == ("GET", ROOT + "/metrics"))
-    assert _wait_counted(server, before, len(requests) + 1 - scrapes) == len(requests) + 1 - scrapes
+    # {Root}/ui answers 301 to the page, which the client follows: a second request of the plugin's.
+    followed = sum(1 for method, path, _, _ in requests if (method, path) == ("GET", ROOT + "/ui"))
+    expected = len(requests) + 1 - scrapes + followed
+    assert _wait_counted(server, before, expected) == expected
 
 
 # -- authentication ----------------------------------------------------------------------------

@@ -49,7 +49,7 @@ class Replica:
     def __init__(self, database, name, lease=30.0, workers=1, max_pending=None):
         import psycopg
         import psycopg_pool
-        self.name = name
+        self.name, self.database = name, database
         options = dict(autocommit=True, application_name=cluster_database.application_name(name),
                        options=cluster_database.session_options(lease))
         self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4,
@@ -89,8 +89,12 @@ class Replica:
         self.cluster.fence = lambda job, move, claim: None
         for thread in self.cluster._threads:
             thread.join(5)
+        identity = self.cluster._identity.info.backend_pid
         self.cluster._identity.close()
         self.pool.close()
+        # As a process killed: dead once PostgreSQL ended its sessions (it sees the socket close within
+        # milliseconds), its identity lock with them.
+        _until(lambda: not self.database.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (identity,)))
 
 
 @pytest.fixture
@@ -200,13 +204,61 @@ def test_a_second_live_replica_with_the_same_identity_is_refused(replicas, postg
         twin.pool.close()
 
 
+def _summed(*replicas_):
+    total = {}
+    for replica in replicas_:
+        for key, count in replica.cluster.gauges().items():
+            total[key] = total.get(key, 0) + count
+    return total
+
+
 def test_summed_over_replicas_each_job_counts_once(replicas):
     a, b = replicas("a"), replicas("b")
     ids = [a.submit(steps=1) for _ in range(3)] + [b.submit(steps=1) for _ in range(3)]
     for job_id in ids:
         a.cluster.wait(job_id, 10)
-    mine = a.cluster.mine() + b.cluster.mine()
-    assert sorted(job["ID"] for job in mine) == sorted(ids)
+    assert _summed(a, b) == {("Test", "Success"): 6}
+    assert (a.cluster.reporting(), b.cluster.reporting()) == (True, False)  # the smallest live identifier
+
+
+def test_the_reporting_role_passes_at_once_when_its_holder_dies_and_comes_back_with_it(replicas):
+    a, b, c = replicas("a"), replicas("b"), replicas("c")
+    ids = [b.submit(steps=1) for _ in range(4)]
+    for job_id in ids:
+        b.cluster.wait(job_id, 10)
+    assert _summed(a, b, c) == {("Test", "Success"): 4}
+    a.die()  # its heartbeat is still fresh for a whole lease; its identity session is gone
+    assert _summed(b, c) == {("Test", "Success"): 4}, "the very next look of the others"
+    assert (b.cluster.reporting(), c.cluster.reporting()) == (True, False)
+    b.die()
+    assert _summed(c) == {("Test", "Success"): 4}
+    again = replicas("a")  # a live replica of a smaller identifier takes the role back as it starts
+    assert _summed(again, c) == {("Test", "Success"): 4}
+    assert (again.cluster.reporting(), c.cluster.reporting()) == (True, False)
+
+
+def test_a_replica_whose_identity_session_broke_reports_nothing_and_the_next_one_reports(replicas):
+    a, b = replicas("a"), replicas("b")
+    job_id = a.submit(steps=1)
+    a.cluster.wait(job_id, 10)
+    with a.cluster.transaction() as conn:  # as when PostgreSQL ended the session: the lock goes with it
+        conn.execute("SELECT pg_terminate_backend(%s)", (a.cluster._identity.info.backend_pid,))
+    _until(lambda: not a.cluster.reporting())
+    assert a.cluster.gauges() == {}
+    assert _summed(a, b) == {("Test", "Success"): 1}
+
+
+def test_a_frozen_holder_loses_the_role_once_its_heartbeat_is_older_than_the_lease(replicas):
+    a, b = replicas("a", lease=2.0), replicas("b", lease=2.0)
+    job_id = a.submit(steps=1)
+    a.cluster.wait(job_id, 10)
+    assert _summed(a, b) == {("Test", "Success"): 1}
+    a.cluster._stop.set()  # it renews nothing any more, its sessions stay open (a frozen process)
+    for thread in a.cluster._threads:
+        thread.join(5)
+    _until(lambda: b.cluster.reporting(), timeout=10)
+    assert not a.cluster.reporting(), "never both"
+    assert _summed(b) == {("Test", "Success"): 1}
 
 
 def test_the_change_feed_is_one_numbered_feed_for_the_cluster(replicas):

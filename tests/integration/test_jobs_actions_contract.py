@@ -11,6 +11,7 @@ from advanced_rest.errors import BadFileFormat, IllegalTransition
 from advanced_rest.jobs import model
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
 from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.model import Action, State
 
 OWN_ERROR = BadFileFormat.code  # what a failing step ends its job with
 ANSWER_WITHIN = 10.0  # seconds: an action is answered without waiting for any step or undo to end
@@ -148,34 +149,34 @@ def _pending(adapter):
     blocker = _job(adapter, hold_at=0)  # the one worker is busy: the next job waits
     assert CONTROLS[blocker].at_step.wait(10)
     job_id = _job(adapter)
-    assert _state(adapter, job_id) == model.PENDING
+    assert _state(adapter, job_id) == State.PENDING
     return job_id, [blocker]
 
 
 def _running(adapter):
     job_id = _job(adapter, hold_at=1)  # step 0 stored, held in step 1
     assert CONTROLS[job_id].at_step.wait(10)
-    _until("Running", lambda: _state(adapter, job_id) == model.RUNNING)
+    _until("Running", lambda: _state(adapter, job_id) == State.RUNNING)
     return job_id, []
 
 
 def _paused(adapter):
     job_id, _ = _running(adapter)
-    adapter.jobs.act(job_id, model.PAUSE)
+    adapter.jobs.act(job_id, Action.PAUSE)
     CONTROLS[job_id].step_go.set()
-    _until("Paused", lambda: _state(adapter, job_id) == model.PAUSED)
+    _until("Paused", lambda: _state(adapter, job_id) == State.PAUSED)
     return job_id, []
 
 
 def _success(adapter):
     job_id = _job(adapter, steps=1)
-    _until("Success", lambda: _state(adapter, job_id) == model.SUCCESS)
+    _until("Success", lambda: _state(adapter, job_id) == State.SUCCESS)
     return job_id, []
 
 
 def _failure(adapter):
     job_id = _job(adapter, fail_at=0)
-    _until("Failure", lambda: _state(adapter, job_id) == model.FAILURE)
+    _until("Failure", lambda: _state(adapter, job_id) == State.FAILURE)
     return job_id, []
 
 
@@ -190,7 +191,7 @@ def _cancelling(adapter):
     """A cancel of a running job took effect: its work is being removed (held there)."""
     job_id = _job(adapter, hold_at=1, hold_undo=True)
     assert CONTROLS[job_id].at_step.wait(10)
-    adapter.jobs.act(job_id, model.CANCEL)
+    adapter.jobs.act(job_id, Action.CANCEL)
     CONTROLS[job_id].step_go.set()
     assert CONTROLS[job_id].in_undo.wait(10)
     return job_id, []
@@ -201,46 +202,46 @@ STATES = {"Pending": _pending, "Running": _running, "Paused": _paused, "Success"
 
 OK, REFUSED = "accepted", "400"
 DELETE = "delete"
-SUCCESS, PAUSED, DELETED = (model.SUCCESS, 0), (model.PAUSED, 0), ("Deleted", None)
-CANCELLED, FAILED = (model.FAILURE, model.CANCELED_JOB), (model.FAILURE, OWN_ERROR)
+SUCCESS, PAUSED, DELETED = (State.SUCCESS, 0), (State.PAUSED, 0), ("Deleted", None)
+CANCELLED, FAILED = (State.FAILURE, model.CANCELED_JOB), (State.FAILURE, OWN_ERROR)
 
 # (state, action) -> (answer, (the state it ends in once nothing is held, its ErrorCode))
 CONTRACT = {
-    ("Pending", model.PAUSE): (OK, PAUSED),
-    ("Pending", model.CANCEL): (OK, CANCELLED),
-    ("Pending", model.RESUME): (REFUSED, SUCCESS),
-    ("Pending", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Pending", Action.PAUSE): (OK, PAUSED),
+    ("Pending", Action.CANCEL): (OK, CANCELLED),
+    ("Pending", Action.RESUME): (REFUSED, SUCCESS),
+    ("Pending", Action.RESUBMIT): (REFUSED, SUCCESS),
     ("Pending", DELETE): (REFUSED, SUCCESS),
-    ("Running", model.PAUSE): (OK, PAUSED),
-    ("Running", model.CANCEL): (OK, CANCELLED),
-    ("Running", model.RESUME): (REFUSED, SUCCESS),
-    ("Running", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Running", Action.PAUSE): (OK, PAUSED),
+    ("Running", Action.CANCEL): (OK, CANCELLED),
+    ("Running", Action.RESUME): (REFUSED, SUCCESS),
+    ("Running", Action.RESUBMIT): (REFUSED, SUCCESS),
     ("Running", DELETE): (REFUSED, SUCCESS),
-    ("Paused", model.PAUSE): (OK, PAUSED),
-    ("Paused", model.CANCEL): (OK, CANCELLED),
-    ("Paused", model.RESUME): (OK, SUCCESS),
-    ("Paused", model.RESUBMIT): (REFUSED, PAUSED),
+    ("Paused", Action.PAUSE): (OK, PAUSED),
+    ("Paused", Action.CANCEL): (OK, CANCELLED),
+    ("Paused", Action.RESUME): (OK, SUCCESS),
+    ("Paused", Action.RESUBMIT): (REFUSED, PAUSED),
     ("Paused", DELETE): (REFUSED, PAUSED),
-    ("Success", model.PAUSE): (OK, SUCCESS),
-    ("Success", model.CANCEL): (OK, SUCCESS),
-    ("Success", model.RESUME): (REFUSED, SUCCESS),
-    ("Success", model.RESUBMIT): (REFUSED, SUCCESS),
+    ("Success", Action.PAUSE): (OK, SUCCESS),
+    ("Success", Action.CANCEL): (OK, SUCCESS),
+    ("Success", Action.RESUME): (REFUSED, SUCCESS),
+    ("Success", Action.RESUBMIT): (REFUSED, SUCCESS),
     ("Success", DELETE): (OK, DELETED),
-    ("Failure", model.PAUSE): (OK, FAILED),
-    ("Failure", model.CANCEL): (OK, FAILED),
-    ("Failure", model.RESUME): (REFUSED, FAILED),
-    ("Failure", model.RESUBMIT): (OK, SUCCESS),  # from scratch: its step fails only once
+    ("Failure", Action.PAUSE): (OK, FAILED),
+    ("Failure", Action.CANCEL): (OK, FAILED),
+    ("Failure", Action.RESUME): (REFUSED, FAILED),
+    ("Failure", Action.RESUBMIT): (OK, SUCCESS),  # from scratch: its step fails only once
     ("Failure", DELETE): (OK, DELETED),
     # A job being undone ends in Failure whatever is asked, and no action waits for the undo to end.
-    ("Failing", model.CANCEL): (OK, CANCELLED),  # a cancel answered 200 ends it as cancelled
-    ("Failing", model.PAUSE): (OK, FAILED),
-    ("Failing", model.RESUME): (REFUSED, FAILED),
-    ("Failing", model.RESUBMIT): (REFUSED, FAILED),
+    ("Failing", Action.CANCEL): (OK, CANCELLED),  # a cancel answered 200 ends it as cancelled
+    ("Failing", Action.PAUSE): (OK, FAILED),
+    ("Failing", Action.RESUME): (REFUSED, FAILED),
+    ("Failing", Action.RESUBMIT): (REFUSED, FAILED),
     ("Failing", DELETE): (REFUSED, FAILED),
-    ("Cancelling", model.CANCEL): (OK, CANCELLED),
-    ("Cancelling", model.PAUSE): (OK, CANCELLED),
-    ("Cancelling", model.RESUME): (REFUSED, CANCELLED),
-    ("Cancelling", model.RESUBMIT): (REFUSED, CANCELLED),
+    ("Cancelling", Action.CANCEL): (OK, CANCELLED),
+    ("Cancelling", Action.PAUSE): (OK, CANCELLED),
+    ("Cancelling", Action.RESUME): (REFUSED, CANCELLED),
+    ("Cancelling", Action.RESUBMIT): (REFUSED, CANCELLED),
     ("Cancelling", DELETE): (REFUSED, CANCELLED),
 }
 
@@ -279,7 +280,7 @@ def test_each_action_in_each_state(adapter, state, action):
     _until("job %s ends %s" % (job_id, final), lambda: _state(adapter, job_id) == final)
     if final != "Deleted":  # Paused, Success or Failure: nothing held, nothing changes it any more
         assert adapter.jobs.get(job_id)["ErrorCode"] == code
-    if final == model.FAILURE:
+    if final == State.FAILURE:
         assert CONTROLS[job_id].stored == set(), "a failed job's work is removed"
     for other in others:
-        _until("the blocker ends", lambda: _state(adapter, other) == model.SUCCESS)
+        _until("the blocker ends", lambda: _state(adapter, other) == State.SUCCESS)

@@ -29,7 +29,7 @@ def test_every_example_is_accepted(plugin):
                 checked += 1
             if method == "get" and "{" not in path:
                 params = {p["name"]: p["example"] for p in operation.get("parameters", []) if "example" in p}
-                answer = plugin.get(path, params=params)
+                answer = plugin.get(path, params=params, allow_redirects=False)
                 assert str(answer.status_code) in documented, (path, answer.status_code)
                 checked += 1
     job = plugin.post("/tools/create-dicom", data=json.dumps({"Tags": {}, "Asynchronous": True})).json()["ID"]

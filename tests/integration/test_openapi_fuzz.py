@@ -69,6 +69,10 @@ OPERATIONS = {
     "POST %s/webhooks/deliveries/{id}/redeliver" % ROOT: None,
     "POST %s/webhooks/test" % ROOT: None,
     "GET %s/openapi.json" % ROOT: None,
+    "GET %s/ui" % ROOT: None,
+    "GET %s/ui/index.html" % ROOT: None,
+    "GET %s/ui/app.js" % ROOT: None,
+    "GET %s/ui/style.css" % ROOT: None,
 }
 
 

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from advanced_rest import settings, web
+from advanced_rest.create_dicom import job
 from advanced_rest.create_dicom.route import CreateDicom, Services
 from advanced_rest.dicomize.dictionary import Dictionary
 from advanced_rest.errors import OrthancError
@@ -195,3 +196,13 @@ def test_an_asynchronous_body_over_max_pending_bytes_is_refused_before_anything_
         assert len([text for key, text in properties.items() if key != 7400 and text]) == 1
     finally:
         store.stop()
+
+
+class _OneFile:
+    count, is_series = 1, False
+
+
+def test_a_jobs_content_names_who_asked_and_only_when_known():
+    asked = {"Body": b"{}", "Requester": "user=alice; via=advanced-rest"}
+    assert job.CreateDicomRunner(_OneFile(), None, None, payload=asked).content()["Creator"] == asked["Requester"]
+    assert "Creator" not in job.CreateDicomRunner(_OneFile(), None, None, payload={"Body": b"{}"}).content()

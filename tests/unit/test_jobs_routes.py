@@ -75,3 +75,20 @@ def test_only_an_unknown_core_job_answers_404():
     with pytest.raises(OrthancError) as caught:
         api.job(Request("GET", "/jobs/x", ("x",)))
     assert caught.value.http_status == 503
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_plugin_job_has_no_output_and_a_core_jobs_is_the_cores(method):
+    asked = []
+    engine = Engine(concurrent_jobs=1)
+    core = Core(lambda uri: asked.append(("GET", uri)) or b"PK\x03\x04", lambda uri, body: b"{}",
+                lambda uri: asked.append(("DELETE", uri)))
+    api = JobsApi(engine, core, CoreJobs(lambda: b"[]", lambda path: (404, b"{}"), delays=()), ChangeFeed(),
+                  WaitLimits())
+    route = api.get if method == "GET" else api.delete_output
+    job_id = engine.submit("Test", Forever())
+    with pytest.raises(UnknownJob) as caught:
+        route(Request(method, "/jobs/%s/archive" % job_id, (job_id, "archive")))
+    assert caught.value.http_status == 404 and "no outputs" in caught.value.details and asked == []
+    route(Request(method, "/jobs/core-id/archive", ("core-id", "archive")))  # forwarded to the core
+    assert asked == [(method, "/jobs/core-id/archive")]

@@ -6,6 +6,7 @@ import pytest
 
 from advanced_rest.errors import IllegalTransition
 from advanced_rest.jobs import model
+from advanced_rest.jobs.model import Move, State
 from advanced_rest.jobs.cluster import rows
 from advanced_rest.jobs.cluster.rows import KEEP, LOST, Row
 
@@ -17,9 +18,9 @@ def owned(state, **kw):
 
 
 @pytest.mark.parametrize("action,state,expected", [
-    ("pause", model.PENDING, model.PAUSED),
-    ("resume", model.PAUSED, model.PENDING),
-    ("resubmit", model.FAILURE, model.PENDING),
+    ("pause", State.PENDING, State.PAUSED),
+    ("resume", State.PAUSED, State.PENDING),
+    ("resubmit", State.FAILURE, State.PENDING),
 ])
 def test_an_action_that_moves_the_state_moves_it_at_once_and_fences_off_any_claim(action, state, expected):
     change = rows.client_action(action, owned(state))
@@ -27,7 +28,7 @@ def test_an_action_that_moves_the_state_moves_it_at_once_and_fences_off_any_clai
 
 
 @pytest.mark.parametrize("action,state", [
-    ("resume", model.RUNNING), ("resume", model.PENDING), ("resubmit", model.SUCCESS), ("resubmit", model.RUNNING),
+    ("resume", State.RUNNING), ("resume", State.PENDING), ("resubmit", State.SUCCESS), ("resubmit", State.RUNNING),
     ("pause", "Deleted"),
 ])
 def test_what_the_table_forbids_is_a_400(action, state):
@@ -36,75 +37,75 @@ def test_what_the_table_forbids_is_a_400(action, state):
 
 
 def test_a_pause_of_a_running_job_is_a_request_in_the_row_for_its_owner():
-    change = rows.client_action("pause", owned(model.RUNNING))
+    change = rows.client_action("pause", owned(State.RUNNING))
     assert change.state is KEEP and change.pause_requested is True and not change.release
-    assert rows.client_action("pause", owned(model.RUNNING, pause_requested=True)) is None
+    assert rows.client_action("pause", owned(State.RUNNING, pause_requested=True)) is None
 
 
 def test_a_cancel_of_a_running_job_is_recorded_as_an_undo_with_error_37():
-    change = rows.client_action("cancel", owned(model.RUNNING, ran=True))
+    change = rows.client_action("cancel", owned(State.RUNNING, ran=True))
     assert change.undo["ErrorCode"] == model.CANCELED_JOB and change.state is KEEP
 
 
 def test_a_cancel_of_a_job_that_never_ran_fails_it_at_once():
-    change = rows.client_action("cancel", Row(state=model.PENDING))
-    assert change.state == model.FAILURE and change.error["ErrorCode"] == model.CANCELED_JOB
+    change = rows.client_action("cancel", Row(state=State.PENDING))
+    assert change.state == State.FAILURE and change.error["ErrorCode"] == model.CANCELED_JOB
 
 
 def test_a_cancel_of_a_paused_job_that_ran_waits_for_whoever_undoes_its_work():
-    change = rows.client_action("cancel", Row(state=model.PAUSED, ran=True))
+    change = rows.client_action("cancel", Row(state=State.PAUSED, ran=True))
     assert change.state is KEEP and change.undo["ErrorCode"] == model.CANCELED_JOB and change.release
 
 
 def test_a_job_being_cancelled_accepts_cancel_and_pause_and_refuses_resume():
-    row = Row(state=model.PAUSED, ran=True, undo=dict(rows.CANCELED))
+    row = Row(state=State.PAUSED, ran=True, undo=dict(rows.CANCELED))
     assert rows.client_action("cancel", row) is None and rows.client_action("pause", row) is None
     with pytest.raises(IllegalTransition):
         rows.client_action("resume", row)
 
 
 def test_a_cancel_of_a_job_failing_on_its_own_makes_it_end_as_cancelled():
-    row = owned(model.RUNNING, ran=True, undo={"ErrorCode": 15, "ErrorDescription": "Bad file format"})
+    row = owned(State.RUNNING, ran=True, undo={"ErrorCode": 15, "ErrorDescription": "Bad file format"})
     assert rows.client_action("cancel", row).undo["ErrorCode"] == model.CANCELED_JOB
 
 
-@pytest.mark.parametrize("move", [rows.START, rows.STEP, rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDO,
-                                  rows.UNDONE])
-@pytest.mark.parametrize("row", [None, Row(state=model.RUNNING, owner="replica-b", token=TOKEN + 1),
-                                 Row(state=model.RUNNING, owner=ME, token=TOKEN + 1),
-                                 Row(state=model.PENDING, owner=None, token=TOKEN)])
+@pytest.mark.parametrize("move", [Move.START, Move.STEP, Move.SUCCEED, Move.SUSPEND, Move.STOP, Move.BEGIN_UNDO,
+                                  Move.UNDONE])
+@pytest.mark.parametrize("row", [None, Row(state=State.RUNNING, owner="replica-b", token=TOKEN + 1),
+                                 Row(state=State.RUNNING, owner=ME, token=TOKEN + 1),
+                                 Row(state=State.PENDING, owner=None, token=TOKEN)])
 def test_a_worker_whose_claim_is_not_the_rows_is_lost_whatever_its_move(move, row):
     assert rows.worker_move(move, row, ME, TOKEN, undoing=False) == LOST
 
 
 def test_a_worker_reads_a_cancel_before_it_succeeds_and_undoes_instead():
-    row = owned(model.RUNNING, ran=True, undo=dict(rows.CANCELED))
-    assert rows.worker_move(rows.SUCCEED, row, ME, TOKEN, undoing=False) == (None, False)
-    assert rows.worker_move(rows.SUSPEND, row, ME, TOKEN, undoing=False) == (None, False)
+    row = owned(State.RUNNING, ran=True, undo=dict(rows.CANCELED))
+    assert rows.worker_move(Move.SUCCEED, row, ME, TOKEN, undoing=False) == (None, False)
+    assert rows.worker_move(Move.SUSPEND, row, ME, TOKEN, undoing=False) == (None, False)
 
 
 def test_an_undo_keeps_the_first_error_and_ends_with_it():
-    row = owned(model.RUNNING, ran=True, undo=dict(rows.CANCELED))
-    change, applied = rows.worker_move(rows.UNDO, row, ME, TOKEN, False, error={"ErrorCode": 15})
+    row = owned(State.RUNNING, ran=True, undo=dict(rows.CANCELED))
+    change, applied = rows.worker_move(Move.BEGIN_UNDO, row, ME, TOKEN, False, error={"ErrorCode": 15})
     assert applied and change.undo is KEEP
-    change, applied = rows.worker_move(rows.UNDONE, row, ME, TOKEN, False, error={"ErrorCode": 15})
-    assert change.state == model.FAILURE and change.error["ErrorCode"] == model.CANCELED_JOB and change.release
+    change, applied = rows.worker_move(Move.UNDONE, row, ME, TOKEN, False, error={"ErrorCode": 15})
+    assert change.state == State.FAILURE and change.error["ErrorCode"] == model.CANCELED_JOB and change.release
 
 
 def test_a_replay_to_undo_shows_nothing_until_its_failure():
-    row = owned(model.PAUSED, ran=True, undo=dict(rows.CANCELED))
-    assert rows.worker_move(rows.START, row, ME, TOKEN, undoing=True) == (None, True)
-    assert rows.worker_move(rows.STEP, row, ME, TOKEN, undoing=True) == (None, True)
-    change, _ = rows.worker_move(rows.UNDONE, row, ME, TOKEN, undoing=True)
-    assert change.state == model.FAILURE
+    row = owned(State.PAUSED, ran=True, undo=dict(rows.CANCELED))
+    assert rows.worker_move(Move.START, row, ME, TOKEN, undoing=True) == (None, True)
+    assert rows.worker_move(Move.STEP, row, ME, TOKEN, undoing=True) == (None, True)
+    change, _ = rows.worker_move(Move.UNDONE, row, ME, TOKEN, undoing=True)
+    assert change.state == State.FAILURE
 
 
 @pytest.mark.parametrize("row,state", [
-    (owned(model.RUNNING), model.PENDING),
-    (owned(model.RUNNING, pause_requested=True), model.PAUSED),
-    (owned(model.RUNNING, pause_requested=True, undo=dict(rows.CANCELED)), model.PENDING),
-    (owned(model.PENDING), KEEP),
-    (owned(model.PAUSED, undo=dict(rows.CANCELED)), KEEP),
+    (owned(State.RUNNING), State.PENDING),
+    (owned(State.RUNNING, pause_requested=True), State.PAUSED),
+    (owned(State.RUNNING, pause_requested=True, undo=dict(rows.CANCELED)), State.PENDING),
+    (owned(State.PENDING), KEEP),
+    (owned(State.PAUSED, undo=dict(rows.CANCELED)), KEEP),
 ])
 def test_a_released_job_never_stays_running_and_keeps_what_was_asked(row, state):
     change = rows.release(row)
@@ -115,7 +116,7 @@ def test_every_state_a_decision_writes_is_reached_by_a_move_of_the_table():
     """No decision invents a move: each new state is the table's outcome of some event from the old one."""
     reachable = {(state, outcome) for (event, state), outcome in model.TRANSITIONS.items()
                  if outcome in model.STATES}
-    states = (model.PENDING, model.RUNNING, model.PAUSED, model.SUCCESS, model.FAILURE)
+    states = (State.PENDING, State.RUNNING, State.PAUSED, State.SUCCESS, State.FAILURE)
     for state, ran, undo, pause in itertools.product(states, (False, True), (None, dict(rows.CANCELED)),
                                                      (False, True)):
         row = owned(state, ran=ran, undo=undo, pause_requested=pause)
@@ -125,7 +126,7 @@ def test_every_state_a_decision_writes_is_reached_by_a_move_of_the_table():
                 changes.append(rows.client_action(action, row))
             except IllegalTransition:
                 pass
-        for move in (rows.START, rows.STEP, rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDO, rows.UNDONE):
+        for move in (Move.START, Move.STEP, Move.SUCCEED, Move.SUSPEND, Move.STOP, Move.BEGIN_UNDO, Move.UNDONE):
             for undoing in (False, True):
                 decision = rows.worker_move(move, row, ME, TOKEN, undoing)
                 if decision != LOST:
@@ -136,8 +137,8 @@ def test_every_state_a_decision_writes_is_reached_by_a_move_of_the_table():
 
 
 def test_a_cancel_outweighs_a_pause_asked_before_it():
-    row = owned(model.RUNNING, ran=True, pause_requested=True)
+    row = owned(State.RUNNING, ran=True, pause_requested=True)
     change = rows.client_action("cancel", row)
     assert change.undo["ErrorCode"] == model.CANCELED_JOB and change.pause_requested is False
-    released = rows.release(owned(model.RUNNING, ran=True, pause_requested=True, undo=dict(rows.CANCELED)))
-    assert released.state == model.PENDING and released.pause_requested is False
+    released = rows.release(owned(State.RUNNING, ran=True, pause_requested=True, undo=dict(rows.CANCELED)))
+    assert released.state == State.PENDING and released.pause_requested is False

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from advanced_rest.metrics import push
+from advanced_rest.metrics.families import tally
 from advanced_rest.metrics.push import HEADLINE, HeadlineCollector, Pusher, headline
 
 PENDING, RUNNING = "orthanc_advanced_rest_jobs_pending", "orthanc_advanced_rest_jobs_running"
@@ -26,7 +27,7 @@ def test_the_headline_names_are_the_ones_the_readme_documents():
 ], ids=["no-job", "every-counted-state", "other-states-ignored"])
 def test_headline_counts_the_plugin_s_jobs_by_state(states, expected):
     jobs = [{"ID": str(i)} if state is None else {"ID": str(i), "State": state} for i, state in enumerate(states)]
-    assert headline(lambda: jobs) == expected
+    assert headline(lambda: tally(jobs)) == expected
 
 
 class Core:
@@ -65,7 +66,7 @@ def pushers():
 def test_values_are_pushed_at_start_then_every_period(monkeypatch, pushers):
     monkeypatch.setattr(push, "PUSH_EVERY", 0.01)
     core, jobs = Core(), [{"State": "Running"}]
-    pusher = pushers(lambda: headline(lambda: jobs), core.set_value, lambda: True)
+    pusher = pushers(lambda: headline(lambda: tally(jobs)), core.set_value, lambda: True)
     pusher.start()
     core.wait_for(4)
     assert core.values == {PENDING: 0, RUNNING: 1, SUCCESS: 0, FAILURE: 0}

@@ -4,7 +4,7 @@ import collections
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from advanced_rest.metrics.families import Metrics
+from advanced_rest.metrics.families import Metrics, tally
 from advanced_rest.metrics.push import HEADLINE, headline
 from advanced_rest.metrics.routes import MetricsApi, without_names
 from advanced_rest.web import Request
@@ -41,8 +41,8 @@ def test_without_names_drops_only_the_lines_of_those_names(text, expected):
 
 
 def _api(enabled=True, core=CORE, jobs=()):
-    metrics = Metrics(lambda: enabled, [lambda: list(jobs)])
-    return MetricsApi(metrics, lambda: core, lambda: headline(lambda: list(jobs)))
+    metrics = Metrics(lambda: enabled, [lambda: tally(jobs)])
+    return MetricsApi(metrics, lambda: core, lambda: headline(lambda: tally(jobs)))
 
 
 def _request():
@@ -103,5 +103,5 @@ def test_the_plugins_own_route_does_not_repeat_the_pushed_values():
 
 def test_headline_counts_the_plugins_jobs_by_state():
     jobs = [{"State": "Pending"}, {"State": "Failure"}, {"State": "Paused"}, {"State": "Failure"}, {}]
-    assert headline(lambda: jobs) == {"orthanc_advanced_rest_jobs_pending": 1, "orthanc_advanced_rest_jobs_running": 0,
+    assert headline(lambda: tally(jobs)) == {"orthanc_advanced_rest_jobs_pending": 1, "orthanc_advanced_rest_jobs_running": 0,
                                       "orthanc_advanced_rest_jobs_success": 0, "orthanc_advanced_rest_jobs_failure": 2}

@@ -39,6 +39,27 @@ def test_limits_are_read_and_checked():
         assert "AdvancedRest." + name in str(caught.value)
 
 
+@pytest.mark.parametrize("threads, share, stores", [
+    (None, None, 12),  # the default: a quarter of Orthanc's 50 HTTP threads
+    (100, 0.1, 10),
+    (2, 0.25, 1),  # a share of a few threads is still one
+    (50, 0, 0),  # 0: always through the SDK
+], ids=["default", "tenth-of-100", "at-least-one", "off"])
+def test_the_loopback_store_share_is_a_number_of_http_threads(threads, share, stores):
+    config = {} if threads is None else {"HttpThreadsCount": threads}
+    if share is not None:
+        config["AdvancedRest"] = {"LoopbackStoreShare": share}
+    assert settings.from_configuration(config).loopback_stores == stores
+    assert settings.Settings().loopback_stores == 12
+
+
+@pytest.mark.parametrize("share", [1, 1.5, -0.1, True, "0.5"])
+def test_a_bad_loopback_store_share_is_named(share):
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_configuration({"AdvancedRest": {"LoopbackStoreShare": share}})
+    assert "AdvancedRest.LoopbackStoreShare" in str(caught.value)
+
+
 def _postgresql(**extra):
     return dict({"DatabaseServerIdentifier": "replica-a",
                  "PostgreSQL": {"EnableIndex": True, "Host": "db", "Lock": False}}, **extra)
@@ -136,3 +157,10 @@ def test_a_stray_row_or_a_wrong_default_is_caught():
     rows = _rows("## Configuration", text)
     assert rows == {"Root": "`/x`", "Nope": "`1`"}
     assert not rows["Root"].startswith("`%s`" % _shown(settings.OPTION["Root"].default))
+
+
+def test_trusted_origins_are_checked_and_kept_in_lower_case():
+    read = settings.from_configuration({"AdvancedRest": {"TrustedOrigins": ["https://Viewer.example.org:8443"]}})
+    assert read.trusted_origins == ("https://viewer.example.org:8443",)
+    with pytest.raises(settings.SettingsError, match="TrustedOrigins.*'https://viewer.example.org/app'"):
+        settings.from_configuration({"AdvancedRest": {"TrustedOrigins": ["https://viewer.example.org/app"]}})

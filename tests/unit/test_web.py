@@ -109,3 +109,38 @@ def test_give_back_runs_here():
 def test_json_answers_have_the_cores_format_whichever_way_they_are_printed(value):
     assert web.json_response(value).body == json.dumps(value, indent=3, separators=(",", " : "), sort_keys=True,
                                                        ensure_ascii=False).encode("utf-8")
+
+
+HOST = {"host": "pacs.example.org:8042"}
+
+
+@pytest.mark.parametrize("method, headers, refused", [
+    ("POST", {}, False),  # curl, a script: neither header
+    ("POST", {"sec-fetch-site": "same-origin"}, False),
+    ("POST", {"sec-fetch-site": "none"}, False),  # typed in the address bar, a bookmark
+    ("POST", {"sec-fetch-site": "cross-site", "origin": "https://evil.example.com"}, True),
+    ("DELETE", {"sec-fetch-site": "same-site", "origin": "https://other.example.org"}, True),
+    ("PUT", {"origin": "https://evil.example.com"}, True),  # a browser before Sec-Fetch-Site
+    ("POST", {"origin": "null"}, True),  # a sandboxed frame, a file:// page
+    ("POST", {"origin": "http://pacs.example.org:8042"}, False),
+    ("POST", {"origin": "http://PACS.example.org:8042"}, False),
+    ("POST", {"origin": "http://pacs.example.org:9999"}, True),
+    ("GET", {"sec-fetch-site": "cross-site", "origin": "https://evil.example.com"}, False),  # reads change nothing
+    ("HEAD", {"sec-fetch-site": "cross-site"}, False),
+    ("POST", {"sec-fetch-site": "cross-site", "origin": "https://viewer.example.org"}, False),  # trusted
+    ("POST", {"origin": "https://VIEWER.example.org"}, False),
+])
+def test_a_browsers_cross_site_request_may_not_change_anything(method, headers, refused):
+    reason = web.cross_site(method, dict(HOST, **headers), trusted=frozenset({"https://viewer.example.org"}))
+    assert (reason is not None) is refused
+
+
+def test_a_cross_site_post_is_refused_with_403_before_its_handler_runs():
+    ran = []
+    fake = FakeTransport()
+    web.Router(fake.transport).add("/x", {"POST": lambda request: ran.append(1) or web.json_response({})})
+    fake.routes["/x"](object(), "/x", method="POST", groups=(), body=b"{}",
+                      headers=dict(HOST, **{"sec-fetch-site": "cross-site", "origin": "https://evil.example.com"}))
+    status, body, _ = fake.sent[-1]
+    assert (status, json.loads(body)["OrthancStatus"], ran) == (403, 45, [])
+    assert "TrustedOrigins" in json.loads(body)["Details"]

@@ -42,6 +42,9 @@ class CreateDicomRunner(Runner):
         self._count, self._is_series = plan.count, plan.is_series
         body = (payload or {}).get("Body")
         self._size = len(body) if body is not None else 0
+        # Who asked (route.requester: the user Orthanc authenticated, the proxy's last hop), shown in the job's
+        # Content for whoever may read the job (the jobs page's "creator"); absent from jobs saved before 0.2.0.
+        self._creator = (payload or {}).get("Requester")
         self._replan = replan
         self._load = None  # () -> the payload as saved, once parked
         # Run again after a restart, a step finds its instance already stored: it is
@@ -56,7 +59,10 @@ class CreateDicomRunner(Runner):
         self._answers[index] = self._store(self._current_plan().file(index))
 
     def content(self):
-        return {"Description": "REST API", "InstancesCount": self._count, "InstancesStored": len(self._answers)}
+        content = {"Description": "REST API", "InstancesCount": self._count, "InstancesStored": len(self._answers)}
+        if self._creator:
+            content["Creator"] = self._creator
+        return content
 
     def result(self):
         if self._is_series:

@@ -9,7 +9,7 @@ import time
 import uuid
 
 from .. import __version__
-from ..dicomize import builder, charsets, datauri, parents, request as requests_
+from ..dicomize import builder, charsets, datauri, multipart, parents, request as requests_
 from ..errors import AdvancedRestError, BadRequest, RequestTooLarge
 from ..web import json_response
 from . import job, storing
@@ -105,6 +105,7 @@ class Services:
     rest_delete: object  # uri -> None
     default_encoding: object  # () -> Orthanc encoding name
     rest_put: object = None  # (uri, body bytes) -> None; for AdvancedRest.CreatorMetadata
+    http_store: object = None  # storing.HttpStore: synchronous requests store through Orthanc's HTTP server first
 
 
 class CreateDicom:
@@ -150,9 +151,13 @@ class CreateDicom:
             parent = parents.resolve(parsed.parent, self._services.rest_get_json)
         return builder.Plan(parsed, self.environment(seed), parent)
 
-    def _store_with(self, requester):
-        """POST /instances, then (with AdvancedRest.CreatorMetadata) who asked, in that metadata."""
-        store, name = storing.store_with(self._services.rest_post), self._settings.creator_metadata
+    def _store_with(self, requester, headers=None):
+        """POST /instances (as the requester of `headers` through Orthanc's HTTP server where the SDK would
+        keep the GIL; a job, which has no requester's headers, through the SDK), then (with
+        AdvancedRest.CreatorMetadata) who asked, in that metadata."""
+        http_store = self._services.http_store if headers is not None else None
+        store = storing.store_with(self._services.rest_post, http_store, headers)
+        name = self._settings.creator_metadata
         if not name:
             return store
         return storing.recording_requester(store, self._services.rest_put, self._services.rest_delete, name,
@@ -168,19 +173,25 @@ class CreateDicom:
                                      storing.patient(self._services.rest_delete), payload, user_sop_uid,
                                      replan=self.runner_from)
 
-    def _parse(self, body):
-        return requests_.parse(body, self._limits)
+    @staticmethod
+    def _parse(body, limits, content_type=None):
+        """The CreateRequest of a body: JSON, or multipart/related whose parts are the files (multipart.py)."""
+        if multipart.is_multipart(content_type):
+            request_body, files = multipart.split(body, content_type, limits.max_instances)
+            return requests_.parse(request_body, limits, files)
+        return requests_.parse(body, limits)
 
     def runner_from(self, payload):
         """The runner of a job saved with `payload` (see submit), for a restart."""
         # Accepted under the limits of its day: only the crash guard (depth) applies again.
-        parsed = requests_.parse(payload["Body"], dataclasses.replace(self._limits, max_elements=2 ** 62,
-                                                                       max_instances=2 ** 62))
+        parsed = self._parse(payload["Body"], dataclasses.replace(self._limits, max_elements=2 ** 62,
+                                                                  max_instances=2 ** 62),
+                             payload.get("ContentType"))
         env = self.environment(payload["Seed"], datetime.datetime.fromisoformat(payload["Now"]), payload["Encoding"])
         parent = parents.Parent(**payload["Parent"]) if payload.get("Parent") else None
         return self._runner(parsed, env, parent, payload)
 
-    def submit(self, parsed, body, requester=""):
+    def submit(self, parsed, body, requester="", content_type=None):
         """Queue the request as a CreateDicom job, saved before its id is answered (the core's answer
         to an asynchronous call).
 
@@ -200,6 +211,8 @@ class CreateDicom:
             "Body": body, "Seed": seed, "Now": env.now.isoformat(), "Encoding": env.default_encoding.name,
             "Parent": {"level": parent.level, "tags": parent.tags} if parent else None, "Requester": requester,
         }
+        if multipart.is_multipart(content_type):  # its files are parts of the body: split again when it runs
+            payload["ContentType"] = content_type
         runner = self._runner(parsed, env, parent, payload)
         job_id = self._engine.submit(job.JOB_TYPE, runner, parsed.priority)
         return json_response({"ID": job_id, "Path": "/jobs/%s" % job_id})
@@ -210,7 +223,7 @@ class CreateDicom:
             if len(request.body) > self._settings.max_request_bytes:
                 raise RequestTooLarge("The body has %d bytes, more than AdvancedRest.MaxRequestBytes (%d)"
                                       % (len(request.body), self._settings.max_request_bytes))
-            parsed = self._parse(request.body)
+            parsed = self._parse(request.body, self._limits, request.headers.get("content-type"))
             kind = _content_kind(parsed)
             response = self._answer(parsed, request.body, request.headers)
             status = 200
@@ -224,10 +237,11 @@ class CreateDicom:
 
     def _answer(self, parsed, body, headers):
         if parsed.asynchronous:  # saved with the job, whatever CreatorMetadata says when it runs
-            return self.submit(parsed, body, requester(headers, self._settings.authenticated_users))
+            return self.submit(parsed, body, requester(headers, self._settings.authenticated_users),
+                               headers.get("content-type"))
         plan = self.plan(parsed)
         asked_by = requester(headers, self._settings.authenticated_users) if self._settings.creator_metadata else ""
-        answers = storing.store_all(plan, self._store_with(asked_by), self._services.rest_delete)
+        answers = storing.store_all(plan, self._store_with(asked_by, headers), self._services.rest_delete)
         if plan.is_series:
             series = answers[-1]["ParentSeries"]
             return json_response({"ID": series, "Path": "/series/%s" % series, "Status": "Success"})

@@ -1,9 +1,10 @@
 """Storing a request's files in Orthanc: all of them or none, and who asked when configured."""
 import json
 import logging
+import threading
 import time
 
-from ..errors import AdvancedRestError
+from ..errors import AdvancedRestError, OrthancError
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +45,94 @@ def patient(call, wait=TRANSIENT_WAIT, sleep=time.sleep, clock=time.monotonic):
     return patient_call
 
 
-def store_with(rest_post):
-    """A store callable: POST /instances, answer parsed."""
+class NotStored(Exception):
+    """HttpStore stored nothing (off, no share free, Orthanc's HTTP server unreachable or refusing): the SDK
+    stores the file instead."""
+
+
+LARGE_FILE = 16 * 1024 * 1024  # bytes of a DICOM file from which HttpStore leaves the store to the SDK
+
+
+class HttpStore:
+    """POST /instances through Orthanc's own HTTP server on loopback, as the requester (issue 26).
+
+    Where the Python plugin keeps the GIL while Orthanc answers an SDK call (plugin 4.0 to 4.2, or later ones
+    with Python.AllowThreads off: host.py's self-test), `RestApiPost('/instances')` stops every other Python
+    thread while Orthanc stores; a socket releases it. The store then happens as the core's own create-dicom does it, by a REST request of the
+    user: `Origin` RestApi, `HttpUsername` hers, `RemoteIP` 127.0.0.1 (README, create-dicom). Each holds a
+    second HTTP thread: at most `permits` at once (AdvancedRest.LoopbackStoreShare), never waited for.
+
+    `request(method, path, headers, body)` is host.Loopback.request; `identity(headers)` access.identity.
+    `active` is set once the self-test found the GIL kept (before it, and elsewhere, the SDK stores).
+    """
+
+    def __init__(self, request, identity, permits):
+        self._request, self._identity = request, identity
+        self.permits = permits
+        self._permits = threading.BoundedSemaphore(permits) if permits > 0 else None
+        self.active = False
+        self._told = set()  # the kinds of fallback already logged at WARNING or INFO (then DEBUG)
+
+    def _fall_back(self, kind, level, message, *args):
+        if kind in self._told:
+            level = logging.DEBUG
+        self._told.add(kind)
+        logger.log(level, message + ": stored through the SDK instead", *args)
+        raise NotStored(kind)
+
+    def store(self, data, headers):
+        """The parsed answer of POST /instances of `data` (a DICOM file) made with the requester's `headers`.
+
+        Raises:
+            NotStored: it stored nothing: off, no share free, unreachable, or refused (401/403: the core's
+                create-dicom needs no right on POST /instances, so neither does the plugin's).
+            OrthancError: Orthanc refused the file (its OrthancStatus, as the SDK's call raises it).
+        """
+        if not self.active or self._permits is None:
+            raise NotStored("off")
+        if len(data) >= LARGE_FILE:
+            # Orthanc's HTTP server holds one more copy of the file than the SDK's store (issue 26: 5x the body
+            # instead of 4.25x on Orthanc 1.10.1); a file this large is rare, and its store long anyway.
+            raise NotStored("large")
+        if not self._permits.acquire(blocking=False):
+            logger.debug("AdvancedRest.LoopbackStoreShare of the HTTP threads already store: through the SDK")
+            raise NotStored("busy")
+        try:
+            headers = dict(self._identity(headers or {}), **{"Content-Type": "application/dicom"})
+            try:
+                status, body, _ = self._request("POST", "/instances", headers, data)
+            except (TimeoutError, ConnectionError) as error:
+                # Refused or unreachable: nothing stored. No answer in time: maybe stored, then the SDK
+                # answers AlreadyStored with the same ID (the same file), which rollback leaves alone.
+                self._fall_back("unreachable", logging.WARNING, "create-dicom could not store through Orthanc's "
+                                "HTTP server (%s)", type(error).__name__)
+        finally:
+            self._permits.release()
+        if status == 200:
+            self._told.discard("unreachable")
+            return json.loads(body)
+        if status in (401, 403):
+            self._fall_back("refused", logging.INFO, "The site's rules refuse this user POST /instances "
+                            "(HTTP %d through Orthanc's HTTP server)", status)
+        try:
+            code = json.loads(body).get("OrthancStatus")
+        except (ValueError, AttributeError):
+            code = None
+        if not isinstance(code, int) or isinstance(code, bool):  # no error body (HttpDescribeErrors false)
+            self._fall_back("undescribed", logging.INFO, "POST /instances through Orthanc's HTTP server answered "
+                            "HTTP %d without Orthanc's error", status)
+        raise OrthancError("/instances", code=code)
+
+
+def store_with(rest_post, http_store=None, headers=None):
+    """A store callable: POST /instances, answer parsed; through `http_store` first (an HttpStore, with the
+    requester's `headers`), through the SDK when that stored nothing."""
     def store(data):
+        if http_store is not None:
+            try:
+                return http_store.store(data, headers)
+            except NotStored:
+                pass
         return json.loads(rest_post("/instances", data))
     return store
 

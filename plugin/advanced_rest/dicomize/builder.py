@@ -250,8 +250,9 @@ def _embed_document(instance, mime, document):
         instance.set_if_absent(0x00080064, "WSD")  # Conversion Type
 
 
-def embed_content(instance, text, encapsulate=False):
-    """Put the data URI `text` into the instance: an image, a video, a document or raw pixels.
+def embed_content(instance, text, encapsulate=False, payloads=None):
+    """Put the data URI `text` into the instance: an image, a video, a document or raw pixels (`payloads`:
+    the request's, see datauri.parse).
 
     Raises:
         BadFileFormat: not a data URI, or content that does not decode as its MIME type says.
@@ -259,7 +260,7 @@ def embed_content(instance, text, encapsulate=False):
         LimitExceeded: an image beyond AdvancedRest.MaxImagePixels or MaxImageBytes.
         UnsupportedFormat: a MIME type that cannot go into DICOM.
     """
-    parsed, mime = datauri.parse_known(text)
+    parsed, mime = datauri.parse_known(text, payloads)
     if mime in video.READERS:
         _embed_video(instance, mime, parsed.content)  # never decoded, whatever Encapsulate says
     elif mime == "image/jp2":
@@ -303,14 +304,14 @@ def _at(tag):
     return struct.pack("<HH", tag >> 16, tag & 0xFFFF)
 
 
-def embed_frames(instance, items, encapsulate):
+def embed_frames(instance, items, encapsulate, payloads=None):
     """Put the images of `items` (request.Item) into the instance as its frames (MultiFrame).
 
     Raises:
         AdvancedRestError: as embed_content, for the frame named; BadRequest for a frame unlike the first.
     """
     env = instance.env
-    read = frames.read(items, encapsulate, env.max_image_pixels, env.max_image_bytes)
+    read = frames.read(items, encapsulate, env.max_image_pixels, env.max_image_bytes, payloads)
     _embed_pixels(instance, images.Pixels(read.format, read.width, read.height, read.data), read.photometric)
     instance.kind = "multi-frame"
     if read.transfer_syntax:
@@ -439,9 +440,9 @@ class Plan:
             instance = self.base.copy()
             if request.multi_frame:
                 items = request.content if isinstance(request.content, tuple) else (Item(request.content),)
-                embed_frames(instance, items, request.encapsulate)
+                embed_frames(instance, items, request.encapsulate, request.payloads)
             elif isinstance(request.content, str):
-                embed_content(instance, request.content, request.encapsulate)
+                embed_content(instance, request.content, request.encapsulate, request.payloads)
             return _finish(instance, request, lambda: requested_tags(env.dictionary, request.tags))
         try:
             return _series_item(self.base, index, request.content[index], request, self.private_creator)
@@ -473,7 +474,7 @@ def _series_item(instance, index, item, request, private_creator):
         _inject_tags(one, item.tags, request, private_creator)
     if not isinstance(item.content, str):
         raise UseDataUriScheme()
-    embed_content(one, item.content, request.encapsulate)
+    embed_content(one, item.content, request.encapsulate, request.payloads)
     one.set_string(0x00200013, str(index + 1))  # Instance Number
     one.set_string(0x00541330, str(index + 1))  # Image Index
     return _finish(one, request, lambda: requested_tags(env.dictionary, request.tags, item.tags))

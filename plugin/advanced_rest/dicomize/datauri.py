@@ -110,8 +110,20 @@ def decode_base64(payload):
         raise BadFileFormat("Not a valid base64 string") from exc
 
 
-def parse(text):
-    """The DataUri in `text`, or None when `text` is not a data URI."""
+def parse(text, payloads=None):
+    """The DataUri in `text`, or None when `text` is not a data URI.
+
+    `payloads` (a CreateRequest's): marker -> payloads.Payload, the payload of a text ending in a marker,
+    decoded from the body where it lies; and "cid:ID" -> multipart.Part, a file of a multipart body.
+    """
+    if payloads:
+        if text[:4].lower() == "cid:" and text in payloads:  # a file of a multipart body, as it came
+            part = payloads[text]
+            return DataUri(part.mime, part.decode())
+        match = _HEADER.match(text)
+        payload = payloads.get(text[match.end():]) if match else None
+        if payload is not None:
+            return DataUri(match.group(1).lower(), payload.decode())
     split = _split(text)
     if split is None:
         return None
@@ -119,13 +131,13 @@ def parse(text):
     return DataUri(mime.lower(), decode_base64(payload))
 
 
-def parse_known(text):
-    """(the DataUri in `text`, its MIME type as KNOWN_MIME_TYPES names it).
+def parse_known(text, payloads=None):
+    """(the DataUri in `text`, its MIME type as KNOWN_MIME_TYPES names it); `payloads` as for parse.
 
     Raises:
         BadFileFormat: not a data URI. ParameterOutOfRange: a MIME type the core does not know.
     """
-    parsed = parse(text)
+    parsed = parse(text, payloads)
     if parsed is None:
         raise BadFileFormat()
     mime = KNOWN_MIME_TYPES.get(parsed.mime)

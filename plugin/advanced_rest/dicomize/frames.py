@@ -51,9 +51,9 @@ def _text(index, item):
     return item.content
 
 
-def _one(text, encapsulate, max_pixels, max_bytes):
+def _one(text, encapsulate, max_pixels, max_bytes, payloads=None):
     """(Frames of this one frame, its fragment or pixels) for the data URI `text`."""
-    parsed, mime = datauri.parse_known(text)
+    parsed, mime = datauri.parse_known(text, payloads)
     if encapsulate:
         if mime != "image/jpeg":
             raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
@@ -74,8 +74,9 @@ def _shape(frames):
     return text
 
 
-def read(items, encapsulate, max_pixels, max_bytes):
-    """The Frames of `items` (request.Item), each checked against the limits, all alike.
+def read(items, encapsulate, max_pixels, max_bytes, payloads=None):
+    """The Frames of `items` (request.Item), each checked against the limits, all alike (`payloads`: the
+    request's, see datauri.parse).
 
     Native frames together may decode to at most `max_bytes` (AdvancedRest.MaxImageBytes): they are
     what the instance holds. Compressed frames are bounded by the body's size, each by the limits.
@@ -89,7 +90,7 @@ def read(items, encapsulate, max_pixels, max_bytes):
     first, buffer, fragments = None, None, []
     for index, item in enumerate(items):
         try:
-            frame, data = _one(_text(index, item), encapsulate, max_pixels, max_bytes)
+            frame, data = _one(_text(index, item), encapsulate, max_pixels, max_bytes, payloads)
             if first is None:
                 first = frame
                 if frame.format not in SOP_CLASSES:

@@ -25,7 +25,13 @@ class Pixels:
     format: str
     width: int
     height: int
-    data: bytes
+    data: object  # bytes, or a memoryview of one byte per item over the decoder's own array
+
+
+def _bytes_of(array):
+    """The bytes of a numpy array for the writer, without copying them when they are in one piece already
+    (a 300 MB image is held once, by its decoder's array)."""
+    return memoryview(numpy.ascontiguousarray(array)).cast("B")
 
 
 def check_size(width, height, bytes_per_pixel, max_pixels, max_bytes):
@@ -79,7 +85,7 @@ def _decode_with_spng(content, width, height, depth, color):
         kept, fmt = array[:, :, :3], (RGB48 if depth == 16 else RGB24)  # alpha dropped
     if depth == 16:
         kept = kept.astype("<u2", copy=False)
-    return Pixels(fmt, width, height, kept.tobytes())
+    return Pixels(fmt, width, height, _bytes_of(kept))
 
 
 # ---- PAM (the core's image/x-portable-arbitrarymap) ---------------------------
@@ -112,7 +118,7 @@ def _decode_pam(content, max_pixels, max_bytes):
         fmt, data = (RGB48 if maxval > 255 else RGB24), data[:, :, :3]
     else:
         raise UnsupportedFormat("PAM images of depth %d are not supported" % depth)
-    return Pixels(fmt, width, height, data.astype("<u2" if maxval > 255 else "u1").tobytes())
+    return Pixels(fmt, width, height, _bytes_of(data.astype("<u2" if maxval > 255 else "u1", copy=False)))
 
 
 # ---- everything Pillow reads ---------------------------------------------------

@@ -5,7 +5,7 @@ import json.scanner
 import re
 
 from ..errors import BadRequest, InexistentParent, LimitExceeded, ParameterOutOfRange, UseDataUriScheme
-from . import charsets
+from . import charsets, payloads as payloads_
 
 # json.loads pairs surrogate escapes itself: what remains in a string is a lone half.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -102,6 +102,9 @@ class CreateRequest:
     strict: bool = FIELDS["Strict"].default  # None: AdvancedRest.StrictDicom decides
     asynchronous: bool = FIELDS["Asynchronous"].default  # from Asynchronous and Synchronous
     priority: int = FIELDS["Priority"].default
+    # The large base64 payloads of Content (its items' too) left in the body: marker -> payloads.Payload
+    # (datauri.parse reads them there); None when there is none.
+    payloads: dict = dataclasses.field(default=None, compare=False, repr=False)
 
 
 def _field(document, name):
@@ -238,8 +241,49 @@ def _load(body):
     return decoder.decode(text)
 
 
-def parse(body, limits=None):
-    """The CreateRequest in a request body (bytes), checked against `limits` (None: the defaults).
+def _in_content(path):
+    """Whether `path` (keys and indexes from the top of a body with Tags) leads to a data URI of Content."""
+    return path[0] == "Content" and (len(path) == 1 or len(path) == 2 and isinstance(path[1], int)
+                                     or len(path) == 3 and isinstance(path[1], int) and path[2] == "Content")
+
+
+def _load_large(body):
+    """(the JSON document in `body`, the payloads of Content left in the body, or None), for a large body
+    in UTF-8: the long base64 runs are not copied into the document's strings (payloads.py)."""
+    if len(body) < payloads_.LARGE or isinstance(body, str) or json.detect_encoding(body) not in ("utf-8", "utf-8-sig"):
+        return _load(body), None
+    smaller, cuts = payloads_.cut(body)
+    if not cuts:
+        return _load(body), None
+    document = _load(smaller)
+    del smaller
+    if isinstance(document, dict):
+        kept = _in_content if "Tags" in document else (lambda path: False)
+        found = payloads_.restore(document, cuts, kept)
+        if found is not None:
+            return document, found or None
+    return _load(body), None  # a marker it could not put back: the body as it is
+
+
+def _files_named(content, files):
+    """Check that Content names, by `cid:`, exactly the files of a multipart body (multipart.py).
+
+    Raises:
+        BadRequest: a name no part has, or a part no one names (it would be dropped unseen).
+    """
+    texts = [content] if isinstance(content, str) else [item.content for item in content or ()]
+    named = {text for text in texts if isinstance(text, str) and text[:4].lower() == "cid:"}
+    unknown = sorted(named - set(files))
+    if unknown:
+        raise BadRequest("Content names %s, which no part of the multipart body has (by its Content-ID)" % unknown[0])
+    unnamed = sorted(set(files) - named)
+    if unnamed:
+        raise BadRequest("The part with Content-ID %s is named by no Content" % unnamed[0][4:])
+
+
+def parse(body, limits=None, files=None):
+    """The CreateRequest in a request body (bytes), checked against `limits` (None: the defaults); `files`:
+    the other parts of a multipart/related body ({"cid:ID": multipart.Part}), which Content names.
 
     Raises:
         BadRequest: not a JSON object, a field of the wrong type, or a lone surrogate in a string.
@@ -250,7 +294,7 @@ def parse(body, limits=None):
     """
     limits = limits or Limits()
     try:
-        document = _load(body)
+        document, found = _load_large(body)
     except RecursionError:
         # Python's recursion limit: about 1000 levels (Orthanc 1.10.1 and 1.13.0 die from about 190).
         raise _too_deep(limits, "The JSON body nests") from None
@@ -275,6 +319,9 @@ def parse(body, limits=None):
         raise UseDataUriScheme()
     if isinstance(content, list):
         content = _items(content) if content else None
+    if files is not None:
+        _files_named(content, files)
+        found = dict(found or {}, **files)
     return CreateRequest(
         tags=tags,
         content=content,
@@ -288,4 +335,5 @@ def parse(body, limits=None):
         strict=_field(document, "Strict"),
         asynchronous=_asynchronous(document),
         priority=_field(document, "Priority"),
+        payloads=found,
     )

@@ -10,6 +10,8 @@ import logging
 import threading
 import time
 
+from . import model
+
 logger = logging.getLogger(__name__)
 
 KEPT_CHANGES = 10000
@@ -136,7 +138,7 @@ class CoreWatcher:
                     # Deleted, or out of the core's history (unreadable ones stay listed by id: not gone)
                     kept = set(self._ids())
                     for job_id in sorted(gone - kept):
-                        self._feed.record(dict(listed[job_id], State="Deleted"), "core")
+                        self._feed.record(dict(listed[job_id], State=model.DELETED), "core")
                     now_listed.update({job_id: listed[job_id] for job_id in gone & kept})
                     gone -= kept
                 for job_id in gone:

@@ -144,7 +144,7 @@ class CoreJobs:
                 return []
         listed = set(ids)
         with self._lock:
-            self._succeeded = {job_id: job for job_id, job in jobs.items() if job.get("State") == model.SUCCESS}
+            self._succeeded = {job_id: job for job_id, job in jobs.items() if job.get("State") == model.State.SUCCESS}
             self._stuck = (stuck & (listed - set(jobs))) | set(unreadable)
         if unreadable:
             logger.info("%d core jobs left out of the list: Orthanc answers 400 for them (e.g. %s)",

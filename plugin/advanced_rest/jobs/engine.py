@@ -17,6 +17,7 @@ import time
 
 from ..errors import AdvancedRestError, IllegalTransition, QueueFull, RequestTooLarge, UnknownJob
 from . import model
+from .model import Action, Move, Outcome, State
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ class Runner:
         return {}
 
     def result(self):
-        """(Content, outputs) once every step succeeded; outputs: name -> (bytes, MIME type)."""
+        """(Content, outputs) once every step succeeded. No job type has outputs yet (README, Jobs): the engine
+        keeps the Content only, and outputs come back, stored where every replica can serve them, with the first
+        job type that produces one."""
         return self.content(), {}
 
     def rollback(self):
@@ -209,7 +212,7 @@ class Engine:
                 self._lock.notify_all()
             raise
         with self._lock:
-            if job.state == model.PENDING:
+            if job.state == State.PENDING:
                 self._enqueue(job)
             self._notify(job.to_json())
         return job.id
@@ -230,16 +233,6 @@ class Engine:
         with self._lock:
             return [job.to_json() for job in sorted(self._jobs.values(), key=lambda j: j.sequence)]
 
-    def output(self, job_id, name):
-        """(bytes, MIME type) of a job's output, or None."""
-        with self._lock:
-            return self._job(job_id).outputs.get(name)
-
-    def delete_output(self, job_id, name):
-        """Forget an output; False when the job has none of that name."""
-        with self._lock:
-            return self._job(job_id).outputs.pop(name, None) is not None
-
     def wait(self, job_id, timeout):
         """The job's JSON once it is finished, or when `timeout` seconds have passed."""
         deadline = time.monotonic() + timeout
@@ -254,7 +247,7 @@ class Engine:
     # ---- actions ----------------------------------------------------------------------
 
     def act(self, job_id, action):
-        """Apply "pause", "cancel", "resume" or "resubmit" as the core does, durable before it returns.
+        """Apply an Action (cancel, pause, resume, resubmit) as the core does, durable before it returns.
 
         Decided by model.decide_action, as the cluster decides, and applied under the lock in one go: two
         requests acting on one job at once are served one after the other, and none waits for an undo.
@@ -282,14 +275,14 @@ class Engine:
                 # sees the Failure finds nothing left behind; meanwhile workers keep off the job.
                 self._begin_undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             else:
-                if action == model.RESUBMIT:  # unfinished again: it needs room as a new job does
+                if action == Action.RESUBMIT:  # unfinished again: it needs room as a new job does
                     self._check_room(job.size)
                     self._history.pop(job.id, None)
                     job.step, job.progress, job.runtime, job.completed = 0, 0.0, 0.0, None
                     job.error_code, job.error_description, job.error_details = 0, "Success", ""
                     job.content = job.runner.content()
                 self._set_state(job, decision.state)
-                if decision.state == model.PENDING:
+                if decision.state == State.PENDING:
                     self._enqueue(job)
                 self._notify(job.to_json())
         self._save_or_log()
@@ -309,7 +302,7 @@ class Engine:
             del self._jobs[job_id]
             self._history.pop(job_id, None)
             self._lock.notify_all()
-            self._notify(dict(job.to_json(), State="Deleted"))
+            self._notify(dict(job.to_json(), State=model.DELETED))
         self._save_or_log()
 
     # ---- persistence ----------------------------------------------------------------------------
@@ -329,9 +322,9 @@ class Engine:
         with self._lock:
             for record in records:
                 runner = runner_for(record)
-                state = record["State"]
-                if state in (model.RUNNING, model.RETRY):
-                    state = model.PENDING
+                state = State(record["State"])
+                if state in (State.RUNNING, State.RETRY):
+                    state = State.PENDING
                 job = model.Job(
                     id=record["ID"], type=record["Type"], priority=record["Priority"], runner=runner,
                     sequence=next(self._sequence), state=state,
@@ -343,15 +336,15 @@ class Engine:
                     size=runner.size())
                 if state not in model.FINISHED:
                     job.content = runner.content()
-                    job.ran_before = bool(record.get("RanBefore", record["State"] in (model.RUNNING, model.RETRY)
+                    job.ran_before = bool(record.get("RanBefore", record["State"] in (State.RUNNING, State.RETRY)
                                                       or record.get("Progress", 0)))
                     if record.get("CancelRequested"):
-                        state = job.state = model.PENDING
+                        state = job.state = State.PENDING
                         job.cancel_after_replay = True
                 self._jobs[job.id] = job
                 if state in model.FINISHED:
                     self._history[job.id] = True
-                elif state == model.PENDING:
+                elif state == State.PENDING:
                     self._enqueue(job)
             self._trim_history()
 
@@ -363,7 +356,7 @@ class Engine:
             if job is None:
                 return
             job.load = load
-            if job.state != model.RUNNING and not job.undoing:  # no step runs: a worker takes only a Pending job,
+            if job.state != State.RUNNING and not job.undoing:  # no step runs: a worker takes only a Pending job,
                 self._park(job)  # and makes it Running in the same hold of the lock
 
     def mark_loaded(self):
@@ -385,7 +378,7 @@ class Engine:
     def idle_workers(self):
         """Workers with nothing to do: neither running nor already queued here."""
         with self._lock:
-            busy = sum(1 for job in self._jobs.values() if job.state in (model.RUNNING, model.PENDING)
+            busy = sum(1 for job in self._jobs.values() if job.state in (State.RUNNING, State.PENDING)
                        and not job.undoing)
             return max(0, self._concurrent_jobs - busy)
 
@@ -437,7 +430,7 @@ class Engine:
 
     def _finish(self, job, state, code, description, details):
         job.error_code, job.error_description, job.error_details = code, description, details
-        if state == model.FAILURE:
+        if state == State.FAILURE:
             try:
                 job.content = job.runner.content()
             except Exception:  # the move must happen whatever the runner does
@@ -469,7 +462,7 @@ class Engine:
                     self._lock.notify_all()
             else:
                 job.runner.park(None)
-        elif job.state == model.SUCCESS:
+        elif job.state == State.SUCCESS:
             job.runner.park(None)
         elif job.load is not None:
             job.runner.park(job.load)
@@ -484,7 +477,7 @@ class Engine:
         while self._queue:
             _, _, job_id = heapq.heappop(self._queue)
             job = self._jobs.get(job_id)
-            if job is not None and job.state == model.PENDING and not job.undoing:
+            if job is not None and job.state == State.PENDING and not job.undoing:
                 return job
         return None
 
@@ -502,16 +495,16 @@ class Engine:
                         self._lock.wait()
                     if self._stopping:
                         return
-                    state = self._move(job, "start")
+                    state = self._move(job, Move.START)
                     if self._fence is None:
                         self._set_state(job, state)
                         self._notify(job.to_json())
                     preview = self._preview(job, state)
                 if self._fence is not None:
-                    if not self._fenced(job, "start", preview):
+                    if not self._fenced(job, Move.START, preview):
                         continue
                     with self._lock:
-                        if self._jobs.get(job.id) is not job or job.state != model.PENDING:
+                        if self._jobs.get(job.id) is not job or job.state != State.PENDING:
                             continue
                         self._set_state(job, state)
                         self._notify(job.to_json())
@@ -524,7 +517,7 @@ class Engine:
     def _rescue(self, job):
         try:
             with self._lock:
-                if job.state != model.RUNNING or job.undoing:
+                if job.state != State.RUNNING or job.undoing:
                     return
                 self._begin_undo(job, -1, "Internal error", "unexpected error in the jobs engine, see Orthanc's log")
             self._undo(job)
@@ -550,32 +543,32 @@ class Engine:
             with self._lock:
                 event = self._final_event(job, result)
                 outcome = self._move(job, event)
-                if outcome == model.SUCCESS:
-                    preview = self._preview(job, model.SUCCESS, content=result[0], progress=100.0,
+                if outcome == State.SUCCESS:
+                    preview = self._preview(job, State.SUCCESS, content=result[0], progress=100.0,
                                             completed=self._clock())
                 else:
-                    preview = self._preview(job, outcome if outcome != model.UNDO else job.state)
-            if outcome == model.UNDO or self._fenced(job, event, preview, must_apply=True):
+                    preview = self._preview(job, outcome if outcome != Outcome.UNDO else job.state)
+            if outcome == Outcome.UNDO or self._fenced(job, event, preview, must_apply=True):
                 break
             if self._jobs.get(job.id) is not job:
                 return  # the claim was lost: the new owner has the work
             with self._lock:
                 job.cancel_requested = True  # refused for a cancel (see _fenced): it must undo now
         with self._lock:
-            if outcome == model.UNDO:
+            if outcome == Outcome.UNDO:
                 self._begin_undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
-            elif outcome == model.SUCCESS:
-                job.content, job.outputs = result
+            elif outcome == State.SUCCESS:
+                job.content = result[0]
                 job.progress = 100.0
-                self._finish(job, model.SUCCESS, 0, "Success", "")
+                self._finish(job, State.SUCCESS, 0, "Success", "")
             else:
                 job.cancel_requested = job.pause_requested = False
                 self._set_state(job, outcome)
-            if outcome != model.UNDO:
+            if outcome != Outcome.UNDO:
                 self._notify(job.to_json())
-            if outcome in (model.PAUSED, model.PENDING):  # it waits: this worker is done with its runner
+            if outcome in (State.PAUSED, State.PENDING):  # it waits: this worker is done with its runner
                 self._park(job)
-        if outcome == model.UNDO:
+        if outcome == Outcome.UNDO:
             self._undo(job)
 
     _LOST = object()  # a worker's claim was taken over (cluster): it stops and undoes nothing
@@ -587,12 +580,12 @@ class Engine:
         A cancel outweighs a pause; a replay (restored with its cancel accepted) runs to its end
         whatever is asked, then undoes: only then does it know everything it must remove."""
         if job.cancel_after_replay:
-            return "cancelled" if result is not None else "stop"
+            return Move.CANCELLED if result is not None else Move.STOP
         if job.cancel_requested:
-            return "cancelled"
+            return Move.CANCELLED
         if result is not None:
-            return "succeed"
-        return "suspend" if job.pause_requested else "stop"
+            return Move.SUCCEED
+        return Move.SUSPEND if job.pause_requested else Move.STOP
 
     def _steps(self, job, runner, total):
         """Run steps until done, or a pause, cancel or stop is asked; True when all are done, _LOST
@@ -601,7 +594,7 @@ class Engine:
             if self._fence is not None:
                 with self._lock:
                     preview = job.to_json()
-                if not self._fenced(job, "step", preview):
+                if not self._fenced(job, Move.STEP, preview):
                     return self._LOST
             with self._lock:
                 # A replay (restored with its cancel accepted) runs to the end whatever is asked:
@@ -630,7 +623,7 @@ class Engine:
 
     def _fail(self, job, code, description, details):
         with self._lock:
-            self._move(job, "fail")
+            self._move(job, Move.FAIL)
             self._begin_undo(job, code, description, details)
         self._undo(job)
 
@@ -645,7 +638,7 @@ class Engine:
                 code, description, details = job.undo_error
                 preview = self._preview(job, job.state, error_code=code, error_description=description,
                                         error_details=details)
-            if not self._fenced(job, "undo", preview):
+            if not self._fenced(job, Move.BEGIN_UNDO, preview):
                 return
         try:
             job.runner.rollback()
@@ -655,19 +648,19 @@ class Engine:
             code, description, details = job.undo_error
         if self._fence is not None:
             with self._lock:
-                preview = self._preview(job, model.FAILURE, error_code=code, error_description=description,
+                preview = self._preview(job, State.FAILURE, error_code=code, error_description=description,
                                         error_details=details, completed=self._clock())
-            if not self._fenced(job, "undone", preview):
+            if not self._fenced(job, Move.UNDONE, preview):
                 return
         with self._lock:
             code, description, details = job.undo_error or (code, description, details)
-            self._finish(job, model.FAILURE, code, description, details)
+            self._finish(job, State.FAILURE, code, description, details)
             self._notify(job.to_json())
 
     def _preview(self, job, state, **fields):
         """The job's JSON as it would be after a move to `state` (call with the lock held)."""
         changed = dataclasses.replace(job, state=state, changed=self._clock(), **fields)
-        if state == model.FAILURE:
+        if state == State.FAILURE:
             try:
                 changed.content = job.runner.content()
             except Exception:

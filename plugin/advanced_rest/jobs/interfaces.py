@@ -20,12 +20,6 @@ class Jobs(Protocol):
     def all(self) -> list:
         """Every job's JSON, in submission order."""
 
-    def output(self, job_id, name):
-        """(bytes, MIME type) of a job's output, or None. Raises UnknownJob."""
-
-    def delete_output(self, job_id, name) -> bool:
-        """Forget an output. Raises UnknownJob."""
-
     def wait(self, job_id, timeout) -> dict:
         """The job's JSON once finished, or after `timeout` s. Raises UnknownJob."""
 

@@ -5,62 +5,105 @@ import enum
 import re
 import uuid
 
-PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY = "Pending", "Running", "Success", "Failure", "Paused", "Retry"
-STATES = (PENDING, RUNNING, SUCCESS, FAILURE, PAUSED, RETRY)
-FINISHED = frozenset({SUCCESS, FAILURE})
+
+class State(enum.StrEnum):
+    """A job's state, as the core names it (the "State" of its JSON)."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCESS = "Success"
+    FAILURE = "Failure"
+    PAUSED = "Paused"
+    RETRY = "Retry"
+
+
+STATES = tuple(State)
+FINISHED = frozenset({State.SUCCESS, State.FAILURE})
 # Every state but the two ends: a job in one of them holds its request (AdvancedRest.MaxPendingJobs and
 # MaxPendingBytes bound them together, on one server and in the cluster).
-UNFINISHED = frozenset(STATES) - FINISHED
+UNFINISHED = frozenset(State) - FINISHED
+# The "State" of a job's last change, once it was deleted (the change feed, the webhooks' JobDeleted): a
+# pseudo-state no job shows.
+DELETED = "Deleted"
 
 CANCELED_JOB = 37  # Orthanc's ErrorCode_CanceledJob
 CANCELED_DESCRIPTION = "This job was canceled"
 
-LATER, NOTHING, UNDO = "later", "nothing", "undo"
 
-# A client's actions (the last part of POST /jobs/{id}/{action}).
-CANCEL, PAUSE, RESUME, RESUBMIT = "cancel", "pause", "resume", "resubmit"
-ACTIONS = (CANCEL, PAUSE, RESUME, RESUBMIT)
+class Action(enum.StrEnum):
+    """A client's action: the last part of POST /jobs/{id}/{action}."""
 
-# The one table of legal moves: (event, state) -> outcome. Absent: refused (HTTP 400
-# for a client's action; a bug for a worker's event).
-#   a state: the job moves there at once;
-#   LATER: a running job moves at its next step (a flag is set);
-#   NOTHING: accepted, no change;
-#   UNDO: what the job stored is removed first, then it moves to Failure.
-# Client actions follow the core's registry; worker events are the engine's own moves.
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RESUBMIT = "resubmit"
+
+
+ACTIONS = tuple(Action)
+
+
+class Move(enum.StrEnum):
+    """A move that no client asks for: what a worker reports of the job it runs (each written through the
+    cluster's fence), and the cluster's releases."""
+
+    START = "start"  # it takes a Pending job
+    STEP = "step"  # before each step (the cluster's fence: it still holds its claim)
+    SUCCEED = "succeed"  # every step done
+    FAIL = "fail"  # a step raised: its work is removed, then it fails
+    CANCELLED = "cancelled"  # a cancel asked while it ran took effect: its work is removed
+    SUSPEND = "suspend"  # a pause asked while it ran took effect
+    STOP = "stop"  # the engine stops: taken up again at the next start
+    BEGIN_UNDO = "undo"  # the removal of its work begins (recorded: a new owner removes it too)
+    UNDONE = "undone"  # its work removed: it fails
+    RELEASE = "release"  # the cluster: its owner's lease expired, or its owner let it go
+    RELEASE_PAUSED = "release-paused"  # the same, a pause having been asked of it
+
+
+class Outcome(enum.Enum):
+    """What an entry of TRANSITIONS does when it is no move to a state at once."""
+
+    LATER = "later"  # a running job moves at its next step (a flag is set)
+    NOTHING = "nothing"  # accepted, no change
+    UNDO = "undo"  # what the job stored is removed first, then it moves to Failure
+
+
+# The one table of legal moves: (action or move, state) -> a State (the job moves there at once) or an
+# Outcome. Absent: refused (HTTP 400 for a client's action; a bug for a worker's move). Client actions follow
+# the core's registry; the moves are the engine's and the cluster's own.
 TRANSITIONS = {
-    (PAUSE, PENDING): PAUSED,
-    (PAUSE, RETRY): PAUSED,
-    (PAUSE, RUNNING): LATER,
-    (PAUSE, PAUSED): NOTHING,
-    (PAUSE, SUCCESS): NOTHING,
-    (PAUSE, FAILURE): NOTHING,
-    (CANCEL, PENDING): UNDO,
-    (CANCEL, RETRY): UNDO,
-    (CANCEL, PAUSED): UNDO,
-    (CANCEL, RUNNING): LATER,
-    (CANCEL, SUCCESS): NOTHING,
-    (CANCEL, FAILURE): NOTHING,
-    (RESUME, PAUSED): PENDING,
-    (RESUBMIT, FAILURE): PENDING,
-    # worker events
-    ("start", PENDING): RUNNING,
-    ("succeed", RUNNING): SUCCESS,
-    ("fail", RUNNING): UNDO,  # a step raised
-    ("cancelled", RUNNING): UNDO,  # a cancel asked while it ran took effect
-    ("suspend", RUNNING): PAUSED,  # a pause asked while it ran took effect
-    ("stop", RUNNING): PENDING,  # the engine stops: taken up again at the next start
+    (Action.PAUSE, State.PENDING): State.PAUSED,
+    (Action.PAUSE, State.RETRY): State.PAUSED,
+    (Action.PAUSE, State.RUNNING): Outcome.LATER,
+    (Action.PAUSE, State.PAUSED): Outcome.NOTHING,
+    (Action.PAUSE, State.SUCCESS): Outcome.NOTHING,
+    (Action.PAUSE, State.FAILURE): Outcome.NOTHING,
+    (Action.CANCEL, State.PENDING): Outcome.UNDO,
+    (Action.CANCEL, State.RETRY): Outcome.UNDO,
+    (Action.CANCEL, State.PAUSED): Outcome.UNDO,
+    (Action.CANCEL, State.RUNNING): Outcome.LATER,
+    (Action.CANCEL, State.SUCCESS): Outcome.NOTHING,
+    (Action.CANCEL, State.FAILURE): Outcome.NOTHING,
+    (Action.RESUME, State.PAUSED): State.PENDING,
+    (Action.RESUBMIT, State.FAILURE): State.PENDING,
+    # a worker's moves
+    (Move.START, State.PENDING): State.RUNNING,
+    (Move.SUCCEED, State.RUNNING): State.SUCCESS,
+    (Move.FAIL, State.RUNNING): Outcome.UNDO,
+    (Move.CANCELLED, State.RUNNING): Outcome.UNDO,
+    (Move.SUSPEND, State.RUNNING): State.PAUSED,
+    (Move.STOP, State.RUNNING): State.PENDING,
     # the end of an undo (its work removed): from wherever the job showed while it was undone
-    ("undone", RUNNING): FAILURE,
-    ("undone", PENDING): FAILURE,
-    ("undone", PAUSED): FAILURE,
-    ("undone", RETRY): FAILURE,
+    (Move.UNDONE, State.RUNNING): State.FAILURE,
+    (Move.UNDONE, State.PENDING): State.FAILURE,
+    (Move.UNDONE, State.PAUSED): State.FAILURE,
+    (Move.UNDONE, State.RETRY): State.FAILURE,
     # the cluster's own moves: a job whose owner's lease expired, or whose owner let it go
-    ("release", RUNNING): PENDING,
-    ("release", RETRY): PENDING,
-    ("release", PENDING): NOTHING,  # claimed, not started yet
-    ("release", PAUSED): NOTHING,  # claimed to be undone
-    ("release-paused", RUNNING): PAUSED,  # a pause was asked of it: it shows Paused, as its owner would have
+    (Move.RELEASE, State.RUNNING): State.PENDING,
+    (Move.RELEASE, State.RETRY): State.PENDING,
+    (Move.RELEASE, State.PENDING): Outcome.NOTHING,  # claimed, not started yet
+    (Move.RELEASE, State.PAUSED): Outcome.NOTHING,  # claimed to be undone
+    # a pause was asked of it: it shows Paused, as its owner would have
+    (Move.RELEASE_PAUSED, State.RUNNING): State.PAUSED,
 }
 
 # The plugin's job ids: UUIDs of version 8 (RFC 9562, "custom"), where the core's are version 4. The
@@ -83,7 +126,8 @@ def is_plugin_job_id(job_id):
 
 
 def outcome(event, state):
-    """What `event` does to a job in `state` (see TRANSITIONS); None when refused."""
+    """What `event` (an Action or a Move) does to a job in `state` (see TRANSITIONS): a State, an Outcome, or
+    None when refused."""
     return TRANSITIONS.get((event, state))
 
 
@@ -105,7 +149,7 @@ class Decision:
     """An action's effect; for Effect.MOVE the state the job moves to, for Effect.REFUSED why."""
 
     effect: Effect
-    state: str = None
+    state: State = None
     reason: str = None
 
 
@@ -121,22 +165,22 @@ def decide_action(action, state, undo_code=None, pause_requested=False, ran=True
     if action not in ACTIONS:
         return Decision(Effect.REFUSED, reason="Unknown action %s" % action)
     if undo_code is not None and state not in FINISHED:
-        if action == CANCEL:
+        if action == Action.CANCEL:
             return Decision(Effect.NOTHING if undo_code == CANCELED_JOB else Effect.RECANCEL)
-        if action == PAUSE:
+        if action == Action.PAUSE:
             return Decision(Effect.NOTHING)
         return Decision(Effect.REFUSED, reason="Cannot %s a job that is being cancelled or failing: it ends in "
                                                "Failure" % action)
     found = outcome(action, state)
     if found is None:
         return Decision(Effect.REFUSED, reason="Cannot %s a job in state %s" % (action, state))
-    if found == NOTHING:
+    if found is Outcome.NOTHING:
         return Decision(Effect.NOTHING)
-    if found == LATER:
-        if action == PAUSE:
+    if found is Outcome.LATER:
+        if action == Action.PAUSE:
             return Decision(Effect.NOTHING if pause_requested else Effect.ASK_PAUSE)
         return Decision(Effect.ASK_CANCEL)
-    if found == UNDO:
+    if found is Outcome.UNDO:
         return Decision(Effect.UNDO if ran else Effect.FAIL)
     return Decision(Effect.MOVE, found)
 
@@ -155,7 +199,7 @@ class Job:
     priority: int
     runner: object  # see engine.Runner
     sequence: int  # submission order, breaks priority ties
-    state: str = PENDING
+    state: State = State.PENDING
     progress: float = 0.0
     created: datetime.datetime = None
     completed: datetime.datetime = None
@@ -165,7 +209,6 @@ class Job:
     error_description: str = "Success"
     error_details: str = ""
     content: dict = dataclasses.field(default_factory=dict)
-    outputs: dict = dataclasses.field(default_factory=dict)  # name -> (bytes, MIME type)
     pause_requested: bool = False
     cancel_requested: bool = False
     undoing: bool = False  # its work is being removed: workers keep off

@@ -19,6 +19,7 @@ import threading
 import time
 
 from ..errors import JobsLoading
+from .model import State
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class Store:
             jobs, keep, written = [], {}, []
             for record, runner in exported:
                 slot = self._slots.get(record["ID"])
-                if record["State"] != "Success" and slot is None:
+                if record["State"] != State.SUCCESS and slot is None:
                     payload = runner.payload()
                     slot = self._free_slot(keep) if payload is not None else None
                     if slot is not None:
@@ -151,7 +152,7 @@ class Store:
                         written.append((record["ID"], slot))
                     elif payload is not None:
                         logger.warning("No room to save job %s: it will not survive a restart", record["ID"])
-                if record["State"] == "Success":
+                if record["State"] == State.SUCCESS:
                     slot = None  # a finished success never runs again
                 if slot is not None:
                     keep[record["ID"]] = slot

@@ -50,11 +50,18 @@ class OutboxCollector:
         yield oldest
 
 
+def tally(jobs):
+    """{(type, state): count} of a list of job JSONs: what a source of orthanc_jobs returns."""
+    return collections.Counter((job.get("Type"), job.get("State")) for job in jobs)
+
+
 class JobsCollector:
-    """orthanc_jobs{type, state}: counted on each scrape from in-memory lists, never the database."""
+    """orthanc_jobs{type, state}: counted on each scrape by its sources, callables returning {(type, state):
+    count} (one server: its jobs in memory; a cluster: the cluster's jobs from the one replica that reports
+    them; the core's jobs as last seen)."""
 
     def __init__(self, sources):
-        self.sources = sources  # callables -> lists of job JSON
+        self.sources = sources
 
     def describe(self):
         return [GaugeMetricFamily("orthanc_jobs", "Jobs of the core and of the plugin, by type and state",
@@ -64,10 +71,10 @@ class JobsCollector:
         counts = collections.Counter()
         types = set()
         for source in self.sources:
-            for job in source():
-                job_type = labels.bounded(job.get("Type"), labels.JOB_TYPES)
+            for (job_type, state), count in source().items():
+                job_type = labels.bounded(job_type, labels.JOB_TYPES)
                 types.add(job_type)
-                counts[(job_type, labels.bounded(job.get("State"), labels.JOB_STATES))] += 1
+                counts[(job_type, labels.bounded(state, labels.JOB_STATES))] += count
         family = GaugeMetricFamily("orthanc_jobs", "Jobs of the core and of the plugin, by type and state",
                                    labels=["type", "state"])
         for job_type in sorted(types):
@@ -145,7 +152,7 @@ class Metrics:
             self._child(self._webhook_refused, endpoint).inc(count)
 
     def add_job_source(self, source):
-        """Another list of jobs for orthanc_jobs (a callable returning job JSONs)."""
+        """Another source of orthanc_jobs: a callable returning {(type, state): count} (see `tally`)."""
         self._jobs.sources.append(source)
 
     def create_dicom(self, content_type, status, seconds):

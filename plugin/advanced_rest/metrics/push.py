@@ -48,14 +48,15 @@ class Pusher:
             self._stop.wait(PUSH_EVERY)
 
 
-def headline(engine_jobs):
-    """The pushed values: the plugin's jobs by state, one value per HEADLINE name."""
-    counts = dict.fromkeys(HEADLINE, 0)
-    for job in engine_jobs():
-        key = "orthanc_advanced_rest_jobs_%s" % job.get("State", "").lower()
-        if key in counts:
-            counts[key] += 1
-    return counts
+def headline(counts):
+    """The pushed values: the plugin's jobs by state, one value per HEADLINE name; `counts()` -> {(type,
+    state): count}, the source orthanc_jobs reads (see families.tally)."""
+    values = dict.fromkeys(HEADLINE, 0)
+    for (_, state), count in counts().items():
+        key = "orthanc_advanced_rest_jobs_%s" % (state or "").lower()
+        if key in values:
+            values[key] += count
+    return values
 
 
 class HeadlineCollector:

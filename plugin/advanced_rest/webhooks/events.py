@@ -7,11 +7,12 @@ import uuid
 import standardwebhooks
 
 from ..jobs import model
+from ..jobs.model import State
 
 # The job's state -> the event of reaching it (Pending is JobSubmitted only when the job is new or
 # resubmitted: a resumed or released job was submitted already).
-_REACHED = {model.RUNNING: "JobRunning", model.PAUSED: "JobPaused", model.SUCCESS: "JobSuccess",
-            model.FAILURE: "JobFailure", "Deleted": "JobDeleted"}
+_REACHED = {State.RUNNING: "JobRunning", State.PAUSED: "JobPaused", State.SUCCESS: "JobSuccess",
+            State.FAILURE: "JobFailure", model.DELETED: "JobDeleted"}
 TEST_EVENT = "Test"
 
 
@@ -20,8 +21,8 @@ def events_for(previous, state):
     if previous == state:
         return []
     events = []
-    if previous is None or (state == model.PENDING and previous in model.FINISHED):
-        if state != "Deleted":
+    if previous is None or (state == State.PENDING and previous in model.FINISHED):
+        if state != model.DELETED:
             events.append("JobSubmitted")  # first seen (maybe already running or ended), or resubmitted
     reached = _REACHED.get(state)
     if reached is not None:

@@ -8,6 +8,7 @@ import collections
 import threading
 
 from ..errors import DeliveryBusy, UnknownResource
+from ..jobs.model import DELETED
 from . import events
 
 PENDING, DELIVERED, FAILED = "Pending", "Delivered", "Failed"
@@ -51,7 +52,7 @@ class Outbox:
             if previous == state:
                 return  # progress only: no event, nothing to save
             self._states.pop(job_id, None)
-            if state != "Deleted":
+            if state != DELETED:
                 self._states[job_id] = state
                 while len(self._states) > KEPT_STATES:
                     self._states.popitem(last=False)

@@ -1,11 +1,13 @@
 """The plugin's jobs shared by several Orthanc servers on one PostgreSQL (the cluster).
 
     replica.py   Cluster: one replica's view: queries, moves (compare-and-set on each job's row),
-                 the fence of its workers, claims, leases, takeovers, identity, migration
+                 the fence of its workers, claims, leases, takeovers, identity, the reporting
+                 role, a single server's jobs moved in
     rows.py      the pure decisions: what an action, a worker's move or a release does to a row
     feed.py      the change feed, written by the moves in their own transactions
     peers.py     the core jobs of every replica, listed and acted on from any replica
-    database.py  schema, connection settings, bounded sessions, errors as 503
+    sql.py       every statement, named, and the schema as numbered migrations
+    database.py  locks, connection settings, bounded sessions, errors as 503
 
 Imported only when the cluster is on (psycopg is not needed otherwise).
 """

@@ -1,14 +1,14 @@
-"""The cluster's database: its schema, connection settings, bounded sessions, and the errors that
-become 503. Nothing here knows what a job is."""
+"""The cluster's database: its locks, connection settings, bounded sessions, and the errors that become 503
+(the schema and the statements are sql.py's). Nothing here knows what a job is."""
 import contextlib
 
 import psycopg
 
 from ...errors import DatabaseUnavailable
 
-SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica creates the schema at a time
+SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica migrates the schema at a time
 SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission (or resubmission) at a time (MaxPendingJobs, MaxPendingBytes)
-CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see insert_change)
+CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see feed.insert_change)
 TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
 IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
 CHANNEL = "advanced_rest_jobs"
@@ -16,57 +16,6 @@ KEPT_CHANGES = 10000
 LOCK_WAIT = 1.5  # seconds a statement waits for a lock before it gives up (then retried, or 503)
 ACTION_WITHIN = 6.0  # seconds an action keeps trying against locked rows before its 503
 
-SCHEMA = """
-CREATE SCHEMA IF NOT EXISTS advanced_rest;
-CREATE TABLE IF NOT EXISTS advanced_rest.jobs (
-    id text PRIMARY KEY,
-    seq bigserial,
-    type text NOT NULL,
-    priority integer NOT NULL,
-    state text NOT NULL,
-    owner text,
-    lease_until timestamptz,
-    submitted_by text NOT NULL,
-    ran_by text,
-    cancel_requested boolean NOT NULL DEFAULT false,
-    document jsonb NOT NULL,
-    record jsonb NOT NULL,
-    payload text,
-    finished timestamptz
-);
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS token bigint NOT NULL DEFAULT 0;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS undo jsonb;
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS pause_requested boolean NOT NULL DEFAULT false;
--- bytes of the job's request (its body): what AdvancedRest.MaxPendingBytes sums over unfinished rows
-ALTER TABLE advanced_rest.jobs ADD COLUMN IF NOT EXISTS size bigint NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS jobs_claim ON advanced_rest.jobs (priority DESC, seq) WHERE state = 'Pending';
-CREATE TABLE IF NOT EXISTS advanced_rest.actions (
-    seq bigserial PRIMARY KEY,
-    job_id text NOT NULL,
-    owner text NOT NULL,
-    action text NOT NULL,
-    core boolean NOT NULL DEFAULT false,
-    done boolean NOT NULL DEFAULT false,
-    status integer,
-    details text
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.core_jobs (
-    replica text NOT NULL,
-    id text NOT NULL,
-    document jsonb NOT NULL,
-    PRIMARY KEY (replica, id)
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.changes (
-    seq bigserial PRIMARY KEY,
-    change jsonb NOT NULL
-);
-CREATE TABLE IF NOT EXISTS advanced_rest.replicas (
-    id text PRIMARY KEY,
-    heartbeat timestamptz NOT NULL,
-    started timestamptz NOT NULL
-);
-"""
 
 def conninfo(postgresql):
     """psycopg keyword arguments from Orthanc's own `PostgreSQL` section (no second set of credentials)."""

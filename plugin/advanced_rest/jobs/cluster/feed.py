@@ -6,7 +6,8 @@ import time
 from psycopg.types.json import Jsonb
 
 from .. import model
-from .database import CHANGES_LOCK, CHANNEL, KEPT_CHANGES
+from . import sql
+from .database import CHANNEL, KEPT_CHANGES
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,14 @@ class ClusterFeed:
             seq = insert_change(conn, change)
             if self._cluster.in_move is not None:
                 self._cluster.in_move(conn, job, seq)
-            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "change"))
+            conn.execute(sql.NOTIFY, (CHANNEL, "change"))
         self._cluster.moving(move)  # again while the feed's lock is busy; recorded as seen once in the feed
         self._seen[job.get("ID")] = key
         if job.get("State") in model.FINISHED and self._on_change is not None:
             self._on_change(job)
 
     def last(self):
-        row = self._cluster.run("SELECT coalesce(max(seq), 0) FROM advanced_rest.changes", fetch="one")
+        row = self._cluster.run(sql.LAST_CHANGE, fetch="one")
         return row[0]
 
     def wait_after(self, seq, timeout):
@@ -55,16 +56,14 @@ class ClusterFeed:
     def since(self, since, timeout, limit=1000):
         """{"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s for one."""
         self.wait_after(since, timeout)
-        found = self._cluster.run("SELECT seq, change FROM advanced_rest.changes WHERE seq > %s ORDER BY seq LIMIT %s",
-                         (since, limit + 1), fetch="all")
+        found = self._cluster.run(sql.CHANGES_SINCE, (since, limit + 1), fetch="all")
         changes = [dict(change, Seq=seq) for seq, change in found[:limit]]
         if changes:
             last = changes[-1]["Seq"]
         else:  # as a single server: a `since` beyond the newest change answers the newest number
             newest = self.last()
             last = since if since <= newest else newest
-        self._cluster.run("DELETE FROM advanced_rest.changes WHERE seq < (SELECT max(seq) FROM advanced_rest.changes) - %s",
-                 (KEPT_CHANGES,))
+        self._cluster.run(sql.TRIM_CHANGES, (KEPT_CHANGES,))
         return {"Changes": changes, "Last": last, "Done": len(found) <= limit}
 
     def forget(self, job_id):
@@ -76,7 +75,5 @@ def insert_change(conn, change):
     """Number and store one change, in the caller's transaction; its number. The lock, held until that transaction
     ends, makes numbers commit in order and with no gap: a reader following `since` never skips a change
     committed after a higher-numbered one, and a rolled-back move leaves no hole."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (CHANGES_LOCK,))
-    return conn.execute("INSERT INTO advanced_rest.changes (seq, change) "
-                        "SELECT coalesce(max(seq), 0) + 1, %s FROM advanced_rest.changes RETURNING seq",
-                        (Jsonb(change),)).fetchone()[0]
+    conn.execute(sql.LOCK_CHANGES)
+    return conn.execute(sql.INSERT_CHANGE, (Jsonb(change),)).fetchone()[0]

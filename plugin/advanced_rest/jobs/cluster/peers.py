@@ -8,6 +8,8 @@ import logging
 import time
 
 from ...errors import AdvancedRestError, DatabaseUnavailable, UnknownJob
+from . import sql
+from .database import CHANNEL
 
 logger = logging.getLogger(__name__)
 
@@ -35,30 +37,24 @@ class CorePeers:
         if jobs == self._published:
             return
         with self._cluster.transaction() as conn:
-            conn.execute("DELETE FROM advanced_rest.core_jobs WHERE replica = %s", (self.replica,))
+            conn.execute(sql.UNPUBLISH_CORE, (self.replica,))
             for job in jobs:
-                conn.execute("INSERT INTO advanced_rest.core_jobs (replica, id, document) VALUES (%s, %s, %s) "
-                             "ON CONFLICT DO NOTHING",
+                conn.execute(sql.PUBLISH_CORE,
                              (self.replica, job.get("ID"), json.dumps(dict(job, Replica=self.replica))))
         self._published = jobs
 
     def withdraw(self):
         """This replica stops: its core jobs leave the cluster's list."""
-        self._cluster.run("DELETE FROM advanced_rest.core_jobs WHERE replica = %s", (self.replica,))
+        self._cluster.run(sql.UNPUBLISH_CORE, (self.replica,))
 
     def peer_core_jobs(self):
         """The core jobs of the other live replicas (each with its "Replica")."""
-        return [row[0] for row in self._cluster.run(
-            """SELECT c.document FROM advanced_rest.core_jobs c JOIN advanced_rest.replicas r ON r.id = c.replica
-               WHERE c.replica <> %s AND r.heartbeat > now() - %s * interval '1 second'
-               ORDER BY c.replica, c.document->>'CreationTime'""", (self.replica, self._cluster._lease), fetch="all")]
+        return [row[0] for row in self._cluster.run(sql.PEER_CORE_JOBS, (self.replica, self._cluster._lease),
+                                                    fetch="all")]
 
     def peer_core_job(self, job_id):
         """A core job of another live replica, or None."""
-        row = self._cluster.run(
-            """SELECT c.document FROM advanced_rest.core_jobs c JOIN advanced_rest.replicas r ON r.id = c.replica
-               WHERE c.id = %s AND c.replica <> %s AND r.heartbeat > now() - %s * interval '1 second'""",
-            (job_id, self.replica, self._cluster._lease), fetch="one")
+        row = self._cluster.run(sql.PEER_CORE_JOB, (self.replica, self._cluster._lease, job_id), fetch="one")
         return row[0] if row else None
 
     def act_on_peer_core_job(self, job_id, action, timeout=ACT_WITHIN):
@@ -72,15 +68,13 @@ class CorePeers:
         if job is None:
             raise UnknownJob("No job found with this id: %s" % job_id)
         owner = job["Replica"]
-        row = self._cluster.run("INSERT INTO advanced_rest.actions (job_id, owner, action, core) "
-                                "VALUES (%s, %s, %s, true) RETURNING seq", (job_id, owner, action), fetch="one")
-        self._cluster.run("SELECT pg_notify('advanced_rest_jobs', 'action')")
+        row = self._cluster.run(sql.ASK_CORE_ACTION, (job_id, owner, action), fetch="one")
+        self._cluster.run(sql.NOTIFY, (CHANNEL, "action"))
         deadline = time.monotonic() + timeout
         generation = self._cluster.generation
         try:
             while time.monotonic() < deadline:
-                done = self._cluster.run("SELECT status, details FROM advanced_rest.actions WHERE seq = %s AND done",
-                                         (row[0],), fetch="one")
+                done = self._cluster.run(sql.CORE_ACTION_DONE, (row[0],), fetch="one")
                 if done is not None:
                     status, details = done
                     if status != 200:
@@ -89,15 +83,13 @@ class CorePeers:
                     return
                 generation = self._cluster.wait_change(generation, 0.1)
         finally:
-            self._cluster.run("DELETE FROM advanced_rest.actions WHERE seq = %s", (row[0],))
+            self._cluster.run(sql.FORGET_CORE_ACTION, (row[0],))
         raise DatabaseUnavailable("Replica %s, which runs core job %s, did not answer within %g s"
                                   % (owner, job_id, timeout))
 
     def take_actions(self):
         """Carry out what other replicas asked of this replica's core jobs."""
-        asked = self._cluster.run(
-            "SELECT seq, job_id, action FROM advanced_rest.actions WHERE owner = %s AND core AND NOT done",
-            (self.replica,), fetch="all")
+        asked = self._cluster.run(sql.CORE_ACTIONS_ASKED, (self.replica,), fetch="all")
         for seq, job_id, action in sorted(asked):
             status, details = 200, ""
             try:
@@ -108,7 +100,6 @@ class CorePeers:
                 status = 400 if error.http_status < 500 else error.http_status
                 details = "the core cannot %s job %s (unknown, or not allowed in its state)" % (action, job_id) \
                     if status == 400 else (error.details or error.message)
-            self._cluster.run("UPDATE advanced_rest.actions SET done = true, status = %s, details = %s WHERE seq = %s",
-                              (status, details, seq))
+            self._cluster.run(sql.CORE_ACTION_ANSWERED, (status, details, seq))
         if asked:
-            self._cluster.run("SELECT pg_notify('advanced_rest_jobs', 'acted')")
+            self._cluster.run(sql.NOTIFY, (CHANNEL, "acted"))

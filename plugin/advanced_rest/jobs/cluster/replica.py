@@ -17,6 +17,7 @@ replica holding a row lock cannot hold the others.
 An action is answered once its intent is in the row: the owner reads it at its next step.
 Identity is a PostgreSQL advisory lock held for the replica's lifetime.
 """
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -30,17 +31,16 @@ from psycopg.types.json import Jsonb
 from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, UnknownJob
 from .. import model
 from ..engine import Verdict, check_room
+from ..model import Action, Move, State
 from ..store import decode_payload, encode_payload
-from . import rows
-from .database import (ACTION_WITHIN, CHANNEL, IDENTITY_LOCK, SCHEMA, SCHEMA_LOCK, SUBMIT_LOCK, TRIM_LOCK,
-                       IdentityInUse, application_name, unavailable_as_503)
+from . import rows, sql
+from .database import ACTION_WITHIN, CHANNEL, IdentityInUse, application_name, unavailable_as_503
 from .feed import ClusterFeed, insert_change
 
 logger = logging.getLogger(__name__)
 
-RELEASING_MOVES = (rows.SUCCEED, rows.SUSPEND, rows.STOP, rows.UNDONE)
+RELEASING_MOVES = (Move.SUCCEED, Move.SUSPEND, Move.STOP, Move.UNDONE)
 UNFINISHED = sorted(model.UNFINISHED)  # the states whose rows MaxPendingJobs and MaxPendingBytes bound
-ROW_COLUMNS = "state, version, owner, token, ran_by IS NOT NULL, undo, pause_requested, document"
 
 
 def _now():
@@ -99,11 +99,11 @@ class Cluster:
                 with conn.transaction():
                     yield conn
 
-    def run(self, sql, params=None, fetch=None):
-        """Run one statement on a pooled connection (autocommit)."""
+    def run(self, statement, params=None, fetch=None):
+        """Run one statement (of sql.py) on a pooled connection (autocommit)."""
         with unavailable_as_503():
             with self._pool.connection() as conn:
-                cursor = conn.execute(sql, params)
+                cursor = conn.execute(statement, params)
                 if fetch == "one":
                     return cursor.fetchone()
                 if fetch == "all":
@@ -134,11 +134,14 @@ class Cluster:
             IdentityInUse: a live replica holds the same identifier.
         """
         with self.transaction() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            conn.execute(SCHEMA)
+            found, version = sql.migrate(conn)
+        if found != version:
+            logger.warning("The cluster's schema advanced_rest migrated from version %d to %d", found, version)
+        elif version > sql.LATEST:
+            logger.warning("The cluster's schema advanced_rest is at version %d, newer than this plugin's %d "
+                           "(a newer replica made it)", version, sql.LATEST)
         self._take_identity()
-        self.run("INSERT INTO advanced_rest.replicas (id, heartbeat, started) VALUES (%s, now(), now()) "
-                 "ON CONFLICT (id) DO UPDATE SET heartbeat = now(), started = now()", (self.replica,))
+        self.run(sql.JOIN, (self.replica,))
         # What this replica owned before it stopped or crashed is free again: it holds nothing now.
         self._release(own=True)
 
@@ -146,8 +149,7 @@ class Cluster:
         """Hold the identity lock on a connection of its own, for as long as the replica lives."""
         conn = self._connect(application_name(self.replica) + "/identity")
         try:
-            held = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))",
-                                (IDENTITY_LOCK, self.replica)).fetchone()[0]
+            held = conn.execute(sql.TAKE_IDENTITY, (self.replica,)).fetchone()[0]
         except Exception:
             conn.close()
             raise
@@ -161,7 +163,7 @@ class Cluster:
         conn = self._identity
         try:
             if conn is not None and not conn.closed:
-                conn.execute("SELECT 1")
+                conn.execute(sql.ALIVE)
                 return
         except Exception:
             pass
@@ -195,7 +197,7 @@ class Cluster:
         self._threads = []
         try:
             self._release(own=True)
-            self.run("DELETE FROM advanced_rest.replicas WHERE id = %s", (self.replica,))
+            self.run(sql.LEAVE, (self.replica,))
             if self.peers is not None:
                 self.peers.withdraw()
         except Exception:
@@ -216,7 +218,7 @@ class Cluster:
             try:
                 conn = self._connect(application_name(self.replica) + "/listen")
                 with conn:
-                    conn.execute("LISTEN %s" % CHANNEL)
+                    conn.execute(sql.LISTEN % CHANNEL)
                     self._woken()
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
@@ -261,9 +263,7 @@ class Cluster:
 
         def move(conn):  # again while a lock is busy (a loaded cluster, a replica frozen mid-move)
             self._check_room(conn, size)
-            conn.execute("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, document,
-                            record, payload, size) VALUES (%s, %s, %s, 'Pending', %s, %s, %s, %s, %s)""",
-                         (job_id, job_type, int(priority), self.replica, Jsonb(document),
+            conn.execute(sql.SUBMIT, (job_id, job_type, int(priority), self.replica, Jsonb(document),
                           Jsonb(_record_of(document)), encoded, size))
             self._record_move(conn, document, 0)
         self.moving(move)
@@ -271,43 +271,49 @@ class Cluster:
 
     def _check_room(self, conn, size):
         """Refuse (see engine.check_room) a job of `size` bytes that the cluster's unfinished jobs leave no room
-        for, counted under SUBMIT_LOCK: one counted submission at a time, so that two replicas never both
-        take the last room."""
+        for, counted under one advisory lock (sql.LOCK_SUBMISSIONS): one counted submission at a time, so that
+        two replicas never both take the last room."""
         if self._max_pending is None and self._max_pending_bytes is None:
             return
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SUBMIT_LOCK,))
-        unfinished, held = conn.execute("SELECT count(*), coalesce(sum(size), 0) FROM advanced_rest.jobs "
-                                        "WHERE state = ANY(%s)", (UNFINISHED,)).fetchone()
+        conn.execute(sql.LOCK_SUBMISSIONS)
+        unfinished, held = conn.execute(sql.HELD, (UNFINISHED,)).fetchone()
         check_room(int(unfinished), int(held), size, self._max_pending, self._max_pending_bytes, " in the cluster")
 
     def get(self, job_id):
-        row = self.run("SELECT document FROM advanced_rest.jobs WHERE id = %s", (job_id,), fetch="one")
+        row = self.run(sql.DOCUMENT, (job_id,), fetch="one")
         return row[0] if row else None
 
     def ids(self):
-        return [row[0] for row in self.run("SELECT id FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
+        return [row[0] for row in self.run(sql.IDS, fetch="all")]
 
     def all(self):
-        return [row[0] for row in self.run("SELECT document FROM advanced_rest.jobs ORDER BY seq", fetch="all")]
+        return [row[0] for row in self.run(sql.DOCUMENTS, fetch="all")]
 
-    def mine(self):
-        """The jobs this replica reports in metrics: all of them on the reporting replica (the live one
-        of the smallest identifier), none on the others; summed over the replicas, each job counts once,
-        after a replica died too."""
-        return [row[0] for row in self.run(
-            """SELECT document FROM advanced_rest.jobs WHERE %s = (
-                   SELECT min(id) FROM advanced_rest.replicas WHERE heartbeat > now() - %s * interval '1 second')
-               ORDER BY seq""", (self.replica, self._lease), fetch="all")]
+    def gauges(self):
+        """{(type, state): count} of every job of the cluster when this replica holds the reporting role
+        at this moment, else empty: summed over the replicas that answer, each job counts once (see
+        sql.REPORTING), right after a replica died too."""
+        pid = self._identity_pid()
+        if pid is None:
+            return collections.Counter()
+        found = self.run(sql.GAUGES, self._role_params(pid), fetch="all")
+        return collections.Counter({(job_type, state): count for _, job_type, state, count in found
+                                    if job_type is not None})
 
-    def output(self, job_id, name):
-        if self.get(job_id) is None:
-            raise UnknownJob("No job found with this id: %s" % job_id)
-        return self._engine.output(job_id, name) if self._engine.get(job_id) else None
+    def reporting(self):
+        """Whether this replica holds the reporting role at this moment (see sql.REPORTING)."""
+        pid = self._identity_pid()
+        return pid is not None and bool(self.run(sql.REPORTING, self._role_params(pid), fetch="one")[0])
 
-    def delete_output(self, job_id, name):
-        if self.get(job_id) is None:
-            raise UnknownJob("No job found with this id: %s" % job_id)
-        return self._engine.delete_output(job_id, name) if self._engine.get(job_id) else False
+    def _identity_pid(self):
+        """The backend pid of the session holding this replica's identity lock, or None (it has none now)."""
+        identity = self._identity
+        if identity is None or identity.closed:
+            return None
+        return identity.info.backend_pid
+
+    def _role_params(self, pid):
+        return {"replica": self.replica, "lease": self._lease, "pid": pid}
 
     def wait(self, job_id, timeout):
         """The job's JSON once finished (on any replica), or when `timeout` seconds have passed."""
@@ -325,12 +331,11 @@ class Cluster:
     # ---- moves -----------------------------------------------------------------------------------
 
     def _locked_row(self, conn, job_id):
-        found = conn.execute("SELECT %s FROM advanced_rest.jobs WHERE id = %%s FOR UPDATE" % ROW_COLUMNS,
-                             (job_id,)).fetchone()
+        found = conn.execute(sql.LOCKED_ROW, (job_id,)).fetchone()
         if found is None:
             return None, None
         state, version, owner, token, ran, undo, pause_requested, document = found
-        return rows.Row(state, version, owner, token, ran, undo, pause_requested), document
+        return rows.Row(State(state), version, owner, token, ran, undo, pause_requested), document
 
     def _existing_row(self, conn, job_id):
         """The locked row of a job asked for by a client (see _locked_row). Raises UnknownJob."""
@@ -342,24 +347,10 @@ class Cluster:
     def _write(self, conn, job_id, row, change, document):
         """Write `change` to the row read as `row` (compare-and-set on its version), with `document` as the
         job's JSON; the move goes to the feed when readers see a difference."""
-        sets, params = ["version = version + 1"], []
-        finished = False
+        state, finished = row.state, False
         if change.state is not rows.KEEP:
-            sets.append("state = %s")
-            params.append(change.state)
-            document["State"] = change.state
+            state = document["State"] = change.state
             finished = change.state in model.FINISHED
-        if change.release:
-            sets.append("owner = NULL, lease_until = NULL")
-        if change.undo is not rows.KEEP:
-            sets.append("undo = %s")
-            params.append(Jsonb(change.undo) if change.undo is not None else None)
-        if change.pause_requested is not rows.KEEP:
-            sets.append("pause_requested = %s")
-            params.append(change.pause_requested)
-        if change.ran is not rows.KEEP:
-            sets.append("ran_by = %s")
-            params.append(self.replica if change.ran else None)
         if change.error is not None:
             document.update(change.error)
         if change.reset:
@@ -368,13 +359,15 @@ class Cluster:
             document.pop("CompletionTime", None)
         if finished:
             document.setdefault("CompletionTime", model.timestamp(_now()))
-            sets.append("finished = now()")
-        elif change.reset:
-            sets.append("finished = NULL")
-        sets.append("document = %s, record = %s")
-        params += [Jsonb(document), Jsonb(_record_of(document))]
-        written = conn.execute("UPDATE advanced_rest.jobs SET %s WHERE id = %%s AND version = %%s RETURNING version"
-                               % ", ".join(sets), params + [job_id, row.version]).fetchone()
+        written = conn.execute(sql.WRITE, {
+            "id": job_id, "version": row.version, "state": state, "release": change.release,
+            "set_undo": change.undo is not rows.KEEP,
+            "undo": Jsonb(change.undo) if change.undo not in (rows.KEEP, None) else None,
+            "pause_requested": change.pause_requested if change.pause_requested is not rows.KEEP else None,
+            "set_ran": change.ran is not rows.KEEP,
+            "ran_by": self.replica if change.ran is not rows.KEEP and change.ran else None,
+            "finished": finished, "reset": change.reset,
+            "document": Jsonb(document), "record": Jsonb(_record_of(document))}).fetchone()
         if written is None:  # cannot happen under the row lock; never write over a newer row
             raise DatabaseUnavailable("Job %s changed meanwhile" % job_id)
         return written[0], document
@@ -390,7 +383,7 @@ class Cluster:
                                    "Replica": document.get("Replica", self.replica), "Version": version})
         if self.in_move is not None:
             self.in_move(conn, document, seq)
-        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "move"))
+        conn.execute(sql.NOTIFY, (CHANNEL, "move"))
 
     def _ended(self, document):
         if self._on_change is not None and document.get("State") in model.FINISHED:
@@ -411,8 +404,8 @@ class Cluster:
             change = rows.client_action(action, row)
             if change is None:
                 return None
-            if action == "resubmit":  # unfinished again: it needs room as a new job does
-                size = conn.execute("SELECT size FROM advanced_rest.jobs WHERE id = %s", (job_id,)).fetchone()[0]
+            if action == Action.RESUBMIT:  # unfinished again: it needs room as a new job does
+                size = conn.execute(sql.SIZE, (job_id,)).fetchone()[0]
                 self._check_room(conn, size)
             before = dict(document)
             document = dict(document, Timestamp=model.timestamp(_now()))
@@ -420,7 +413,7 @@ class Cluster:
             if change.visible:
                 self._record_move(conn, document, version, before)
             else:
-                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "action"))
+                conn.execute(sql.NOTIFY, (CHANNEL, "action"))
             return document
         document = self.moving(move)
         if document is not None and document["State"] in model.FINISHED:
@@ -437,8 +430,8 @@ class Cluster:
             row, document = self._existing_row(conn, job_id)
             if row.state not in model.FINISHED:
                 raise IllegalTransition("Only a finished job can be deleted; this one is %s" % row.state)
-            conn.execute("DELETE FROM advanced_rest.jobs WHERE id = %s AND version = %s", (job_id, row.version))
-            self._record_move(conn, dict(document, State="Deleted"), row.version + 1)
+            conn.execute(sql.DELETE, (job_id, row.version))
+            self._record_move(conn, dict(document, State=model.DELETED), row.version + 1)
         self.moving(move)
         self._engine.forget(job_id)
 
@@ -490,13 +483,13 @@ class Cluster:
             # A worker frozen inside a step finishes it when it wakes, after its claim was lost: if the
             # job has failed meanwhile, or is being undone (it can only end in Failure), what that step
             # stored must go too (removing twice what its new owner removes is harmless).
-            doomed = row is not None and (row.state == model.FAILURE
+            doomed = row is not None and (row.state == State.FAILURE
                                           or row.undo is not None and row.state not in model.FINISHED)
             return (Verdict(applied=False, orphaned=True) if doomed else None), None
         change, applied = decision
         ended = None
         if change is not None:
-            if not change.visible and (claim.undoing or move == rows.UNDO):
+            if not change.visible and (claim.undoing or move == Move.BEGIN_UNDO):
                 written = dict(current)  # a replay, or an undo beginning: readers see the row as it was
             elif claim.undoing:  # its end: shown as ended by this replica
                 written = dict(current, Timestamp=model.timestamp(_now()), Replica=self.replica,
@@ -531,15 +524,7 @@ class Cluster:
         """Claim the first job free to run (or to be undone); False when there is none."""
         began = time.monotonic()
         with self.transaction() as conn:
-            found = conn.execute(
-                """UPDATE advanced_rest.jobs SET owner = %s, token = token + 1, version = version + 1,
-                          lease_until = now() + %s * interval '1 second'
-                   WHERE id = (SELECT id FROM advanced_rest.jobs
-                               WHERE owner IS NULL AND state NOT IN ('Success', 'Failure')
-                                     AND (state = 'Pending' OR undo IS NOT NULL)
-                               ORDER BY priority DESC, seq FOR UPDATE SKIP LOCKED LIMIT 1)
-                   RETURNING id, type, record, payload, undo, token, ran_by IS NOT NULL""",
-                (self.replica, self._lease)).fetchone()
+            found = conn.execute(sql.CLAIM, (self.replica, self._lease)).fetchone()
         if found is None:
             return False
         job_id, job_type, record, payload, undo, token, ran = found
@@ -574,15 +559,13 @@ class Cluster:
         began = time.monotonic()
         with self._claims_lock:
             held = ["%s:%d" % (job_id, claim.token) for job_id, claim in self._claims.items()]
-        renewed = self.run("UPDATE advanced_rest.jobs SET lease_until = now() + %s * interval '1 second' "
-                           "WHERE owner = %s AND id || ':' || token = ANY(%s) RETURNING id, token",
-                           (self._lease, self.replica, held), fetch="all") if held else []
+        renewed = self.run(sql.RENEW, (self._lease, self.replica, held), fetch="all") if held else []
         with self._claims_lock:
             for job_id, token in renewed:
                 claim = self._claims.get(job_id)
                 if claim is not None and claim.token == token:
                     claim.valid_until = began + self._lease
-        self.run("UPDATE advanced_rest.replicas SET heartbeat = now() WHERE id = %s", (self.replica,))
+        self.run(sql.HEARTBEAT, (self.replica,))
         self._keep_identity()
 
     def take_over(self):
@@ -597,14 +580,11 @@ class Cluster:
     def _release(self, own):
         """Set free (see rows.release) this replica's jobs (`own`), or every job whose lease expired;
         each in a transaction of its own, as a move in the feed. The owners let go of."""
-        condition = "owner = %s" if own else "owner IS NOT NULL AND lease_until < now()"
-        params = (self.replica,) if own else ()
+        statement, params = (sql.RELEASABLE_OWN, (self.replica,)) if own else (sql.RELEASABLE_EXPIRED, ())
         released = []
         while True:
             def move(conn):
-                found = conn.execute(
-                    "SELECT id, owner FROM advanced_rest.jobs WHERE %s AND state NOT IN ('Success', 'Failure') "
-                    "ORDER BY seq FOR UPDATE SKIP LOCKED LIMIT 1" % condition, params).fetchone()
+                found = conn.execute(statement, params).fetchone()
                 if found is None:
                     return None
                 row, document = self._locked_row(conn, found[0])
@@ -613,7 +593,7 @@ class Cluster:
                 document = dict(document, Timestamp=model.timestamp(_now()))
                 version, document = self._write(conn, found[0], row, change, document)
                 self._record_move(conn, document, version, before)
-                conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
+                conn.execute(sql.NOTIFY, (CHANNEL, "pending"))
                 return found[1]
             owner = self.moving(move)
             if owner is None:
@@ -625,13 +605,11 @@ class Cluster:
         another transaction holds are skipped (the next trim gets them), so trims never deadlock."""
         try:
             with self.transaction() as conn:
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (TRIM_LOCK,))
-                conn.execute("""DELETE FROM advanced_rest.jobs WHERE id IN (
-                                    SELECT id FROM advanced_rest.jobs WHERE state IN ('Success', 'Failure')
-                                    ORDER BY finished DESC NULLS LAST, seq DESC OFFSET %s
-                                    FOR UPDATE SKIP LOCKED)""", (self._history_size,))
+                conn.execute(sql.LOCK_TRIM)
+                conn.execute(sql.TRIM, (self._history_size,))
         except AdvancedRestError as error:
             logger.warning("Could not trim the cluster's jobs history (%s)", error.details)
+
     # ---- switching a single server to the cluster ----------------------------------------------
 
     def migrate(self, store, runner_for):
@@ -642,14 +620,12 @@ class Cluster:
         for record in records:
             payload = record.pop("Payload", None)
             document = dict(_document_of(record), Replica=self.replica)
-            state = "Pending" if record["State"] in (model.RUNNING, model.RETRY) else record["State"]
+            state = State(record["State"])
+            state = State.PENDING if state in (State.RUNNING, State.RETRY) else state
             document["State"] = state
             undo = dict(rows.CANCELED) if record.get("CancelRequested") and state not in model.FINISHED else None
             body = (payload or {}).get("Body")
-            self.run("""INSERT INTO advanced_rest.jobs (id, type, priority, state, submitted_by, ran_by,
-                        undo, document, record, payload, finished, size)
-                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-                                CASE WHEN %s THEN now() ELSE NULL END, %s) ON CONFLICT (id) DO NOTHING""",
+            self.run(sql.ADOPT,
                      (record["ID"], record["Type"], record["Priority"], state, self.replica,
                       self.replica if record.get("Progress") or undo else None, Jsonb(undo) if undo else None,
                       Jsonb(document), Jsonb(_record_of(document)),
@@ -657,7 +633,7 @@ class Cluster:
                       len(body) if body is not None else 0))
         store.clear()
         logger.warning("Moved %d job(s) saved by this server alone into the cluster", len(records))
-        self.run("SELECT pg_notify(%s, %s)", (CHANNEL, "pending"))
+        self.run(sql.NOTIFY, (CHANNEL, "pending"))
         return len(records)
 
 

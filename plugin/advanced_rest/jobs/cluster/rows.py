@@ -8,6 +8,7 @@ import dataclasses
 
 from ...errors import IllegalTransition
 from .. import model
+from ..model import Action, Move, State
 
 CANCELED = {"ErrorCode": model.CANCELED_JOB, "ErrorDescription": model.CANCELED_DESCRIPTION, "ErrorDetails": ""}
 KEEP = object()  # a column left as it is
@@ -17,7 +18,7 @@ KEEP = object()  # a column left as it is
 class Row:
     """What the decisions need of a job's row."""
 
-    state: str
+    state: State
     version: int = 0
     owner: str = None
     token: int = 0
@@ -44,7 +45,7 @@ class Change:
 
 
 def client_action(action, row):
-    """The Change an action (cancel, pause, resume, resubmit) makes to `row`, as model.decide_action decides;
+    """The Change an Action makes to `row`, as model.decide_action decides;
     None: accepted, nothing to do.
 
     Raises:
@@ -64,21 +65,19 @@ def client_action(action, row):
     if effect is model.Effect.RECANCEL:
         return Change(undo=dict(CANCELED))  # failing on its own: a cancel answered 200 ends it as cancelled
     if effect is model.Effect.FAIL:  # nothing stored: it fails at once (a claim not started yet is fenced off)
-        return Change(state=model.FAILURE, release=True, error=dict(CANCELED), undo=None, pause_requested=False)
+        return Change(state=State.FAILURE, release=True, error=dict(CANCELED), undo=None, pause_requested=False)
     if effect is model.Effect.UNDO:
         return Change(undo=dict(CANCELED), release=True, pause_requested=False)  # whoever claims it undoes it
-    if action == model.RESUBMIT:
+    if action == Action.RESUBMIT:
         return Change(state=decision.state, release=True, reset=True, undo=None, pause_requested=False, ran=False)
     return Change(state=decision.state, release=True, pause_requested=False)
 
 
-STEP, START, SUCCEED, SUSPEND, STOP, UNDO, UNDONE, CANCELLED, FAIL = (
-    "step", "start", "succeed", "suspend", "stop", "undo", "undone", "cancelled", "fail")
-LOST = "lost"
+LOST = object()  # worker_move: the claim is not the row's any more
 
 
 def worker_move(move, row, owner, token, undoing, error=None):
-    """What a worker's `move` does to `row`: LOST when the claim (`owner`, `token`) is not the row's
+    """What a worker's `move` (a model.Move) does to `row`: LOST when the claim (`owner`, `token`) is not the row's
     any more; else (Change or None, applied) where applied is False when the row refused the move
     because a cancel was asked meanwhile (the worker then undoes instead).
 
@@ -87,26 +86,26 @@ def worker_move(move, row, owner, token, undoing, error=None):
     """
     if row is None or row.owner != owner or row.token != token:
         return LOST
-    if move in (STEP, START):
+    if move in (Move.STEP, Move.START):
         if undoing:
             return None, True
-        if move == START:
-            state = model.outcome("start", row.state)
-            return (Change(state=state, ran=True), True) if state == model.RUNNING else LOST
-        return (Change(), True) if row.state == model.RUNNING else LOST
-    if move in (SUCCEED, SUSPEND) and row.undo is not None:
+        if move == Move.START:
+            state = model.outcome(Move.START, row.state)
+            return (Change(state=state, ran=True), True) if state == State.RUNNING else LOST
+        return (Change(), True) if row.state == State.RUNNING else LOST
+    if move in (Move.SUCCEED, Move.SUSPEND) and row.undo is not None:
         return None, False  # a cancel arrived after the last step: undo instead
-    if move in (SUCCEED, SUSPEND):
+    if move in (Move.SUCCEED, Move.SUSPEND):
         state = model.outcome(move, row.state)
-        if state not in model.STATES or undoing:  # the table has no such move from the row's state
+        if not isinstance(state, State) or undoing:  # the table has no such move from the row's state
             return LOST
         return Change(state=state, release=True, pause_requested=False), True
-    if move == STOP:
+    if move == Move.STOP:
         return release(row), True
-    if move in (UNDO, CANCELLED, FAIL):  # about to remove its work: recorded, so that a new owner undoes too
+    if move in (Move.BEGIN_UNDO, Move.CANCELLED, Move.FAIL):  # recorded, so that a new owner undoes too
         return (Change() if row.undo is not None else Change(undo=dict(error or CANCELED))), True
-    if move == UNDONE:
-        state = model.outcome("undone", row.state)
+    if move == Move.UNDONE:
+        state = model.outcome(Move.UNDONE, row.state)
         if state is None:
             return LOST
         return Change(state=state, release=True, undo=None, pause_requested=False,
@@ -117,9 +116,9 @@ def worker_move(move, row, owner, token, undoing, error=None):
 def release(row):
     """A job let go by its owner (it stops, or its lease expired): Running shows Pending again, or
     Paused when a pause was asked of it; a job being undone keeps its state for the next claimer."""
-    if row.state in (model.RUNNING, model.RETRY):
-        event = "release-paused" if row.pause_requested and row.undo is None else "release"
-        state = model.outcome(event, row.state)
+    if row.state in (State.RUNNING, State.RETRY):
+        move = Move.RELEASE_PAUSED if row.pause_requested and row.undo is None else Move.RELEASE
+        state = model.outcome(move, row.state)
         return Change(state=state, release=True,
-                      pause_requested=False if state == model.PAUSED or row.undo is not None else KEEP)
+                      pause_requested=False if state == State.PAUSED or row.undo is not None else KEEP)
     return Change(release=True, pause_requested=False if row.undo is not None else KEEP)
