@@ -132,13 +132,55 @@ def test_four_components_are_unsupported(plugin):
 
 
 @pytest.mark.skipif(DCIODVFY is None, reason="dciodvfy (Debian's dicom3tools) is not installed")
+@pytest.mark.parametrize("frames", [None, 2], ids=["one", "multi-frame"])
 @pytest.mark.parametrize("name", ["gray-lossless", "rgb-lossy", "gray16-lossless"])
-def test_strict_jpeg2000_is_clean_under_dciodvfy(plugin, tmp_path, name):
+def test_strict_jpeg2000_is_clean_under_dciodvfy(plugin, tmp_path, name, frames):
     mode, options, _, _ = IMAGES[name]
     sent, _ = encode(mode, options, True)
-    instance = create(plugin, {"Tags": {"PatientName": "Strict^Jpeg2000"}, "Content": data_uri(sent), "Strict": True})
+    content = data_uri(sent) if frames is None else [data_uri(sent)] * frames
+    instance = create(plugin, {"Tags": {"PatientName": "Strict^Jpeg2000"}, "Content": content, "Strict": True,
+                               "MultiFrame": frames is not None})
     path = tmp_path / "jpeg2000.dcm"
     path.write_bytes(plugin.get("/instances/%s/file" % instance).content)
     result = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=60)
-    assert "SCImage" in result.stdout + result.stderr  # the IOD dciodvfy checked it against
+    if frames is None:
+        assert "SCImage" in result.stdout + result.stderr  # the IOD dciodvfy checked it against
+    else:  # one of the multi-frame SC IODs, by its SOP class (dciodvfy names none for them)
+        assert pydicom.dcmread(str(path)).SOPClassUID.startswith("1.2.840.10008.5.1.4.1.1.7.")
     assert [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("Error")] == []
+
+
+@pytest.mark.parametrize("name", ["gray-lossless", "rgb-lossy", "gray16-lossless"])
+def test_jpeg2000_frames_make_one_multi_frame_instance_as_they_come(plugin, name):
+    mode, options, transfer_syntax, photometric = IMAGES[name]
+    sent = [encode(mode, options, jp2=index % 2 == 1) for index in range(3)]  # codestreams and JP2 files mixed
+    instance = create(plugin, {"Tags": {"PatientName": "Jpeg2000^Frames"}, "MultiFrame": True,
+                               "Content": [data_uri(data) for data, _ in sent]})
+    ds = pydicom.dcmread(io.BytesIO(plugin.get("/instances/%s/file" % instance).content))
+    assert (ds.file_meta.TransferSyntaxUID, ds.NumberOfFrames, ds.PhotometricInterpretation) == (
+        transfer_syntax, 3, photometric)
+    assert ds.SOPClassUID == {"L": "1.2.840.10008.5.1.4.1.1.7.2", "I;16": "1.2.840.10008.5.1.4.1.1.7.3",
+                              "RGB": "1.2.840.10008.5.1.4.1.1.7.4"}[mode]
+    frames = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=3))
+    for frame, (data, _) in zip(frames, sent):
+        kept = codestream_of(data)
+        assert bytes(frame[:len(kept)]) == kept
+    decoded = ds.pixel_array
+    for index, (_, array) in enumerate(sent):
+        if transfer_syntax == LOSSLESS:
+            assert numpy.array_equal(decoded[index], array)
+        else:
+            assert numpy.abs(decoded[index].astype(int) - array.astype(int)).mean() < 3
+    assert plugin.get("/instances/%s/frames" % instance).json() == [0, 1, 2]
+
+
+def test_jpeg2000_frames_unlike_each_other_are_refused_and_nothing_stored(plugin):
+    lossless, _ = encode("L", {"irreversible": False}, False)
+    lossy, _ = encode("L", {"irreversible": True}, False)
+    plugin.jobs_settled()
+    before = len(plugin.get("/instances").json())
+    answer = plugin.post(ROUTE, data=json.dumps({"Tags": {}, "MultiFrame": True,
+                                                 "Content": [data_uri(lossless), data_uri(lossy)]}))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["Details"].startswith("Content[1]: MultiFrame: frame 1 is")
+    assert len(plugin.get("/instances").json()) == before

@@ -159,7 +159,7 @@ def test_encapsulate_takes_jpeg_frames_only():
     with pytest.raises(UnsupportedFormat) as raised:
         build({"Tags": {}, "Content": [_uri("image/jpeg", jpeg()), frame("L", 0)[0]], "MultiFrame": True,
                "Encapsulate": True})
-    assert raised.value.details == "Content[1]: Only JPEG can be encapsulated, not image/png"
+    assert raised.value.details == "Content[1]: Only JPEG (and JPEG 2000, always kept) can be encapsulated, not image/png"
 
 
 def test_multi_frame_without_content_is_refused():
@@ -174,3 +174,34 @@ def test_strict_multi_frame_has_its_modules():
     assert (ds.RescaleIntercept, ds.RescaleSlope) == (0, 1)
     rgb = build({"Tags": {}, "Content": [frame("RGB", 0)[0]] * 2, "MultiFrame": True, "Strict": True})
     assert rgb.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7.4" and "RescaleSlope" not in rgb
+
+
+def jp2(mode, seed, irreversible=False, size=(6, 4)):
+    """A JPEG 2000 codestream (Pillow's OpenJPEG) of a small image whose pixels depend on `seed`."""
+    width, height = size
+    values = (numpy.arange(width * height * (3 if mode == "RGB" else 1)) * 5 + seed * 13) % 200
+    image = Image.frombytes(mode, size, values.astype("u1").tobytes())
+    out = io.BytesIO()
+    image.save(out, "JPEG2000", no_jp2=True, irreversible=irreversible, **({"mct": 1} if mode == "RGB" else {}))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("mode, irreversible, syntax, photometric, sop_class", [
+    ("L", False, "1.2.840.10008.1.2.4.90", "MONOCHROME2", "1.2.840.10008.5.1.4.1.1.7.2"),
+    ("RGB", True, "1.2.840.10008.1.2.4.91", "YBR_ICT", "1.2.840.10008.5.1.4.1.1.7.4"),
+], ids=["gray-lossless", "rgb-lossy"])
+def test_jpeg2000_frames_stay_as_they_come_one_fragment_each(mode, irreversible, syntax, photometric, sop_class):
+    sent = [jp2(mode, seed, irreversible) for seed in range(3)]
+    ds = build({"Tags": {}, "Content": [_uri("image/jp2", data) for data in sent], "MultiFrame": True})
+    assert (ds.file_meta.TransferSyntaxUID, ds.SOPClassUID, ds.NumberOfFrames) == (syntax, sop_class, 3)
+    assert (ds.Rows, ds.Columns, ds.PhotometricInterpretation, ds.BitsStored) == (4, 6, photometric, 8)
+    fragments = list(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=3))
+    assert [bytes(f[:len(data)]) for f, data in zip(fragments, sent)] == sent
+    assert ds.get("LossyImageCompression") == ("01" if irreversible else None)
+
+
+def test_a_jpeg2000_frame_unlike_the_first_is_named():
+    with pytest.raises(BadRequest, match="frame 1 is .*compressed.*frame 0 is") as raised:
+        build({"Tags": {}, "Content": [_uri("image/jp2", jp2("L", 0)), _uri("image/jp2", jp2("L", 1, True))],
+               "MultiFrame": True})
+    assert raised.value.details.startswith("Content[1]: ")

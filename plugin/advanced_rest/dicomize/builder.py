@@ -317,6 +317,13 @@ def embed_frames(instance, items, encapsulate, payloads=None):
     if read.transfer_syntax:
         instance.transfer_syntax = read.transfer_syntax
     elements = instance.elements
+    if read.bits_stored is not None:  # JPEG 2000: what its header says, where the format would say all bits
+        elements[0x00280101] = Element("US", _us(read.bits_stored))
+        elements[0x00280102] = Element("US", _us(read.bits_stored - 1))
+    if read.signed:
+        elements[0x00280103] = Element("US", _us(1))
+    if read.photometric and read.format not in frames.COLOUR:  # a gray JPEG 2000's own (MONOCHROME1 or 2)
+        elements[PHOTOMETRIC_INTERPRETATION] = Element("CS", _text(read.photometric))
     elements[NUMBER_OF_FRAMES] = Element("IS", _text(str(read.count)))
     instance.set_if_absent(SOP_CLASS_UID, frames.SOP_CLASSES[read.format])
     # Frames follow one another in time when the request says at what pace; else they are pages.

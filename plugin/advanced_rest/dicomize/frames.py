@@ -1,13 +1,13 @@
 """`MultiFrame`: the images of a Content array -> the pixels of one multi-frame instance.
 
 Frames are decoded one at a time into one buffer sized from the first (the frames' bytes are held
-once, not once per frame and again joined); compressed frames (JPEG with Encapsulate)
-are kept as they come, one fragment each.
+once, not once per frame and again joined); compressed frames (JPEG with Encapsulate, JPEG 2000
+always) are kept as they come, one fragment each.
 """
 import dataclasses
 
 from ..errors import AdvancedRestError, BadRequest, LimitExceeded, NoPayload, UnsupportedFormat, UseDataUriScheme
-from . import datauri, images
+from . import datauri, images, jpeg2000
 from .writer import Fragments
 
 JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
@@ -19,6 +19,7 @@ SOP_CLASSES = {
     images.GRAY16: "1.2.840.10008.5.1.4.1.1.7.3",  # Multi-frame Grayscale Word Secondary Capture
     images.RGB24: "1.2.840.10008.5.1.4.1.1.7.4",  # Multi-frame True Color Secondary Capture
 }
+COLOUR = frozenset({images.RGB24, images.RGB48})
 _DECODED = {"image/png": "png", "image/jpeg": "jpeg", "image/x-portable-arbitrarymap": "pam"}
 
 
@@ -51,18 +52,34 @@ def _text(index, item):
     return item.content
 
 
+# JPEG 2000 (samples, bits allocated) -> the pixel format whose multi-frame SOP Class holds it.
+_JPEG2000_FORMATS = {(1, 8): images.GRAY8, (1, 16): images.GRAY16, (3, 8): images.RGB24, (3, 16): images.RGB48}
+
+
+def _jpeg2000(content, max_pixels, max_bytes):
+    """(Frames of one JPEG 2000 frame, its codestream): kept as it comes, with or without Encapsulate."""
+    image = jpeg2000.read(content)
+    images.check_size(image.width, image.height, image.samples * image.bits_allocated // 8, max_pixels, max_bytes)
+    fmt = _JPEG2000_FORMATS[(image.samples, image.bits_allocated)]
+    frame = Frames(fmt, image.width, image.height, 1, None, image.transfer_syntax, image.photometric,
+                   image.bits_stored, image.signed, None if image.reversible else "ISO_15444_1")
+    return frame, image.codestream
+
+
 def _one(text, encapsulate, max_pixels, max_bytes, payloads=None):
     """(Frames of this one frame, its fragment or pixels) for the data URI `text`."""
     parsed, mime = datauri.parse_known(text, payloads)
+    if mime == "image/jp2":
+        return _jpeg2000(parsed.content, max_pixels, max_bytes)
     if encapsulate:
         if mime != "image/jpeg":
-            raise UnsupportedFormat("Only JPEG can be encapsulated, not %s" % mime)
+            raise UnsupportedFormat("Only JPEG (and JPEG 2000, always kept) can be encapsulated, not %s" % mime)
         fmt, width, height = images.jpeg_geometry(parsed.content, max_pixels, max_bytes)
         # As for one JPEG: Orthanc 1.13 labels every colour JPEG YBR_FULL_422, whatever its subsampling.
         photometric = "YBR_FULL_422" if fmt == images.RGB24 else None
         return Frames(fmt, width, height, 1, None, JPEG_BASELINE, photometric, lossy="ISO_10918_1"), parsed.content
     if mime not in _DECODED:
-        raise UnsupportedFormat("A frame of MultiFrame must be an image (PNG, JPEG, PAM), not %s" % mime)
+        raise UnsupportedFormat("A frame of MultiFrame must be an image (PNG, JPEG, PAM, JPEG 2000), not %s" % mime)
     pixels = images.decode(parsed.content, _DECODED[mime], max_pixels, max_bytes)
     return Frames(pixels.format, pixels.width, pixels.height, 1, None), pixels.data
 
