@@ -11,8 +11,8 @@ Network.setExtraHTTPHeaders), as a browser does once its user answered the Basic
 user:password@ in a URL. Performance logging is on: `Page.requests()` lists every request the page
 made (Network.requestWillBeSent), `Page.console()` the console's messages (CSP violations among them).
 
-Where chromium, chromium-driver or Selenium is missing, or chromium does not start, the test is
-skipped with the reason.
+Where chromium, chromium-driver or Selenium is missing, the test is skipped with the reason; where they
+are installed (make test installs them) but chromium does not start, it fails.
 """
 import base64
 import json
@@ -47,7 +47,8 @@ def unavailable_reason():
 
 
 def start_chromium():
-    """A headless chromium under chromedriver; raises pytest.skip when it cannot start."""
+    """A headless chromium under chromedriver; skips where none is installed, fails where one is installed
+    but does not start (make test installs it: a browser that cannot start there is a fault, not a skip)."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(f"no browser: {reason}")
@@ -66,7 +67,7 @@ def start_chromium():
     try:
         return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     except WebDriverException as error:
-        pytest.skip(f"chromium does not start: {str(error).splitlines()[0]}")
+        pytest.fail(f"chromium is installed but does not start: {str(error).splitlines()[0]}")
 
 
 class Page:

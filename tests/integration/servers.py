@@ -468,6 +468,13 @@ class Server(Http):
                 self.close()
                 raise
 
+    def add_lua(self, script, name="filter.lua"):
+        """Have Orthanc load the Lua `script` (a site's IncomingHttpRequestFilter, say) when it starts next."""
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(script)
+        self.extra_config["LuaScripts"] = list(self.extra_config.get("LuaScripts", ())) + [self.leg.leg_path(path)]
+
     def __repr__(self):
         return f"<Server {self.name} {self.url if self.http_port else '(not started)'}>"
 

@@ -8,7 +8,6 @@ admin and bob, allowed at the core's paths, are allowed at the plugin's.
 import base64
 import io
 import json
-import os
 import time
 
 import pytest
@@ -63,10 +62,7 @@ def site(leg, tmp_path_factory):
         "AuthenticationEnabled": True, "RegisteredUsers": dict(USERS), "ConcurrentJobs": 1,
         "DicomModalities": {"nowhere": ["NOWHERE", "127.0.0.1", free_port()]},
         "AdvancedRest": {"LoopbackUser": "admin"}})
-    lua = os.path.join(server.dir, "filter.lua")
-    with open(lua, "w") as f:
-        f.write(FILTER)
-    server.extra_config["LuaScripts"] = [leg.leg_path(lua)]
+    server.add_lua(FILTER)
     server.session.auth = ("admin", USERS["admin"])
     try:
         server.start()

@@ -14,7 +14,6 @@ import base64
 import concurrent.futures
 import io
 import json
-import os
 
 import pytest
 import requests
@@ -58,10 +57,7 @@ def _start(leg, plugin, config=None):
     server = Server(leg, plugin=plugin, start=False, config=dict({
         "AuthenticationEnabled": True, "RegisteredUsers": dict(USERS),
         "AdvancedRest": {"LoopbackUser": "admin"} if plugin else None}, **(config or {})))
-    lua = os.path.join(server.dir, "filter.lua")
-    with open(lua, "w") as f:
-        f.write(FILTER)
-    server.extra_config["LuaScripts"] = [leg.leg_path(lua)]
+    server.add_lua(FILTER)
     server.session.auth = ("admin", USERS["admin"])
     try:
         server.start()

@@ -208,13 +208,10 @@ end
 """
 
 
-def test_a_user_denied_jobs_by_the_sites_rule_sees_no_job(orthanc_factory, leg, browser):
+def test_a_user_denied_jobs_by_the_sites_rule_sees_no_job(orthanc_factory, browser):
     server = orthanc_factory(start=False, config={"AuthenticationEnabled": True, "RegisteredUsers": dict(USERS),
                                                   "AdvancedRest": {"LoopbackUser": "admin"}})
-    lua = os.path.join(server.dir, "filter.lua")
-    with open(lua, "w") as f:
-        f.write(DENY_ALICE_JOBS)
-    server.extra_config["LuaScripts"] = [leg.leg_path(lua)]
+    server.add_lua(DENY_ALICE_JOBS)
     server.session.auth = ("admin", USERS["admin"])
     server.start()
     job_id = _submit(server)
