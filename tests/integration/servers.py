@@ -60,6 +60,17 @@ def _run(argv):
     return done.stdout.strip()
 
 
+
+def until(what, condition, timeout=60, every=0.05):
+    """`condition()`'s first true value, looked at every `every` s; fails the test after `timeout` s naming `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "never: %s" % what
+        time.sleep(every)
+
 class _OneRequestPerConnection(urllib3.connectionpool.HTTPConnectionPool):
     """A pool that closes each connection once its answer is read, instead of keeping it for the next."""
 

@@ -2,8 +2,8 @@
 (memory, one lock) and the cluster's Cluster on a real PostgreSQL (one replica, no Orthanc). Each action
 (and DELETE) in each state, a cancel during a failing job's undo included: the same answer (accepted or
 400, at once) and the same end on both; model.decide_action decides for both (issue 27)."""
+import functools
 import threading
-import time
 
 import pytest
 
@@ -12,6 +12,7 @@ from advanced_rest.jobs import model
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
 from advanced_rest.jobs.engine import Engine, Runner
 from advanced_rest.jobs.model import Action, State
+from servers import until
 
 OWN_ERROR = BadFileFormat.code  # what a failing step ends its job with
 ANSWER_WITHIN = 10.0  # seconds: an action is answered without waiting for any step or undo to end
@@ -121,14 +122,7 @@ def adapter(request):
     made.close()
 
 
-def _until(what, condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "never: %s" % what
-        time.sleep(0.01)
+_until = functools.partial(until, timeout=15.0, every=0.01)
 
 
 def _state(adapter, job_id):

@@ -9,6 +9,7 @@ per browser in build/test-results/ (jobs-page-<test>-<leg>[-<browser>].png);
 `ADVANCED_REST_DOCS_SCREENSHOT=1` also writes the README's docs/jobs-page.png from the test that
 makes a few jobs in several states.
 """
+import functools
 import html
 import http.server
 import json
@@ -25,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from browser import RESULTS, ROOT, browser  # noqa: F401 (fixture)
 from create_dicom_cases import png_data_uri
-from servers import REPO, free_port
+from servers import REPO, free_port, until
 from webhook_receiver import SECRET, Receiver
 
 # The page's answers, as the contract gives them.
@@ -53,14 +54,7 @@ def _job(server, job_id):
     return answer.json()
 
 
-def _until(what, condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "never: %s" % what
-        time.sleep(0.05)
+_until = functools.partial(until, timeout=60, every=0.05)
 
 
 def _ended(server, job_id, timeout=60):

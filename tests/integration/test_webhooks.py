@@ -2,6 +2,7 @@
 the receiver is down or failing, unaffected by a hanging receiver, kept across kill -9; in a cluster,
 delivered by one replica and taken over when that replica dies mid-delivery."""
 import base64
+import functools
 import http.server
 import json
 import secrets
@@ -13,6 +14,7 @@ import pytest
 from create_dicom_cases import png_data_uri
 from test_cluster import _frozen
 from test_jobs import _submit, _wait, _wait_after_restart
+from servers import until
 from webhook_receiver import SECRET, Receiver, events_of
 
 ALL_EVENTS = ["JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobFailure", "JobDeleted"]
@@ -63,14 +65,7 @@ def _written_delivered(server, events, **params):
     return _until("each delivery written Delivered", written)
 
 
-def _until(what, condition, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "never: %s" % what
-        time.sleep(0.1)
+_until = functools.partial(until, timeout=60, every=0.1)
 
 
 def test_events_of_core_and_plugin_jobs_arrive_signed_and_in_order(orthanc_factory, receiver):
