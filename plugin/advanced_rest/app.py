@@ -1,4 +1,5 @@
 """Wiring: configuration -> settings -> routes, with host.py's calls handed to each feature."""
+import dataclasses
 import logging
 import random
 import sys
@@ -11,10 +12,10 @@ from .create_dicom.storing import HttpStore
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.core import CoreJobs, loopback_permits
-from .jobs.engine import Engine, Restored
+from .jobs.engine import Restored
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, OutputLimits, WaitLimits
-from .jobs.store import Store
+from .jobs.single import SingleServer
 from .metrics.families import Metrics, tally
 from .metrics.received import ReceivedCounter
 from .metrics.push import Pusher, headline
@@ -77,36 +78,16 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, engine, store, watcher, pusher, runner_for, received, cluster=None, webhooks=(None, None),
-                 http_store=None):
-        self.engine, self.store, self.watcher, self.pusher = engine, store, watcher, pusher
+    def __init__(self, mode, watcher, pusher, received, http_store=None):
+        self.mode, self.watcher, self.pusher, self.received = mode, watcher, pusher, received
         self.http_store = http_store  # create-dicom's store through Orthanc's HTTP server (None: never)
-        self.received, self.cluster = received, cluster
-        self.saver, self.dispatcher = webhooks  # one server's outbox saver (or None), the senders (or None)
-        self._runner_for = runner_for
 
     def started(self, _):
         host.test_references()  # before the rest: until it decides, requests are served as the Python plugin does alone
         if self.http_store is not None:  # before the plugin's threads start, which would take the GIL meanwhile
             _decide_store(self.http_store)
-        if self.saver is not None:  # first: what was pending goes out again, before what comes now
-            self.saver.load()
-            self.saver.start()
-        _check_database(self.cluster is not None)
-        if self.cluster is not None:
-            self.cluster.migrate(Store(self.engine, host.get_global_property, host.set_global_property),
-                                 self._runner_for)
-            self.cluster.start()
-        if self.store is not None:
-            if "--no-jobs" in host.command_line_arguments():
-                logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
-            else:
-                self.store.load(self._runner_for)
-            self.store.start()
-        if self.dispatcher is not None:
-            self.dispatcher.start()
-        self.engine.mark_loaded()
-        self.engine.start()
+        _check_database(self.mode.clustered)
+        self.mode.start()
         self.watcher.start()
         self.pusher.start()
         self.received.start()
@@ -115,15 +96,7 @@ class _Background:
         self.received.stop()
         self.pusher.stop()
         self.watcher.stop()
-        self.engine.stop()  # running jobs go back to Pending, and are saved so
-        if self.store is not None:
-            self.store.stop()
-        if self.dispatcher is not None:
-            self.dispatcher.stop()
-        if self.saver is not None:
-            self.saver.stop()
-        if self.cluster is not None:
-            self.cluster.stop()  # what this replica held is free for the others
+        self.mode.stop()
 
 
 STORE_TIMEOUT = 60.0  # seconds a store through Orthanc's HTTP server may take (a 256 MiB file's included)
@@ -157,28 +130,92 @@ def _decide_store(http_store):
 POOL_WAIT = 2.0  # seconds a request waits for a connection to the cluster's PostgreSQL before its 503
 
 
-class _LateRunnerFor:
-    """runner_for, bound once create-dicom exists (the cluster needs it first)."""
+@dataclasses.dataclass(frozen=True)
+class _Mode:
+    """The plugin's jobs in the one mode the configuration chose (one server, or the cluster), as the rest of
+    the wiring uses them; built whole by `_one_server` or `_cluster`."""
 
-    def __init__(self):
-        self._bound = None
+    jobs: object  # interfaces.Jobs: the routes' and create-dicom's
+    feed: object  # interfaces.Feed: the numbered change feed
+    counted: object  # () -> Counter {(type, state): count}: the plugin's jobs in the gauges
+    loaded: object  # (timeout) -> whether the saved jobs are back
+    webhooks: object  # WebhooksApi
+    start: object  # () -> None, at ORTHANC_STARTED: the jobs (saved ones loaded), their outbox and its senders
+    stop: object  # () -> None, at ORTHANC_STOPPED
+    clustered: bool = False
+    peers: object = None  # cluster.peers.CorePeers: the core jobs of every replica (cluster only)
 
-    def bind(self, runner_for):
-        self._bound = runner_for
 
-    def __call__(self, job_type, payload, record):
-        return self._bound(job_type, payload, record)
+def _on_finished(metrics):
+    def finished(job):
+        if job.get("State") in FINISHED:
+            metrics.job_finished(job)
+    return finished
 
 
-def _open_cluster(settings, engine, runner_for, finished):
-    """The Cluster on Orthanc's own PostgreSQL (its schema made, this replica's identity checked).
+def _refused(settings, metrics):
+    """What the webhooks' senders report of events a full outbox refused."""
+    def refused(counts):
+        for (endpoint, event), count in sorted(counts.items()):
+            metrics.webhook_refused(endpoint, count)
+            logger.warning("Webhook %s: the outbox is full (AdvancedRest.MaxPendingDeliveries = %d): %d %s "
+                           "event(s) not queued", endpoint, settings.max_pending_deliveries, count, event)
+    return refused
+
+
+def _memory_outbox(settings, metrics):
+    """One server's outbox (also the cluster's when no endpoint is configured: nothing to share)."""
+    outbox = Outbox(settings.webhooks, settings.max_pending_deliveries, settings.kept_deliveries, time.time,
+                    random.random)
+    metrics.add_webhooks(outbox.depth, lambda: True, time.time)
+    return outbox
+
+
+def _one_server(settings, metrics, runner_for):
+    """The jobs in this server's memory, saved in its global properties, with their webhooks' outbox saved
+    there too: a job's events durable before its change is (jobs/store.py)."""
+    endpoints = settings.webhooks
+    outbox = _memory_outbox(settings, metrics)
+    saver = Saver(outbox, host.get_global_property, host.set_global_property) if endpoints else None
+    dispatcher = Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted,
+                            refused=_refused(settings, metrics)) if endpoints else None
+    feed = ChangeFeed(listeners=[_on_finished(metrics)], in_order=outbox.job_changed if endpoints else None)
+    single = SingleServer(feed, runner_for, settings.concurrent_jobs, settings.jobs_history_size,
+                          settings.max_pending_jobs, settings.max_pending_bytes,
+                          properties=(host.get_global_property, host.set_global_property) if settings.save_jobs
+                          else None,
+                          durable_first=saver.save if saver is not None else None)
+
+    def start():
+        if saver is not None:  # first: what was pending goes out again, before what comes now
+            saver.load()
+            saver.start()
+        single.start(reload="--no-jobs" not in host.command_line_arguments())
+        if dispatcher is not None:
+            dispatcher.start()
+
+    def stop():
+        single.stop()  # running jobs go back to Pending, and are saved so
+        if dispatcher is not None:
+            dispatcher.stop()
+        if saver is not None:
+            saver.stop()
+
+    return _Mode(single.jobs, feed, lambda: tally(single.jobs.all()), single.loaded,
+                 WebhooksApi(outbox) if endpoints else WebhooksApi(outbox, settings.replica or None), start, stop)
+
+
+def _cluster(settings, metrics, runner_for):
+    """The jobs in Orthanc's own PostgreSQL, shared by every replica (its schema made, this replica's identity
+    checked), with their webhooks' outbox in the same database: a move and its events in one transaction.
 
     Raises:
         IdentityInUse, psycopg errors: it cannot start.
     """
     import psycopg
     import psycopg_pool
-    from .jobs.cluster import database, peers, replica
+    from .jobs.cluster import database, replica
+    from .webhooks.cluster import ClusterOutbox
 
     options = database.conninfo(settings.postgresql)
     uri = options.pop("conninfo", "")
@@ -197,63 +234,58 @@ def _open_cluster(settings, engine, runner_for, finished):
         else:
             host.rest_post("/jobs/%s/%s" % (job_id, action), b"")
 
-    cluster = replica.Cluster(pool, connect, settings.replica, engine, runner_for, settings.lease_seconds,
-                               settings.jobs_history_size, settings.max_pending_jobs, on_change=finished,
-                               max_pending_bytes=settings.max_pending_bytes)
-    cluster.peers = peers.CorePeers(cluster, core_action)
+    db = database.Database(pool, connect, settings.replica, settings.lease_seconds)
+    endpoints = settings.webhooks
+    outbox, in_move = None, None
+    if endpoints:
+        outbox = ClusterOutbox(db, endpoints, settings.max_pending_deliveries, settings.kept_deliveries,
+                               settings.lease_seconds)
+
+        def in_move(conn, job, seq):
+            try:
+                with conn.transaction():  # a savepoint: a fault of the webhooks' own does not stop the job's move
+                    outbox.job_changed(conn, job, seq, settings.replica)
+            except psycopg.OperationalError:
+                raise  # a lock busy, the database gone: the whole move is tried again (Cluster.moving), or fails
+            except Exception:
+                logger.exception("Webhooks: the events of a move of job %s could not be queued", job.get("ID"))
+
+    cluster = replica.Cluster(db, runner_for, core_action, settings.concurrent_jobs, settings.jobs_history_size,
+                              settings.max_pending_jobs, settings.max_pending_bytes, on_change=_on_finished(metrics),
+                              in_move=in_move)
     try:
         cluster.open()
+        if outbox is not None:
+            with cluster.transaction() as conn:
+                outbox.create(conn)
     except Exception:
         pool.close()
         raise
     logger.warning("Cluster mode: replica %s, jobs shared through PostgreSQL (lease %g s)",
                    settings.replica, settings.lease_seconds)
-    return cluster
+    metrics.add_cluster(cluster.counters)
+    if outbox is None:
+        webhooks, dispatcher = WebhooksApi(_memory_outbox(settings, metrics), settings.replica or None), None
+    else:
+        metrics.add_webhooks(outbox.depth, cluster.reporting, time.time)  # counted once, as orthanc_jobs
+        webhooks = WebhooksApi(outbox, settings.replica)
+        dispatcher = Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look,
+                                refused=_refused(settings, metrics))
 
+    def start():
+        cluster.migrate(host.get_global_property, host.set_global_property)
+        cluster.start()
+        if dispatcher is not None:
+            dispatcher.start()
 
-def _webhooks(settings, metrics, feed, cluster):
-    """(WebhooksApi, Saver or None, Dispatcher or None): the outbox where the jobs are (one server: in memory,
-    saved in a global property; cluster: PostgreSQL), its events taken in the feed's order."""
-    endpoints = settings.webhooks
+    def stop():
+        if dispatcher is not None:
+            dispatcher.stop()
+        cluster.stop()  # what this replica held is free for the others
 
-    def refused(counts):
-        for (endpoint, event), count in sorted(counts.items()):
-            metrics.webhook_refused(endpoint, count)
-            logger.warning("Webhook %s: the outbox is full (AdvancedRest.MaxPendingDeliveries = %d): %d %s "
-                           "event(s) not queued", endpoint, settings.max_pending_deliveries, count, event)
-
-    if cluster is None or not endpoints:
-        outbox = Outbox(endpoints, settings.max_pending_deliveries, settings.kept_deliveries, time.time,
-                        random.random)
-        metrics.add_webhooks(outbox.depth, lambda: True, time.time)
-        if not endpoints:
-            return WebhooksApi(outbox, settings.replica or None), None, None
-        feed.in_order = outbox.job_changed
-        saver = Saver(outbox, host.get_global_property, host.set_global_property)
-        return WebhooksApi(outbox), saver, Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted,
-                                                      refused=refused)
-
-    from .webhooks.cluster import ClusterOutbox
-    outbox = ClusterOutbox(cluster, endpoints, settings.max_pending_deliveries, settings.kept_deliveries,
-                           settings.lease_seconds)
-    with cluster.transaction() as conn:
-        outbox.create(conn)
-
-    import psycopg
-
-    def in_move(conn, job, seq):
-        try:
-            with conn.transaction():  # a savepoint: a fault of the webhooks' own does not stop the job's move
-                outbox.job_changed(conn, job, seq, settings.replica)
-        except psycopg.OperationalError:
-            raise  # a lock busy, the database gone: the whole move is tried again (Cluster.moving), or fails
-        except Exception:
-            logger.exception("Webhooks: the events of a move of job %s could not be queued", job.get("ID"))
-
-    cluster.in_move = in_move
-    metrics.add_webhooks(outbox.depth, cluster.reporting, time.time)  # counted once, as orthanc_jobs
-    return (WebhooksApi(outbox, settings.replica), None,
-            Dispatcher(outbox, endpoints, observe=metrics.webhook_attempted, look=outbox.look, refused=refused))
+    # The gauges: the cluster's, from the one replica that holds the reporting role now.
+    return _Mode(cluster, cluster.feed, cluster.gauges, cluster.loaded, webhooks, start, stop, clustered=True,
+                 peers=cluster.peers)
 
 
 def _read_settings():
@@ -295,78 +327,42 @@ def register():
     if settings is None:
         return
     metrics = Metrics(host.MetricsSwitch())
-    finished = [lambda job: metrics.job_finished(job) if job.get("State") in FINISHED else None]
-    feed = ChangeFeed(listeners=finished)
-    store, cluster = None, None
-    runner_for = _LateRunnerFor()
-
-    def job_changed(job):
-        feed.record(job, "plugin")
-        if store is not None:
-            store.changed()
-
-    def persist():
-        if store is not None:
-            store.save()
-
-    def fence(job, move, claim):
-        return cluster.fence(job, move, claim)
-
-    # One server: the engine is the jobs' truth (saved in global properties). Cluster: each job's row in
-    # PostgreSQL is, and the engine runs what this replica claimed, every move through the row (fence).
-    if settings.cluster:
-        engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, fence=fence)
-    else:
-        engine = Engine(settings.concurrent_jobs, settings.jobs_history_size, on_change=job_changed,
-                        persist=persist, max_pending=settings.max_pending_jobs,
-                        max_pending_bytes=settings.max_pending_bytes)
-    jobs_view, jobs_counted = engine, lambda: tally(engine.all())
-    if settings.cluster:
-        try:
-            cluster = _open_cluster(settings, engine, runner_for, finished[0])
-        except Exception as exc:  # one line, and Orthanc's own API keeps working
-            logger.error("NOT SERVING ANYTHING: the cluster cannot start: %s", exc)
-            return
-        jobs_view, feed = cluster, cluster.feed
-        jobs_counted = cluster.gauges  # the cluster's, from the one replica that holds the reporting role now
-        metrics.add_cluster(cluster.counters)
-    core_jobs, access = _loopback(settings)
-    watcher = CoreWatcher(feed, lambda: core_jobs.all(in_request=False),
-                          cluster.peers.publish_core if cluster is not None else None, ids=core_jobs.ids)
-    metrics.add_job_source(jobs_counted)
-    metrics.add_job_source(lambda: tally(watcher.jobs()))
-
     http_store = _http_store(settings)
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put,
                         http_store)
-    create_dicom = CreateDicom(settings, dictionary, services, jobs_view, observe=metrics.create_dicom)
-    runner_for.bind(_runner_for(create_dicom))
-    jobs = JobsApi(jobs_view, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, feed,
-                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests),
-                   peers=cluster.peers if cluster is not None else None,
-                   loaded=engine.loaded, access=access,
-                   outputs=OutputLimits(settings.max_output_bytes, settings.max_concurrent_outputs))
+    # A saved job's runner is re-made from its request alone: by a create-dicom that submits nothing.
+    runner_for = _runner_for(CreateDicom(settings, dictionary, services))
     try:
-        webhooks_api, saver, dispatcher = _webhooks(settings, metrics, feed, cluster)
-    except Exception as exc:  # the cluster's outbox cannot be made: one line, and Orthanc's own API keeps working
-        logger.error("NOT SERVING ANYTHING: the webhooks' outbox cannot be made: %s", exc)
+        mode = (_cluster if settings.cluster else _one_server)(settings, metrics, runner_for)
+    except Exception as exc:  # one line, and Orthanc's own API keeps working
+        logger.error("NOT SERVING ANYTHING: the %s cannot start: %s",
+                     "cluster" if settings.cluster else "plugin's jobs", exc)
         return
-    if settings.save_jobs and not settings.cluster:  # a job's events are saved before its state (jobs/store.py)
-        store = Store(engine, host.get_global_property, host.set_global_property,
-                      durable_first=saver.save if saver is not None else None)
-    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"), lambda: headline(jobs_counted))
+    core_jobs, access = _loopback(settings)
+    watcher = CoreWatcher(mode.feed, lambda: core_jobs.all(in_request=False),
+                          mode.peers.publish_core if mode.peers is not None else None, ids=core_jobs.ids)
+    metrics.add_job_source(mode.counted)
+    metrics.add_job_source(lambda: tally(watcher.jobs()))
+
+    create_dicom = CreateDicom(settings, dictionary, services, mode.jobs, observe=metrics.create_dicom)
+    jobs = JobsApi(mode.jobs, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, mode.feed,
+                   WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=mode.peers,
+                   loaded=mode.loaded, access=access,
+                   outputs=OutputLimits(settings.max_output_bytes, settings.max_concurrent_outputs))
+    metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"),
+                             lambda: headline(mode.counted))
 
     router = Router(Transport(host.answer, host.send_status, host.method_not_allowed, host.register_route,
                               host.redirect),
                     observe=metrics.request, after_large=memory.give_back, large=memory.LARGE_REQUEST,
                     is_gate=access.is_gate if access is not None else None, trusted_origins=settings.trusted_origins)
     host.register_reference_test(settings.root)  # its probe route, run at ORTHANC_STARTED
-    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, webhooks_api, access, JobsPage(settings.root))
+    routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, mode.webhooks, access,
+                 JobsPage(settings.root))
 
     received = ReceivedCounter(metrics, host.rest_get_json)
-    background = _Background(engine, store, watcher, Pusher(lambda: headline(jobs_counted), host.set_metric,
-                                                             metrics.enabled), runner_for, received, cluster,
-                             (saver, dispatcher), http_store)
+    background = _Background(mode, watcher, Pusher(lambda: headline(mode.counted), host.set_metric, metrics.enabled),
+                             received, http_store)
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,

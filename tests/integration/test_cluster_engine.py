@@ -8,7 +8,7 @@ import pytest
 
 from advanced_rest.errors import AdvancedRestError, IllegalTransition
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.engine import Runner
 
 RUNS = {}  # job id -> list of (replica, step) done, across replicas (the shared "storage")
 RUNS_LOCK = threading.Lock()
@@ -54,19 +54,16 @@ class Replica:
                        options=cluster_database.session_options(lease))
         self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4,
                                                 open=True)
-        holder = {}
-        self.engine = Engine(concurrent_jobs=workers, history_size=50,
-                             fence=lambda job, move, claim: holder["cluster"].fence(job, move, claim))
-        self.cluster = cluster_.Cluster(
-            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)),
-            name, self.engine, lambda job_type, payload, record: Counted(payload, name), lease_seconds=lease,
-            history_size=50, max_pending=max_pending)
-        holder["cluster"] = self.cluster
+        db = cluster_database.Database(
+            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)), name,
+            lease)
+        self.cluster = cluster_.Cluster(db, lambda job_type, payload, record: Counted(payload, name),
+                                        concurrent_jobs=workers, history_size=50, max_pending=max_pending)
+        self.engine = self.cluster.engine
 
     def start(self):
         self.cluster.open()
         self.cluster.start()
-        self.engine.start()
         return self
 
     def submit(self, steps=3, sleep=0.0, priority=0):
@@ -76,7 +73,6 @@ class Replica:
                                    priority, job_id=job_id)
 
     def stop(self):
-        self.engine.stop(5)
         self.cluster.stop()
         self.pool.close()
 
@@ -86,9 +82,10 @@ class Replica:
         self.engine._stopping = True  # workers end after their step; the database is not told
         with self.engine._lock:
             self.engine._lock.notify_all()
-        self.cluster.fence = lambda job, move, claim: None
+        self.engine._fence = lambda job, move, claim: None
         for thread in self.cluster._threads:
             thread.join(5)
+        self.cluster._db.stop()  # its LISTEN connection closes, as a killed process's would
         identity = self.cluster._identity.info.backend_pid
         self.cluster._identity.close()
         self.pool.close()
@@ -348,13 +345,13 @@ def _feed_states(replica, job_id):
 
 def _hold_fence(replica, gate, when):
     """Hold replica's worker before its fenced move `when(document, move)` is written."""
-    original = replica.cluster.fence
+    original = replica.engine._fence  # the cluster's fence, as its engine calls it
 
     def fence(document, move, claim):
         if when(document, move):
             gate.hold()
         return original(document, move, claim)
-    replica.cluster.fence = fence
+    replica.engine._fence = fence
 
 
 def test_a_pause_against_a_step_write_in_flight_shows_paused_and_never_running_again(replicas):

@@ -1,6 +1,6 @@
-"""What the routes, create-dicom and the workers rely on. One server (engine.Engine, changes.ChangeFeed)
-and the cluster (cluster.replica.Cluster, cluster.feed.ClusterFeed) are two implementations of the
-same things; tests/unit/test_jobs_interfaces.py holds both to these signatures."""
+"""What the routes, create-dicom and the workers rely on. One server (single.SingleServer's engine.Engine,
+changes.ChangeFeed) and the cluster (cluster.replica.Cluster, cluster.feed.ClusterFeed) are two
+implementations of the same things; tests/unit/test_jobs_interfaces.py holds both to these signatures."""
 from typing import Optional, Protocol, runtime_checkable
 
 

@@ -35,12 +35,12 @@ def _delivery(row):
 
 
 class ClusterOutbox:
-    """The same interface as outbox.Outbox, on the cluster's database (`cluster`: its run, transaction,
-    wait_change, generation and replica name)."""
+    """The same interface as outbox.Outbox, on the cluster's database (`db`, a jobs.cluster.database.Database:
+    its run, transaction, wait_change, generation and replica name)."""
 
-    def __init__(self, cluster, endpoints, max_pending, kept, lease_seconds, random_=random.random):
+    def __init__(self, db, endpoints, max_pending, kept, lease_seconds, random_=random.random):
         self.endpoints = {endpoint.name: endpoint for endpoint in endpoints}
-        self._cluster = cluster
+        self._db = db
         self._max_pending, self._kept, self._lease = max_pending, kept, lease_seconds
         self._random = random_
         self._depth = (0, None)  # (pending, oldest pending's creation) at the last look, cluster-wide
@@ -99,16 +99,16 @@ class ClusterOutbox:
         `wait` s; None if none."""
         claim_seconds = 2 * self.endpoints[endpoint].timeout_seconds + CLAIM_MARGIN
         deadline = time.monotonic() + wait
-        generation = self._cluster.generation
+        generation = self._db.generation
         while True:
-            row = self._cluster.run(sql.TAKE_DELIVERY, (endpoint, self._cluster.replica, claim_seconds),
+            row = self._db.run(sql.TAKE_DELIVERY, (endpoint, self._db.replica, claim_seconds),
                                     fetch="one")
             if row is not None:
                 return _delivery(row)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            generation = self._cluster.wait_change(generation, min(remaining, LOOK_EVERY))
+            generation = self._db.wait_change(generation, min(remaining, LOOK_EVERY))
 
     def attempted(self, delivery, status, error):
         """Write the outcome of an attempt, if this replica's claim still holds; the new state (None: the
@@ -123,7 +123,7 @@ class ClusterOutbox:
             state = FAILED
         else:
             state, next_attempt = PENDING, events.retry_delay(attempts, endpoint, self._random)
-        row = self._cluster.run(
+        row = self._db.run(
             sql.ATTEMPTED, (state, attempts, status, error, state == DELIVERED, next_attempt, next_attempt, delivery["Seq"],
              delivery["Claim"]), fetch="one")
         if row is None:
@@ -137,17 +137,17 @@ class ClusterOutbox:
     def redeliver(self, seq):
         """Send delivery `seq` again (attempts and age afresh; a new claim token, so that no earlier
         attempt's outcome lands on it). Raises UnknownResource, DeliveryBusy (being sent right now)."""
-        row = self._cluster.run(sql.REDELIVER, (seq,), fetch="one")
+        row = self._db.run(sql.REDELIVER, (seq,), fetch="one")
         if row is None:
-            busy = self._cluster.run(sql.DELIVERY_KEPT, (seq,), fetch="one")
+            busy = self._db.run(sql.DELIVERY_KEPT, (seq,), fetch="one")
             if busy:
                 raise DeliveryBusy("Webhook delivery %s is being sent right now" % seq)
             raise UnknownResource("No webhook delivery %s is kept" % seq)
-        self._cluster.run(sql.NOTIFY, (CHANNEL, "webhook"))
+        self._db.run(sql.NOTIFY, (CHANNEL, "webhook"))
         return _delivery(row)
 
     def list(self, state=None, job=None, since=0, limit=1000):
-        rows = self._cluster.run(sql.DELIVERIES, {"since": since, "state": state, "job": job, "limit": limit},
+        rows = self._db.run(sql.DELIVERIES, {"since": since, "state": state, "job": job, "limit": limit},
                                  fetch="all")
         return [_delivery(row) for row in rows]
 
@@ -159,12 +159,12 @@ class ClusterOutbox:
     def look(self):
         """Measure the outbox, forget what is beyond the kept history, and decide whether this replica
         publishes the cluster-wide gauges (the live replica of the smallest name: counted once)."""
-        row = self._cluster.run(sql.OUTBOX_DEPTH, (self._lease, self._names), fetch="one")
+        row = self._db.run(sql.OUTBOX_DEPTH, (self._lease, self._names), fetch="one")
         self._depth = (row[0], float(row[1]) if row[1] is not None else None)
-        self.counted_here = row[2] == self._cluster.replica
+        self.counted_here = row[2] == self._db.replica
         if self.counted_here:
             # An endpoint no longer configured here (removed, or renamed): its deliveries would wait forever.
             # A day leaves room for a rolling change of configuration, replica by replica.
-            self._cluster.run(sql.FAIL_UNCONFIGURED, (self._names, UNCONFIGURED_AFTER))
-            self._cluster.run(sql.TRIM_DELIVERIES, (self._kept,))
-            self._cluster.run(sql.TRIM_WEBHOOK_STATES, (KEPT_STATES,))
+            self._db.run(sql.FAIL_UNCONFIGURED, (self._names, UNCONFIGURED_AFTER))
+            self._db.run(sql.TRIM_DELIVERIES, (self._kept,))
+            self._db.run(sql.TRIM_WEBHOOK_STATES, (KEPT_STATES,))

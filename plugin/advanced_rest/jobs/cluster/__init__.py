@@ -7,7 +7,8 @@
     feed.py      the change feed, written by the moves in their own transactions
     peers.py     the core jobs of every replica, listed and acted on from any replica
     sql.py       every statement, named, and the schema as numbered migrations
-    database.py  locks, connection settings, bounded sessions, errors as 503
+    database.py  Database: one replica's connections and notifications; locks, connection settings,
+                 bounded sessions, errors as 503
 
 Imported only when the cluster is on (psycopg is not needed otherwise).
 """

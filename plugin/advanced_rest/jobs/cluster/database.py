@@ -1,10 +1,16 @@
-"""The cluster's database: its locks, connection settings, bounded sessions, and the errors that become 503
-(the schema and the statements are sql.py's). Nothing here knows what a job is."""
+"""The cluster's database: its locks, connection settings, bounded sessions, one replica's connections and
+the notifications it hears, and the errors that become 503 (the schema and the statements are sql.py's).
+Nothing here knows what a job is."""
 import contextlib
+import logging
+import threading
+import time
 
 import psycopg
 
-from ...errors import DatabaseUnavailable
+from ...errors import AdvancedRestError, DatabaseUnavailable
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica migrates the schema at a time
 SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission (or resubmission) at a time (MaxPendingJobs, MaxPendingBytes)
@@ -63,3 +69,105 @@ def unavailable_as_503():
 def application_name(replica):
     """How this replica's connections are named in pg_stat_activity."""
     return "advanced-rest/%s" % replica
+
+
+class Database:
+    """One replica's connections to the cluster's PostgreSQL: pooled statements and transactions, moves tried
+    again while rows stay locked, and the notifications of every replica's moves (`generation`, bumped at
+    each one, and `wait_change`). The jobs (replica.Cluster), their feed, the core jobs of the peers and the
+    webhooks' outbox each get it in their constructor.
+
+    `pool`: a psycopg_pool.ConnectionPool of autocommit connections; `connect(application name)`: a new
+    autocommit connection of its own (LISTEN, the replica's identity).
+    """
+
+    def __init__(self, pool, connect, replica, lease_seconds=30.0):
+        self.pool, self.connect = pool, connect
+        self.replica = replica
+        self.lease = float(lease_seconds)
+        self._wake = threading.Condition()
+        self._generation = 0  # bumped at each notification: waiters re-read
+        self._stop = threading.Event()
+        self._thread = None
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A pooled connection inside one transaction; the database's errors become 503."""
+        with unavailable_as_503():
+            with self.pool.connection() as conn:
+                with conn.transaction():
+                    yield conn
+
+    def run(self, statement, params=None, fetch=None):
+        """Run one statement (of sql.py) on a pooled connection (autocommit)."""
+        with unavailable_as_503():
+            with self.pool.connection() as conn:
+                cursor = conn.execute(statement, params)
+                if fetch == "one":
+                    return cursor.fetchone()
+                if fetch == "all":
+                    return cursor.fetchall()
+                return None
+
+    def moving(self, move, deadline=ACTION_WITHIN):
+        """Run `move(conn)` in one transaction, again while rows stay locked (a replica frozen inside a
+        transaction holds them until the server ends its session), at most `deadline` seconds."""
+        ends = time.monotonic() + deadline
+        while True:
+            try:
+                with self.transaction() as conn:
+                    return move(conn)
+            except AdvancedRestError as error:
+                if not isinstance(error.__cause__, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled,
+                                                    psycopg.errors.DeadlockDetected)) \
+                        or time.monotonic() > ends:
+                    raise
+                time.sleep(0.05)
+
+    # ---- notifications ---------------------------------------------------------------------
+
+    def listen(self):
+        """Start hearing the cluster's notifications (a thread of its own, until `stop`)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._listen, name="advanced-rest-cluster-listen", daemon=True)
+        self._thread.start()
+
+    def stop(self):
+        """Stop listening; every waiter wakes."""
+        self._stop.set()
+        self.woken()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def woken(self):
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()
+
+    def _listen(self):
+        from . import sql  # here: sql.py takes its lock numbers from this module
+        while not self._stop.is_set():
+            try:
+                conn = self.connect(application_name(self.replica) + "/listen")
+                with conn:
+                    conn.execute(sql.LISTEN % CHANNEL)
+                    self.woken()
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.woken()
+                        self.woken()  # no notification for a while: the loops look anyway
+            except Exception as error:
+                logger.warning("Listening to PostgreSQL failed (%s); retrying", type(error).__name__)
+                self._stop.wait(1.0)
+
+    def wait_change(self, generation, timeout):
+        """Wait for a notification after `generation` (at most `timeout` s); the current generation."""
+        with self._wake:
+            if self._generation == generation:
+                self._wake.wait(timeout)
+            return self._generation
+
+    @property
+    def generation(self):
+        return self._generation

@@ -17,26 +17,27 @@ ACT_WITHIN = 5.0  # seconds the replica asked waits for the replica that runs a 
 
 
 class CorePeers:
-    """This replica's part in the cluster's core jobs, on the Cluster's connections and notifications.
+    """This replica's part in the cluster's core jobs, on its connections and notifications (`db`, a
+    database.Database).
 
     `core_action(job id, action)` carries an action (or "delete") out on this replica's core; it
     raises AdvancedRestError as the core refuses.
     """
 
-    def __init__(self, cluster, core_action):
-        self._cluster = cluster
+    def __init__(self, db, core_action):
+        self._db = db
         self._core_action = core_action
         self._published = None  # the core's jobs as last published
 
     @property
     def replica(self):
-        return self._cluster.replica
+        return self._db.replica
 
     def publish_core(self, jobs):
         """This replica's core jobs, for the others to list (written only when they changed)."""
         if jobs == self._published:
             return
-        with self._cluster.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(sql.UNPUBLISH_CORE, (self.replica,))
             for job in jobs:
                 conn.execute(sql.PUBLISH_CORE,
@@ -45,16 +46,16 @@ class CorePeers:
 
     def withdraw(self):
         """This replica stops: its core jobs leave the cluster's list."""
-        self._cluster.run(sql.UNPUBLISH_CORE, (self.replica,))
+        self._db.run(sql.UNPUBLISH_CORE, (self.replica,))
 
     def peer_core_jobs(self):
         """The core jobs of the other live replicas (each with its "Replica")."""
-        return [row[0] for row in self._cluster.run(sql.PEER_CORE_JOBS, (self.replica, self._cluster._lease),
+        return [row[0] for row in self._db.run(sql.PEER_CORE_JOBS, (self.replica, self._db.lease),
                                                     fetch="all")]
 
     def peer_core_job(self, job_id):
         """A core job of another live replica, or None."""
-        row = self._cluster.run(sql.PEER_CORE_JOB, (self.replica, self._cluster._lease, job_id), fetch="one")
+        row = self._db.run(sql.PEER_CORE_JOB, (self.replica, self._db.lease, job_id), fetch="one")
         return row[0] if row else None
 
     def act_on_peer_core_job(self, job_id, action, timeout=ACT_WITHIN):
@@ -68,28 +69,28 @@ class CorePeers:
         if job is None:
             raise UnknownJob("No job found with this id: %s" % job_id)
         owner = job["Replica"]
-        row = self._cluster.run(sql.ASK_CORE_ACTION, (job_id, owner, action), fetch="one")
-        self._cluster.run(sql.NOTIFY, (CHANNEL, "action"))
+        row = self._db.run(sql.ASK_CORE_ACTION, (job_id, owner, action), fetch="one")
+        self._db.run(sql.NOTIFY, (CHANNEL, "action"))
         deadline = time.monotonic() + timeout
-        generation = self._cluster.generation
+        generation = self._db.generation
         try:
             while time.monotonic() < deadline:
-                done = self._cluster.run(sql.CORE_ACTION_DONE, (row[0],), fetch="one")
+                done = self._db.run(sql.CORE_ACTION_DONE, (row[0],), fetch="one")
                 if done is not None:
                     status, details = done
                     if status != 200:
                         raise AdvancedRestError("Replica %s: %s" % (owner, details),
                                                 code=8 if status == 400 else -1, status=status)
                     return
-                generation = self._cluster.wait_change(generation, 0.1)
+                generation = self._db.wait_change(generation, 0.1)
         finally:
-            self._cluster.run(sql.FORGET_CORE_ACTION, (row[0],))
+            self._db.run(sql.FORGET_CORE_ACTION, (row[0],))
         raise DatabaseUnavailable("Replica %s, which runs core job %s, did not answer within %g s"
                                   % (owner, job_id, timeout))
 
     def take_actions(self):
         """Carry out what other replicas asked of this replica's core jobs."""
-        asked = self._cluster.run(sql.CORE_ACTIONS_ASKED, (self.replica,), fetch="all")
+        asked = self._db.run(sql.CORE_ACTIONS_ASKED, (self.replica,), fetch="all")
         for seq, job_id, action in sorted(asked):
             status, details = 200, ""
             try:
@@ -100,6 +101,6 @@ class CorePeers:
                 status = 400 if error.http_status < 500 else error.http_status
                 details = "the core cannot %s job %s (unknown, or not allowed in its state)" % (action, job_id) \
                     if status == 400 else (error.details or error.message)
-            self._cluster.run(sql.CORE_ACTION_ANSWERED, (status, details, seq))
+            self._db.run(sql.CORE_ACTION_ANSWERED, (status, details, seq))
         if asked:
-            self._cluster.run(sql.NOTIFY, (CHANNEL, "acted"))
+            self._db.run(sql.NOTIFY, (CHANNEL, "acted"))

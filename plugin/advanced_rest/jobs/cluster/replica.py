@@ -30,12 +30,13 @@ from psycopg.types.json import Jsonb
 
 from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, UnknownJob
 from .. import model
-from ..engine import Verdict, check_room
+from ..engine import Engine, Verdict, check_room
 from ..model import Action, Move, State
-from ..store import decode_payload, encode_payload
+from ..store import Store, decode_payload, encode_payload
 from . import rows, sql
-from .database import ACTION_WITHIN, CHANNEL, IdentityInUse, application_name, unavailable_as_503
+from .database import CHANNEL, IdentityInUse, application_name
 from .feed import ClusterFeed, insert_change
+from .peers import CorePeers
 
 logger = logging.getLogger(__name__)
 
@@ -57,73 +58,49 @@ class Claim:
 
 
 class Cluster:
-    """One replica's view of the cluster's jobs, with the Engine's query and action interface.
+    """One replica's view of the cluster's jobs, with the Engine's query and action interface, on `db` (a
+    database.Database).
 
-    `engine` runs what this replica claimed, each move through `fence`; `runner_for(type, payload,
-    record)` re-creates a runner from a saved request. At most `max_pending` unfinished jobs holding at
+    Its own engine (`concurrent_jobs` workers) runs what this replica claimed, each move through `fence`;
+    `runner_for(type, payload, record)` re-creates a runner from a saved request; `on_change(job JSON)` is told
+    of each job's end, `in_move(conn, job JSON, change number)` of each move inside its transaction (the
+    webhooks' outbox). At most `max_pending` unfinished jobs holding at
     most `max_pending_bytes` of requests (each row's `size`) are accepted in the whole cluster.
     """
 
-    def __init__(self, pool, connect, replica, engine, runner_for, lease_seconds=30.0, history_size=10,
-                 max_pending=None, on_change=None, counters=None, max_pending_bytes=None):
-        self._pool = pool  # psycopg_pool.ConnectionPool of autocommit connections
-        self._connect = connect  # (application name) -> a new autocommit connection (LISTEN, identity)
-        self.replica = replica
-        self._engine = engine
+    def __init__(self, db, runner_for, core_action=None, concurrent_jobs=2, history_size=10, max_pending=None,
+                 max_pending_bytes=None, on_change=None, in_move=None, counters=None):
+        self._db = db  # database.Database: this replica's connections and notifications
+        self.run, self.transaction, self.moving = db.run, db.transaction, db.moving
+        self.replica = db.replica
         self._runner_for = runner_for
-        self._lease = float(lease_seconds)
+        self._lease = db.lease
         self._history_size = history_size
         self._max_pending = max_pending
         self._max_pending_bytes = max_pending_bytes
         self._on_change = on_change  # (job JSON) -> None, once a job's end is recorded
+        # (conn, job JSON, change number) -> None, inside each move's transaction (the webhooks' outbox)
+        self.in_move = in_move
         self.counters = counters if counters is not None else {"claims": 0, "takeovers": 0, "renewals_failed": 0}
-        self._wake = threading.Condition()
-        self._generation = 0  # bumped at each notification: waiters re-read
         self._stop = threading.Event()
         self._threads = []
         self._claims = {}  # job id -> Claim
         self._claims_lock = threading.Lock()
         self._identity = None  # the connection holding this replica's identity lock
-        self.feed = ClusterFeed(self, on_change)  # the change feed, written by the moves below
-        self.peers = None  # peers.CorePeers: the core jobs of every replica (set by the wiring)
-        # (conn, job JSON, change number) -> None, inside each move's transaction (the webhooks' outbox)
-        self.in_move = None
+        # Runs what this replica claimed, each worker's move through `fence`.
+        self._engine = Engine(concurrent_jobs, history_size, fence=self.fence)
+        self.feed = ClusterFeed(db, on_change, in_move)  # the change feed, written by the moves below
+        # The core jobs of every replica; `core_action(job id, action)` carries one out on this one's core.
+        self.peers = CorePeers(db, core_action) if core_action is not None else None
 
-    # ---- connections --------------------------------------------------------------------
+    @property
+    def engine(self):
+        """The engine that runs this replica's claims (its workers)."""
+        return self._engine
 
-    @contextlib.contextmanager
-    def transaction(self):
-        """A pooled connection inside one transaction; the database's errors become 503."""
-        with unavailable_as_503():
-            with self._pool.connection() as conn:
-                with conn.transaction():
-                    yield conn
-
-    def run(self, statement, params=None, fetch=None):
-        """Run one statement (of sql.py) on a pooled connection (autocommit)."""
-        with unavailable_as_503():
-            with self._pool.connection() as conn:
-                cursor = conn.execute(statement, params)
-                if fetch == "one":
-                    return cursor.fetchone()
-                if fetch == "all":
-                    return cursor.fetchall()
-                return None
-
-    def moving(self, move, deadline=ACTION_WITHIN):
-        """Run `move(conn)` in one transaction, again while rows stay locked (a replica frozen inside a
-        transaction holds them until the server ends its session), at most `deadline` seconds."""
-        ends = time.monotonic() + deadline
-        while True:
-            try:
-                with self.transaction() as conn:
-                    return move(conn)
-            except AdvancedRestError as error:
-                if not isinstance(error.__cause__, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled,
-                                                    psycopg.errors.DeadlockDetected)) \
-                        or time.monotonic() > ends:
-                    raise
-                time.sleep(0.05)
+    @property
+    def loaded(self):
+        return self._engine.loaded
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -147,7 +124,7 @@ class Cluster:
 
     def _take_identity(self):
         """Hold the identity lock on a connection of its own, for as long as the replica lives."""
-        conn = self._connect(application_name(self.replica) + "/identity")
+        conn = self._db.connect(application_name(self.replica) + "/identity")
         try:
             held = conn.execute(sql.TAKE_IDENTITY, (self.replica,)).fetchone()[0]
         except Exception:
@@ -180,18 +157,22 @@ class Cluster:
             logger.warning("Could not take this replica's identity again (%s)", type(error).__name__)
 
     def start(self):
-        """Start listening, claiming and renewing."""
+        """Start listening, claiming, renewing, and the workers."""
         self._stop.clear()
-        for target, name in ((self._listen, "listen"), (self._claim_loop, "claim"), (self._renew_loop, "lease")):
+        self._db.listen()
+        for target, name in ((self._claim_loop, "claim"), (self._renew_loop, "lease")):
             thread = threading.Thread(target=target, name="advanced-rest-cluster-%s" % name, daemon=True)
             self._threads.append(thread)
             thread.start()
+        self._engine.mark_loaded()
+        self._engine.start()
 
     def stop(self):
-        """Stop the loops; what this replica still owns is set free for the others."""
+        """Stop the workers (after their step) and the loops; what this replica still owns is set free for the
+        others."""
+        self._engine.stop()
         self._stop.set()
-        with self._wake:
-            self._wake.notify_all()
+        self._db.stop()
         for thread in self._threads:
             thread.join(10)
         self._threads = []
@@ -205,39 +186,6 @@ class Cluster:
         with contextlib.suppress(Exception):
             if self._identity is not None:
                 self._identity.close()
-
-    # ---- notifications ---------------------------------------------------------------------
-
-    def _woken(self):
-        with self._wake:
-            self._generation += 1
-            self._wake.notify_all()
-
-    def _listen(self):
-        while not self._stop.is_set():
-            try:
-                conn = self._connect(application_name(self.replica) + "/listen")
-                with conn:
-                    conn.execute(sql.LISTEN % CHANNEL)
-                    self._woken()
-                    while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self._woken()
-                        self._woken()  # no notification for a while: the loops look anyway
-            except Exception as error:
-                logger.warning("Listening to PostgreSQL failed (%s); retrying", type(error).__name__)
-                self._stop.wait(1.0)
-
-    def wait_change(self, generation, timeout):
-        """Wait for a notification after `generation` (at most `timeout` s); the current generation."""
-        with self._wake:
-            if self._generation == generation:
-                self._wake.wait(timeout)
-            return self._generation
-
-    @property
-    def generation(self):
-        return self._generation
 
     # ---- submission and queries (the Engine's interface) ------------------------------------
 
@@ -318,7 +266,7 @@ class Cluster:
     def wait(self, job_id, timeout):
         """The job's JSON once finished (on any replica), or when `timeout` seconds have passed."""
         deadline = time.monotonic() + timeout
-        generation = self._generation
+        generation = self._db.generation
         while True:
             document = self.get(job_id)
             if document is None:
@@ -326,7 +274,7 @@ class Cluster:
             remaining = deadline - time.monotonic()
             if document["State"] in model.FINISHED or remaining <= 0:
                 return document
-            generation = self.wait_change(generation, min(remaining, 0.5))
+            generation = self._db.wait_change(generation, min(remaining, 0.5))
 
     # ---- moves -----------------------------------------------------------------------------------
 
@@ -518,7 +466,7 @@ class Cluster:
             except Exception:
                 logger.exception("Claiming cluster jobs failed")
                 self._stop.wait(1.0)
-            generation = self.wait_change(generation, 1.0)
+            generation = self._db.wait_change(generation, 1.0)
 
     def _claim_one(self):
         """Claim the first job free to run (or to be undone); False when there is none."""
@@ -612,8 +560,9 @@ class Cluster:
 
     # ---- switching a single server to the cluster ----------------------------------------------
 
-    def migrate(self, store, runner_for):
+    def migrate(self, get_property, set_property):
         """Move the jobs a single server saved in its global properties into the cluster, once."""
+        store = Store(self._engine, get_property, set_property)
         records = store.read()
         if not records:
             return 0

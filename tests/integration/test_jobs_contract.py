@@ -1,16 +1,20 @@
-"""One contract for a client's actions, run against both adapters of the plugin's jobs: one server's Engine
-(memory, one lock) and the cluster's Cluster on a real PostgreSQL (one replica, no Orthanc). Each action
-(and DELETE) in each state, a cancel during a failing job's undo included: the same answer (accepted or
-400, at once) and the same end on both; model.decide_action decides for both (issue 27)."""
+"""One contract for the plugin's jobs, run against both adapters: one server's (single.SingleServer: memory, one
+lock) and the cluster's (Cluster on a real PostgreSQL, one replica, no Orthanc), each built as app.py builds it.
+Each action (and DELETE) in each state, a cancel during a failing job's undo included: the same answer
+(accepted or 400, at once) and the same end on both (model.decide_action decides for both); two actions on
+one job at once; the change feed's order and numbering; the history's trimming; the bound on unfinished jobs
+(issue 27)."""
 import functools
 import threading
 
 import pytest
 
-from advanced_rest.errors import BadFileFormat, IllegalTransition
+from advanced_rest.errors import BadFileFormat, IllegalTransition, QueueFull
 from advanced_rest.jobs import model
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.changes import ChangeFeed
+from advanced_rest.jobs.engine import Runner
+from advanced_rest.jobs.single import SingleServer
 from advanced_rest.jobs.model import Action, State
 from servers import until
 
@@ -70,56 +74,66 @@ class Held(Runner):
 
 
 class OneServer:
-    """The Engine as one server runs it (one worker)."""
+    """The jobs as one server runs them (one worker; not saved: no Orthanc here)."""
 
-    def __init__(self):
-        self.engine = Engine(concurrent_jobs=1, history_size=50)
-        self.engine.start()
-        self.jobs = self.engine
-
-    def submit(self, job_id, payload):
-        return self.engine.submit("Test", Held(payload), job_id=job_id)
-
-    def close(self):
-        self.engine.stop(5)
-
-
-class Cluster:
-    """One replica of the cluster (one worker), its jobs in PostgreSQL."""
-
-    def __init__(self, database):
-        import psycopg
-        import psycopg_pool
-        options = dict(autocommit=True, application_name=cluster_database.application_name("a"),
-                       options=cluster_database.session_options(30.0))
-        self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4, open=True)
-        holder = {}
-        self.engine = Engine(concurrent_jobs=1, history_size=50,
-                             fence=lambda job, move, claim: holder["cluster"].fence(job, move, claim))
-        self.jobs = cluster_.Cluster(
-            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)),
-            "a", self.engine, lambda job_type, payload, record: Held(payload), lease_seconds=30.0, history_size=50)
-        holder["cluster"] = self.jobs
-        self.jobs.open()
-        self.jobs.start()
-        self.engine.start()
+    def __init__(self, history_size=50, max_pending=None):
+        self.feed = ChangeFeed()
+        self.server = SingleServer(self.feed, lambda job_type, payload, record: Held(payload), concurrent_jobs=1,
+                                   history_size=history_size, max_pending=max_pending)
+        self.server.start()
+        self.jobs = self.server.jobs
 
     def submit(self, job_id, payload):
         return self.jobs.submit("Test", Held(payload), job_id=job_id)
 
     def close(self):
-        self.engine.stop(5)
+        self.server.stop()
+
+
+class Cluster:
+    """One replica of the cluster (one worker), its jobs in PostgreSQL."""
+
+    def __init__(self, database, history_size=50, max_pending=None):
+        import psycopg
+        import psycopg_pool
+        options = dict(autocommit=True, application_name=cluster_database.application_name("a"),
+                       options=cluster_database.session_options(30.0))
+        self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4, open=True)
+        db = cluster_database.Database(
+            self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)), "a")
+        self.jobs = cluster_.Cluster(db, lambda job_type, payload, record: Held(payload), concurrent_jobs=1,
+                                     history_size=history_size, max_pending=max_pending)
+        self.feed = self.jobs.feed
+        self.jobs.open()
+        self.jobs.start()
+
+    def submit(self, job_id, payload):
+        return self.jobs.submit("Test", Held(payload), job_id=job_id)
+
+    def close(self):
         self.jobs.stop()
         self.pool.close()
 
 
 @pytest.fixture(params=["one-server", "cluster"])
-def adapter(request):
-    made = OneServer() if request.param == "one-server" else Cluster(request.getfixturevalue("postgres_database"))
-    yield made
+def make_adapter(request):
+    """(history_size=50, max_pending=None) -> a new adapter of this kind, closed at the end of the test."""
+    made = []
+
+    def make(**bounds):
+        made.append(OneServer(**bounds) if request.param == "one-server"
+                    else Cluster(request.getfixturevalue("postgres_database"), **bounds))
+        return made[-1]
+    yield make
     for control in CONTROLS.values():
         control.release()
-    made.close()
+    for adapter in made:
+        adapter.close()
+
+
+@pytest.fixture
+def adapter(make_adapter):
+    return make_adapter()
 
 
 _until = functools.partial(until, timeout=15.0, every=0.01)
@@ -278,3 +292,97 @@ def test_each_action_in_each_state(adapter, state, action):
         assert CONTROLS[job_id].stored == set(), "a failed job's work is removed"
     for other in others:
         _until("the blocker ends", lambda: _state(adapter, other) == State.SUCCESS)
+
+
+# -- beyond one action: two at once, the feed, the history, the bound ----------------------------------------
+
+def _at_once(*calls):
+    """Run the calls together (released by one barrier); each one's answer, OK or REFUSED."""
+    barrier, answers = threading.Barrier(len(calls)), [None] * len(calls)
+
+    def run(index, call):
+        barrier.wait(5)
+        try:
+            call()
+            answers[index] = OK
+        except IllegalTransition:
+            answers[index] = REFUSED
+        except Exception as error:  # told to the test, which fails on it
+            answers[index] = error
+    threads = [threading.Thread(target=run, args=(index, call), daemon=True) for index, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ANSWER_WITHIN)
+    return answers
+
+
+def test_two_resubmits_of_one_failed_job_at_once_run_it_once(adapter):
+    job_id, _ = _failure(adapter)
+    control = CONTROLS[job_id]
+    control.hold_at, control.step_go = 0, threading.Event()  # the run again is held in its first step
+    answers = _at_once(lambda: adapter.jobs.act(job_id, Action.RESUBMIT),
+                       lambda: adapter.jobs.act(job_id, Action.RESUBMIT))
+    assert sorted(answers) == sorted([OK, REFUSED]), answers
+    assert control.at_step.wait(10)
+    control.release()
+    _until("Success", lambda: _state(adapter, job_id) == State.SUCCESS)
+    assert control.stored == {0, 1, 2}
+
+
+def test_a_pause_and_a_cancel_at_once_end_the_job_cancelled(adapter):
+    job_id, _ = _running(adapter)
+    answers = _at_once(lambda: adapter.jobs.act(job_id, Action.PAUSE),
+                       lambda: adapter.jobs.act(job_id, Action.CANCEL))
+    assert answers == [OK, OK]
+    CONTROLS[job_id].release()
+    _until("Failure", lambda: _state(adapter, job_id) == State.FAILURE)
+    assert adapter.jobs.get(job_id)["ErrorCode"] == model.CANCELED_JOB
+    assert CONTROLS[job_id].stored == set()
+
+
+def _changes_of(adapter, job_id):
+    return [change for change in adapter.feed.since(0, 0, limit=100000)["Changes"] if change["ID"] == job_id]
+
+
+def test_the_feed_numbers_each_change_of_a_job_once_in_order(adapter):
+    job_id = _job(adapter, steps=3)
+    _until("Success", lambda: _state(adapter, job_id) == State.SUCCESS)
+    _until("its end in the feed", lambda: _changes_of(adapter, job_id)[-1:] and
+           _changes_of(adapter, job_id)[-1]["State"] == State.SUCCESS)
+    changes = _changes_of(adapter, job_id)
+    numbers = [change["Seq"] for change in changes]
+    assert numbers == sorted(set(numbers)), "numbered once each, in order"
+    assert changes[0]["State"] == State.PENDING
+    assert [change["State"] for change in changes].count(State.SUCCESS) == 1
+    progress = [change["Progress"] for change in changes]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert adapter.feed.last() >= numbers[-1]
+    # What a client that read up to the job's end asks next: nothing newer of it, at once.
+    after = adapter.feed.since(numbers[-1], 0)
+    assert all(change["ID"] != job_id for change in after["Changes"])
+
+
+def test_the_history_keeps_the_newest_finished_jobs(make_adapter):
+    adapter = make_adapter(history_size=2)
+    ended = []
+    for _ in range(3):
+        ended.append(_job(adapter, steps=1))
+        _until("Success", lambda: _state(adapter, ended[-1]) == State.SUCCESS)
+    _until("the oldest forgotten", lambda: adapter.jobs.get(ended[0]) is None)
+    assert [adapter.jobs.get(job_id)["State"] for job_id in ended[1:]] == [State.SUCCESS, State.SUCCESS]
+    assert ended[0] not in adapter.jobs.ids()
+
+
+def test_unfinished_jobs_are_bounded_and_room_comes_back_once_they_end(make_adapter):
+    adapter = make_adapter(max_pending=2)
+    held = _job(adapter, hold_at=0)
+    assert CONTROLS[held].at_step.wait(10)
+    waiting = _job(adapter)
+    with pytest.raises(QueueFull, match="MaxPendingJobs"):
+        _job(adapter)
+    assert sorted(_state(adapter, job_id) for job_id in (held, waiting)) == [State.PENDING, State.RUNNING]
+    CONTROLS[held].release()
+    _until("both end", lambda: {_state(adapter, held), _state(adapter, waiting)} == {State.SUCCESS})
+    again = _job(adapter, steps=1)
+    _until("room again", lambda: _state(adapter, again) == State.SUCCESS)
