@@ -1,6 +1,6 @@
 """advanced-rest: Orthanc's REST API, extended, as a Python plugin."""
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 
 def register():

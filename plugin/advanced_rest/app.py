@@ -328,8 +328,9 @@ def register():
         return
     metrics = Metrics(host.MetricsSwitch())
     http_store = _http_store(settings)
+    received = ReceivedCounter(metrics, host.rest_get_json)  # told by create-dicom of what it stores
     services = Services(host.rest_get_json, host.rest_post, host.rest_delete, _default_encoding, host.rest_put,
-                        http_store)
+                        http_store, received)
     # A saved job's runner is re-made from its request alone: by a create-dicom that submits nothing.
     runner_for = _runner_for(CreateDicom(settings, dictionary, services))
     try:
@@ -360,7 +361,6 @@ def register():
     routes.serve(router, settings, create_dicom, jobs, metrics_api, _system, mode.webhooks, access,
                  JobsPage(settings.root))
 
-    received = ReceivedCounter(metrics, host.rest_get_json)
     background = _Background(mode, watcher, Pusher(lambda: headline(mode.counted), host.set_metric, metrics.enabled),
                              received, http_store)
     host.register_on_change({

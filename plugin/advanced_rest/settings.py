@@ -176,6 +176,9 @@ class Settings:
     # The user names Orthanc's HTTP server authenticates (RegisteredUsers) when its authentication is in
     # force, else none: a Basic header names a user only then (CreatorMetadata).
     authenticated_users: frozenset = frozenset()
+    # Orthanc's IngestTranscoding is set: it may store another transfer syntax than create-dicom wrote (its
+    # instances are then counted in orthanc_instances_received_total by reading them back, as any other).
+    ingest_transcoding: bool = False
     loopback_user: str = _default("LoopbackUser")
     max_output_bytes: int = _default("MaxOutputBytes")
     max_concurrent_outputs: int = _default("MaxConcurrentOutputs")
@@ -281,6 +284,7 @@ def from_configuration(config):
     cluster = _cluster(problems, config, section)
     values["webhooks"] = _webhooks(problems, section)
     values["authenticated_users"] = authenticated_users(config)
+    values["ingest_transcoding"] = bool(config.get("IngestTranscoding"))
     values["trusted_origins"] = _origins(problems, _read(problems, section, OPTION["TrustedOrigins"]))
 
     users = config.get("RegisteredUsers")

@@ -7,8 +7,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from advanced_rest.metrics import labels
 from advanced_rest.metrics.push import PUSH_EVERY
-from create_dicom_cases import png_data_uri
+from create_dicom_cases import data_uri, jpeg_bytes, png_data_uri
 
 OWN = "/advanced-rest/metrics"
 CORE = "/tools/metrics-prometheus"
@@ -200,6 +201,98 @@ def test_values_follow_what_happened(fresh):
     assert _value(text, "orthanc_job_duration_seconds_count", type="CreateDicom", state="Success") == 1
     assert _value(text, "orthanc_plugin_requests_total", route="/tools/create-dicom", method="POST",
                   status="400") == 1
+
+
+def _read_back(server, instance):
+    """The labels of an instance as the counter reads them back (Origin, its series' Modality, transfer syntax),
+    bounded as the family bounds them."""
+    metadata = server.get("/instances/%s/metadata?expand" % instance).json()
+    modality = server.get("/instances/%s/series" % instance).json().get("MainDicomTags", {}).get("Modality", "")
+    return (labels.bounded(metadata.get("Origin", "Unknown"), labels.ORIGINS), labels.bounded(modality, labels.MODALITIES),
+            labels.bounded(metadata.get("TransferSyntax", ""), labels.TRANSFER_SYNTAXES))
+
+
+def _received(text):
+    """{(origin, modality, transfer_syntax): count} of orthanc_instances_received_total."""
+    found = {}
+    for (name, sample), value in _samples(text).items():
+        if name == "orthanc_instances_received_total":
+            sample = dict(sample)
+            found[(sample["origin"], sample["modality"], sample["transfer_syntax"])] = value
+    return found
+
+
+def _tally(found):
+    counted = {}
+    for key in found:
+        counted[key] = counted.get(key, 0) + 1.0
+    return counted
+
+
+def _plugin_read_backs(server):
+    """The instances the plugin read back, once per read-back (its calls into Orthanc's REST API, which
+    --verbose logs)."""
+    return sorted(line.split("/instances/")[1].split("/")[0] for line in server.log_text().splitlines()
+                  if "Plugin making REST GET call" in line and "/metadata?expand" in line)
+
+
+CREATED = (  # (what, body): create-dicom requests of every kind the plugin counts without a read-back
+    ("png", {"Tags": {"Modality": "CT"}, "Content": png_data_uri("L")}),
+    ("jpeg", {"Tags": {"Modality": "MR"}, "Content": data_uri("image/jpeg", jpeg_bytes()), "Encapsulate": True}),
+    # The series' Modality is its first instance's: both are counted OT, as a read-back counts them.
+    ("series", {"Tags": {}, "Content": [png_data_uri("L"), {"Content": png_data_uri("L"), "Tags": {"Modality": "MR"}}]}),
+    ("job", {"Tags": {"Modality": "US"}, "Content": png_data_uri("RGB"), "Asynchronous": True}),
+)
+
+
+@pytest.mark.parametrize("share", [0, None], ids=["sdk", "http-store-where-the-gil-is-kept"])
+def test_the_plugins_own_instances_are_counted_as_a_read_back_would_without_one(orthanc_factory, share):
+    server = orthanc_factory(config={"AdvancedRest": {"LoopbackStoreShare": share}} if share == 0 else None,
+                             args=("--verbose",))
+    # Unless the share is 0, the self-test at ORTHANC_STARTED chooses how synchronous requests store (Origin
+    # RestApi or Plugins).
+    deadline = time.monotonic() + 30
+    while share != 0 and "Self-test of the GIL: calls into Orthanc" not in server.log_text():
+        assert time.monotonic() < deadline, "the GIL self-test said nothing"
+        time.sleep(0.05)
+    through_http = share != 0 and "Self-test of the GIL: calls into Orthanc keep it" in server.log_text()
+    ours = []
+    for what, body in CREATED:
+        answer = server.post("/tools/create-dicom", data=json.dumps(body))
+        assert answer.status_code == 200, (what, answer.text)
+        if body.get("Asynchronous"):
+            job = server.get("/jobs/%s/wait" % answer.json()["ID"], params={"timeout": 30}).json()
+            assert job["State"] == "Success", job
+        elif isinstance(body["Content"], list):
+            ours += [item["ID"] for item in server.get("/series/%s/instances" % answer.json()["ID"]).json()]
+        else:
+            ours.append(answer.json()["ID"])
+    ours += [item for item in server.get("/instances").json() if item not in ours]  # the job's
+    assert len(ours) == 5
+    legacy = server.post("/tools/create-dicom", data=json.dumps({"PatientName": "Flat"})).json()["ID"]
+    other = server.post("/tools/create-dicom", data=json.dumps({"Tags": {"Modality": "CT"}})).json()["ID"]
+    _counted(server, 7)
+    expected = [_read_back(server, instance) for instance in ours + [legacy, other]]
+    data = server.get("/instances/%s/file" % other).content
+    server.delete("/instances/%s" % other)
+    assert server.post("/instances", data=data).json()["ID"] == other  # the same file, POSTed directly
+    text = _counted(server, 8)
+    expected.append(_read_back(server, other))
+    assert expected[-1][0] == "RestApi" and expected[-1][1:] == expected[-2][1:]
+    assert {origin for origin, _, _ in expected[:-1]} == ({"Plugins", "RestApi"} if through_http else {"Plugins"})
+    assert _received(text) == _tally(expected)
+    # Read back: the legacy request's instance and the one POSTed directly, nothing of create-dicom's else.
+    assert _plugin_read_backs(server) == sorted([legacy, other])
+
+
+def test_where_orthanc_transcodes_what_it_receives_the_plugins_instances_are_read_back(orthanc_factory):
+    server = orthanc_factory(config={"AdvancedRest": {"LoopbackStoreShare": 0},
+                                     "IngestTranscoding": "1.2.840.10008.1.2"})
+    instance = server.post("/tools/create-dicom", data=json.dumps({"Tags": {"Modality": "CT"},
+                                                                    "Content": png_data_uri("L")})).json()["ID"]
+    text = _counted(server, 1)
+    assert _read_back(server, instance) == ("Plugins", "CT", "implicit-le")
+    assert _received(text) == {("Plugins", "CT", "implicit-le"): 1.0}
 
 
 def test_an_instance_received_over_dicom_is_counted(fresh, orthanc_factory):

@@ -390,3 +390,77 @@ def test_a_404_of_another_code_means_not_found_too():
     with pytest.raises(AdvancedRestError) as caught:
         parents.resolve(PARENT_ID, FakeRest(error_code=13))  # inexistent file: 404
     assert caught.value.code == 2024
+
+
+# ---- Identity: what Orthanc reads back of a file, for metrics without a read-back ----------------------------
+
+def _plan(body, env=None, parent=None):
+    return builder.Plan(request.parse(json.dumps(body).encode()), env or environment(), parent)
+
+
+def _identity_of(data):
+    ds = pydicom.dcmread(io.BytesIO(data))
+    return (ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID,
+            ds.file_meta.TransferSyntaxUID)
+
+
+@pytest.mark.parametrize("body, modality", [
+    ({"Tags": {"Modality": "CT"}, "Content": png("L")}, "CT"),
+    ({"Tags": {}}, "OT"),
+    ({"Tags": {"PatientID": "abc"}, "Content": png("RGB"), "Encapsulate": False}, "OT"),
+    ({"Tags": {}, "Content": "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 x").decode()}, "OT"),
+    ({"Tags": {}, "Content": [png("L"), png("L")], "MultiFrame": True}, "OT"),
+], ids=["image", "no-content", "odd-patient-id", "pdf", "multi-frame"])
+def test_the_identity_of_a_file_is_what_it_holds(body, modality):
+    plan = _plan(body)
+    data = plan.file(0)
+    identity = plan.identity
+    assert (identity.patient_id, identity.study_uid, identity.series_uid, identity.sop_uid,
+            identity.transfer_syntax) == _identity_of(data)
+    assert identity.modality == modality == pydicom.dcmread(io.BytesIO(data)).Modality
+
+
+def test_the_files_of_a_series_have_its_first_files_modality_as_orthanc_keeps_it():
+    plan = _plan({"Tags": {}, "Content": [png("L"), {"Content": png("L"), "Tags": {"Modality": "MR"}},
+                                          "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4").decode()]})
+    identities = []
+    for index in range(plan.count):
+        data = plan.file(index)
+        identities.append(plan.identity)
+        assert plan.identity[:4] + (plan.identity.transfer_syntax,) == _identity_of(data)
+    assert [identity.modality for identity in identities] == ["OT", "OT", "OT"]
+
+
+def test_a_file_whose_identity_is_not_known_for_sure_has_none():
+    parent = parents.Parent("Series", {"0020,000e": {"Type": "String", "Value": "1.2.3.4"},
+                                       "0008,0060": {"Type": "String", "Value": "CT"}})
+    plan = _plan({"Tags": {}}, parent=parent)
+    plan.file(0)
+    assert plan.identity is None, "a parent series' Modality is its first instance's, which may not be this"
+    study = parents.Parent("Study", {"0020,000d": {"Type": "String", "Value": "1.2.3"},
+                                     "0010,0020": {"Type": "String", "Value": "P1"}})
+    plan = _plan({"Tags": {"Modality": "US"}}, parent=study)
+    plan.file(0)
+    assert plan.identity[:3] + (plan.identity.modality,) == ("P1", "1.2.3", "2.25.2", "US"), "a new series"
+    for tags in ({"PatientID": "é"}, {"PatientID": "ab "}, {"PatientID": " ab"}, {"PatientID": "a\\b"},
+                 {"Modality": "mr "}, {"SeriesInstanceUID": "1.2.3.4", "Force": True}):
+        force = tags.pop("Force", False)
+        plan = _plan({"Tags": tags, "Force": force})
+        plan.file(0)
+        assert plan.identity is None, tags
+    plan = _plan({"PatientName": "Flat"})  # legacy
+    plan.file(0)
+    assert plan.identity is None
+
+
+def test_a_series_item_of_another_patient_or_a_plan_made_again_past_its_first_file_has_none():
+    body = {"Tags": {}, "Content": [png("L"), {"Content": png("L"), "Tags": {"PatientID": "other"}}, png("L")]}
+    plan = _plan(body)
+    known = []
+    for index in range(plan.count):
+        plan.file(index)
+        known.append(plan.identity is not None)
+    assert known == [True, False, True], "item 1 makes a series of its own in Orthanc, whose Modality is its"
+    again = _plan(body)  # a parked job's plan, made again from its request: file 0 is not built again
+    again.file(2)
+    assert again.identity is None

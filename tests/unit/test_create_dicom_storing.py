@@ -1,19 +1,26 @@
 """create-dicom's store through Orthanc's HTTP server (storing.HttpStore) and its fallback to the SDK."""
+import datetime
+import io
 import json
 import threading
+import uuid
 
+import pydicom
 import pytest
 
 from advanced_rest import access, settings, web
 from advanced_rest.create_dicom import storing
 from advanced_rest.create_dicom.route import CreateDicom, Services
+from advanced_rest.dicomize import builder, request
 from advanced_rest.dicomize.dictionary import Dictionary
 from advanced_rest.errors import OrthancError
+from advanced_rest.metrics.received import orthanc_id
 
 from test_builder import png
 
 ANSWER = {"ID": "i1", "Path": "/instances/i1", "ParentPatient": "p", "ParentStudy": "st", "ParentSeries": "se",
           "Status": "Success"}
+NOW = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
 HEADERS = {"authorization": "Basic Y2Fyb2w6c2VjcmV0", "content-type": "application/json", "host": "orthanc",
            "x-forwarded-for": "10.1.2.3", "content-length": "12"}
 
@@ -159,3 +166,147 @@ def test_a_large_file_is_left_to_the_sdk_and_the_loopback_never_asked():
         http_store.store(bytes(storing.LARGE_FILE), HEADERS)
     assert caught.value.args == ("large",) and loopback.sent == []
     assert http_store.store(bytes(storing.LARGE_FILE - 1), HEADERS) == ANSWER and len(loopback.sent) == 1
+
+
+# ---- the received counter told what create-dicom stores (counted without a read-back) -----------------------
+
+class Told:
+    """The ReceivedCounter seam create-dicom uses (expect, stored, cancel), recorded."""
+
+    def __init__(self, on=True):
+        self.on, self.calls = on, []
+
+    def expect(self, instance_id, modality, transfer_syntax):
+        self.calls.append(("expect", instance_id, modality, transfer_syntax))
+        return self.on
+
+    def stored(self, instance_id, origin):
+        self.calls.append(("stored", instance_id, origin))
+
+    def cancel(self, instance_id):
+        self.calls.append(("cancel", instance_id))
+
+
+IDENTITY = builder.Identity("P", "1.2", "1.2.3", "1.2.3.4", "CT", "1.2.840.10008.1.2.1")
+IDENTITY_ID = orthanc_id("P", "1.2", "1.2.3", "1.2.3.4")
+
+
+def _answering(status="Success", instance_id=IDENTITY_ID, error=None):
+    def post(uri, data):
+        if error is not None:
+            raise error
+        return json.dumps(dict(ANSWER, ID=instance_id, Status=status)).encode()
+    return post
+
+
+def test_a_file_stored_is_told_with_the_origin_of_the_way_it_went():
+    told = Told()
+    storing.store_with(_answering(), None, None, told)(b"DICM", IDENTITY)
+    assert told.calls == [("expect", IDENTITY_ID, "CT", "1.2.840.10008.1.2.1"), ("stored", IDENTITY_ID, "Plugins")]
+    told = Told()
+    loopback = Loopback(body=json.dumps(dict(ANSWER, ID=IDENTITY_ID)).encode())
+    storing.store_with(_answering(), _store(loopback), HEADERS, told)(b"DICM", IDENTITY)
+    assert told.calls[1:] == [("stored", IDENTITY_ID, "RestApi")]
+    told = Told()  # the loopback stored nothing: the SDK did
+    storing.store_with(_answering(), _store(Loopback(status=403)), HEADERS, told)(b"DICM", IDENTITY)
+    assert told.calls[1:] == [("stored", IDENTITY_ID, "Plugins")]
+
+
+@pytest.mark.parametrize("post", [
+    _answering(status="AlreadyStored"),
+    _answering(status="FilteredOut"),
+    _answering(instance_id="another-id"),
+], ids=["already-stored", "filtered-out", "another-id"])
+def test_a_store_making_no_new_instance_of_that_id_is_cancelled(post):
+    told = Told()
+    storing.store_with(post, None, None, told)(b"DICM", IDENTITY)
+    assert told.calls[1:] == [("cancel", IDENTITY_ID)]
+
+
+def test_a_store_that_raises_is_cancelled_and_the_error_raised():
+    told = Told()
+    with pytest.raises(OrthancError):
+        storing.store_with(_answering(error=OrthancError("/instances", code=36)), None, None, told)(b"DICM", IDENTITY)
+    assert told.calls[1:] == [("cancel", IDENTITY_ID)]
+
+
+def test_nothing_is_told_without_an_identity_or_once_the_counter_declines():
+    told = Told()
+    assert storing.store_with(_answering(), None, None, told)(b"DICM")["ID"] == IDENTITY_ID
+    assert told.calls == []
+    told = Told(on=False)  # metrics off
+    storing.store_with(_answering(), None, None, told)(b"DICM", IDENTITY)
+    assert [call[0] for call in told.calls] == ["expect"]
+
+
+class ReadingOrthanc:
+    """POST /instances answering as Orthanc would: the ID of the identifiers in the file, AlreadyStored again."""
+
+    def __init__(self):
+        self.stored = {}
+
+    def post(self, uri, data):
+        ds = pydicom.dcmread(io.BytesIO(data))
+        instance_id = orthanc_id(ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+        status = "AlreadyStored" if instance_id in self.stored else "Success"
+        self.stored.setdefault(instance_id, (ds.Modality, ds.file_meta.TransferSyntaxUID))
+        return json.dumps(dict(ANSWER, ID=instance_id, Status=status)).encode()
+
+    def handler(self, told, **options):
+        services = Services(rest_get_json=None, rest_post=self.post, rest_delete=lambda uri: None,
+                            default_encoding=lambda: "Latin1", received=told)
+        return CreateDicom(settings.Settings(**options), Dictionary(), services)
+
+
+def _create(handler, body):
+    return json.loads(handler(web.Request("POST", "/tools/create-dicom", body=json.dumps(body).encode())).body)
+
+
+def test_create_dicom_tells_the_counter_what_orthanc_stores():
+    orthanc, told = ReadingOrthanc(), Told()
+    handler = orthanc.handler(told)
+    answer = _create(handler, {"Tags": {"Modality": "CT"}, "Content": png("L")})
+    assert told.calls == [("expect", answer["ID"], "CT", "1.2.840.10008.1.2.1"), ("stored", answer["ID"], "Plugins")]
+    told.calls.clear()
+    _create(handler, {"Tags": {}, "Content": [png("L"), {"Content": png("L"), "Tags": {"Modality": "MR"}}]})
+    expected = [call for call in told.calls if call[0] == "expect"]
+    assert [call[1] for call in expected] == list(orthanc.stored)[1:]
+    assert [call[2] for call in expected] == ["OT", "OT"], "the series' Modality, its first instance's"
+    assert [call[0] for call in told.calls] == ["expect", "stored"] * 2
+    told.calls.clear()
+    _create(handler, {"PatientName": "Flat"})  # legacy: read back
+    assert told.calls == []
+
+
+def test_a_request_naming_its_series_is_read_back():
+    orthanc, told = ReadingOrthanc(), Told()
+    body = {"Tags": {"PatientID": "P", "StudyInstanceUID": "1.2", "SeriesInstanceUID": "1.2.3",
+                     "SOPInstanceUID": "1.2.3.4"}, "Force": True}
+    _create(orthanc.handler(told), body)
+    assert told.calls == [], "a series the request names may be another's, whose Modality is its first instance's"
+
+
+def test_where_orthanc_transcodes_what_it_receives_nothing_is_told():
+    assert settings.from_configuration({"IngestTranscoding": "1.2.840.10008.1.2.4.90"}).ingest_transcoding
+    assert not settings.from_configuration({}).ingest_transcoding
+    orthanc, told = ReadingOrthanc(), Told()
+    _create(orthanc.handler(told, ingest_transcoding=True), {"Tags": {}, "Content": png("L")})
+    assert told.calls == [] and len(orthanc.stored) == 1
+
+
+def test_a_jobs_files_are_told_too_and_its_repeat_cancelled():
+    orthanc, told = ReadingOrthanc(), Told()
+    handler = orthanc.handler(told)
+    seed = str(uuid.uuid4())
+    parsed = request.parse(json.dumps({"Tags": {}, "Content": [png("L")] * 2}).encode())
+
+    def run():
+        runner = handler._runner(parsed, handler.environment(seed, NOW, "Latin1"), None, {"Requester": ""})
+        for index in range(runner.steps()):
+            runner.step(index)
+    run()
+    assert [call[0] for call in told.calls] == ["expect", "stored"] * 2
+    assert [call[1] for call in told.calls if call[0] == "stored"] == list(orthanc.stored)
+    told.calls.clear()
+    run()  # run again after a restart: the same files, already stored
+    assert [call[0] for call in told.calls] == ["expect", "cancel"] * 2

@@ -35,7 +35,7 @@ class Steps(Runner):
         return {"Done": len(self.done)}
 
     def result(self):
-        return {"Done": len(self.done), "Name": self.name}, {"out": (b"data", "text/plain")}
+        return {"Done": len(self.done), "Name": self.name}
 
     def rollback(self):
         self.rolled_back += 1

@@ -106,6 +106,7 @@ class Services:
     default_encoding: object  # () -> Orthanc encoding name
     rest_put: object = None  # (uri, body bytes) -> None; for AdvancedRest.CreatorMetadata
     http_store: object = None  # storing.HttpStore: synchronous requests store through Orthanc's HTTP server first
+    received: object = None  # metrics.received.ReceivedCounter: told what is stored, to count it without a read-back
 
 
 class CreateDicom:
@@ -156,7 +157,9 @@ class CreateDicom:
         keep the GIL; a job, which has no requester's headers, through the SDK), then (with
         AdvancedRest.CreatorMetadata) who asked, in that metadata."""
         http_store = self._services.http_store if headers is not None else None
-        store = storing.store_with(self._services.rest_post, http_store, headers)
+        # Where Orthanc transcodes what it receives, it may store another transfer syntax than the file's.
+        received = None if self._settings.ingest_transcoding else self._services.received
+        store = storing.store_with(self._services.rest_post, http_store, headers, received)
         name = self._settings.creator_metadata
         if not name:
             return store

@@ -5,6 +5,7 @@ import threading
 import time
 
 from ..errors import AdvancedRestError, OrthancError
+from ..metrics import received as received_
 
 logger = logging.getLogger(__name__)
 
@@ -124,16 +125,44 @@ class HttpStore:
         raise OrthancError("/instances", code=code)
 
 
-def store_with(rest_post, http_store=None, headers=None):
-    """A store callable: POST /instances, answer parsed; through `http_store` first (an HttpStore, with the
-    requester's `headers`), through the SDK when that stored nothing."""
-    def store(data):
+# The Origin metadata Orthanc records for each way of storing (checked on Orthanc 1.10.1 and 1.13.0).
+ORIGIN_HTTP = "RestApi"  # HttpStore: a REST request of the user
+ORIGIN_SDK = "Plugins"  # RestApiPost
+
+
+def store_with(rest_post, http_store=None, headers=None, received=None):
+    """A store callable `store(data, identity=None)`: POST /instances, answer parsed; through `http_store` first
+    (an HttpStore, with the requester's `headers`), through the SDK when that stored nothing.
+
+    With `received` (metrics.received.ReceivedCounter), a file whose `identity` the builder gave
+    (builder.Identity) is counted from it, not read back: expected before the store, then stored with the
+    Origin of the way it went when Orthanc answers Success with the id expected, else cancelled.
+    """
+    def sent(data):
         if http_store is not None:
             try:
-                return http_store.store(data, headers)
+                return http_store.store(data, headers), ORIGIN_HTTP
             except NotStored:
                 pass
-        return json.loads(rest_post("/instances", data))
+        return json.loads(rest_post("/instances", data)), ORIGIN_SDK
+
+    def store(data, identity=None):
+        if received is None or identity is None:
+            return sent(data)[0]
+        instance_id = received_.orthanc_id(identity.patient_id, identity.study_uid, identity.series_uid,
+                                           identity.sop_uid)
+        if not received.expect(instance_id, identity.modality, identity.transfer_syntax):
+            return sent(data)[0]
+        try:
+            answer, origin = sent(data)
+        except BaseException:
+            received.cancel(instance_id)  # stored or not, the change (if any) reads it back
+            raise
+        if answer.get("Status") == "Success" and answer.get("ID") == instance_id:
+            received.stored(instance_id, origin)
+        else:  # AlreadyStored or FilteredOut: no change comes; another id: not the instance expected
+            received.cancel(instance_id)
+        return answer
     return store
 
 
@@ -142,8 +171,8 @@ def recording_requester(store, rest_put, delete, metadata, requester):
 
     An instance whose metadata cannot be written is removed again, and the error raised.
     """
-    def store_and_record(data):
-        answer = store(data)
+    def store_and_record(data, identity=None):
+        answer = store(data, identity)
         if answer.get("Status") == "Success":
             try:
                 rest_put("/instances/%s/metadata/%s" % (answer["ID"], metadata), requester.encode("utf-8"))
@@ -160,7 +189,8 @@ def store_all(plan, store, delete):
     answers = []
     try:
         for index in range(plan.count):
-            answers.append(store(plan.file(index)))
+            data = plan.file(index)
+            answers.append(store(data, plan.identity))
     except Exception:
         remove_stored(answers, delete)
         raise

@@ -1,4 +1,5 @@
 """A CreateRequest -> the DICOM files the core would create for it, in memory."""
+import collections
 import dataclasses
 import struct
 
@@ -367,13 +368,39 @@ def _sendable(instance):
     instance.set_if_absent(MODALITY, DEFAULT_MODALITY)
 
 
-def _finish(instance, request=None, requested=lambda: ()):
-    """The file's bytes; with Strict, the IOD completed first (`requested`: () -> the tags the request set);
-    then what makes it sendable, where still absent."""
+def _complete(instance, request=None, requested=lambda: ()):
+    """With Strict, the IOD completed (`requested`: () -> the tags the request set); then what makes it
+    sendable, where still absent."""
     if request is not None and (instance.env.strict if request.strict is None else request.strict):
         strict.complete(instance, requested())
     _sendable(instance)
+
+
+def _finish(instance, request=None, requested=lambda: ()):
+    """The file's bytes, completed first (_complete)."""
+    _complete(instance, request, requested)
     return writer.encode_file(instance.elements, instance.transfer_syntax)
+
+
+# What Orthanc reads back from a file the plugin stores, known from what the builder wrote (metrics: the
+# instance is counted without reading it back): its four identifiers, the Modality of its series (the first
+# instance's: Orthanc keeps a series' main tags from it) and its transfer syntax.
+Identity = collections.namedtuple("Identity", "patient_id study_uid series_uid sop_uid modality transfer_syntax")
+
+
+def _plain(element):
+    """The text of a string element when Orthanc reads it back the same for sure (ASCII, printable, one value,
+    no space around), else None."""
+    value = element.value if element is not None else None
+    if type(value) is not bytes:
+        return None
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if not text.isprintable() or "\\" in text or text != text.strip():
+        return None
+    return text
 
 
 def requested_tags(dictionary, *tag_sets):
@@ -412,9 +439,15 @@ class Plan:
     def __init__(self, request, env, parent=None):
         self.request, self.env = request, env
         self.count = len(request.content) if isinstance(request.content, tuple) and not request.multi_frame else 1
+        self.identity = None  # the Identity of the file `file` built last, when known for sure
         if request.legacy:
             return
         instance = _new_instance(env)
+        # The series only this request's files are in (unless a parent series or the request replaces it).
+        self._new_series = instance.elements[SERIES_INSTANCE_UID].value
+        # File 0's patient, study and series identifiers and Modality, once built, when known for sure: Orthanc
+        # keeps that Modality for the new series it makes, which the other files with those identifiers join.
+        self._first_series = None
         instance.set_encoding(request.encoding or env.default_encoding)
         if parent is not None:
             term = parent.character_set()
@@ -439,8 +472,9 @@ class Plan:
         return isinstance(self.request.content, tuple) and not self.request.multi_frame
 
     def file(self, index):
-        """The bytes of file `index` (0 for a single instance)."""
+        """The bytes of file `index` (0 for a single instance); `identity` is then its Identity, or None."""
         request, env = self.request, self.env
+        self.identity = None
         if request.legacy:
             return _legacy(request, env)
         if not self.is_series:
@@ -450,12 +484,37 @@ class Plan:
                 embed_frames(instance, items, request.encapsulate, request.payloads)
             elif isinstance(request.content, str):
                 embed_content(instance, request.content, request.encapsulate, request.payloads)
-            return _finish(instance, request, lambda: requested_tags(env.dictionary, request.tags))
+            _complete(instance, request, lambda: requested_tags(env.dictionary, request.tags))
+            return self._encoded(instance, index)
         try:
-            return _series_item(self.base, index, request.content[index], request, self.private_creator)
+            return self._encoded(_series_item(self.base, index, request.content[index], request,
+                                              self.private_creator), index)
         except AdvancedRestError as error:
             error.details = "Content[%d]: %s" % (index, error.details or error.message)
             raise
+
+    def _encoded(self, instance, index):
+        self.identity = self._identity(instance, index)
+        return writer.encode_file(instance.elements, instance.transfer_syntax)
+
+    def _identity(self, instance, index):
+        """The Identity of a completed file, None unless every part of it is known for sure: its series is the
+        new one (not a parent's, whose Modality is its first instance's) and, past file 0, file 0 made it (the
+        same patient, study and series)."""
+        elements = instance.elements
+        identifiers = tuple(_plain(elements.get(tag)) for tag in (PATIENT_ID, STUDY_INSTANCE_UID,
+                                                                   SERIES_INSTANCE_UID, SOP_INSTANCE_UID))
+        if index == 0:
+            modality = _plain(elements.get(MODALITY))
+            known = None not in identifiers and modality is not None \
+                and elements[SERIES_INSTANCE_UID].value == self._new_series
+            self._first_series = identifiers[:3] + (modality,) if known else None
+        else:
+            known = self._first_series is not None and identifiers[:3] == self._first_series[:3] \
+                and identifiers[3] is not None
+        if not known:
+            return None
+        return Identity(*identifiers, self._first_series[3], instance.transfer_syntax)
 
 
 def build(request, env, parent=None):
@@ -471,7 +530,7 @@ def build(request, env, parent=None):
 
 
 def _series_item(instance, index, item, request, private_creator):
-    """The file of one item of a series."""
+    """The completed instance of one item of a series."""
     env = instance.env
     one = instance.copy()
     one.elements[SOP_INSTANCE_UID] = Element("UI", _text(env.item_uid(index) if env.item_uid else env.new_uid()))
@@ -484,4 +543,5 @@ def _series_item(instance, index, item, request, private_creator):
     embed_content(one, item.content, request.encapsulate, request.payloads)
     one.set_string(0x00200013, str(index + 1))  # Instance Number
     one.set_string(0x00541330, str(index + 1))  # Image Index
-    return _finish(one, request, lambda: requested_tags(env.dictionary, request.tags, item.tags))
+    _complete(one, request, lambda: requested_tags(env.dictionary, request.tags, item.tags))
+    return one

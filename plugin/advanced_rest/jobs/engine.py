@@ -42,10 +42,9 @@ class Runner:
         return {}
 
     def result(self):
-        """(Content, outputs) once every step succeeded. No job type has outputs yet (README, Jobs): the engine
-        keeps the Content only, and outputs come back, stored where every replica can serve them, with the first
-        job type that produces one."""
-        return self.content(), {}
+        """The job's Content once every step succeeded. (No job type has outputs yet, README, Jobs: they come
+        back, stored where every replica can serve them, with the first job type that produces one.)"""
+        return self.content()
 
     def rollback(self):
         """Undo what the steps did (called when the job fails or is cancelled)."""
@@ -317,7 +316,8 @@ class Engine:
 
         Unfinished jobs run again from their first step (their work must be safe to
         repeat); one whose cancel was accepted runs again to find what it stored, then
-        undoes it. Finished ones go back to the history. Call before `start`.
+        undoes it. Finished ones go back to the history. One server calls it before `start`; a
+        cluster's replica, through `adopt`, on a running engine (each job is queued under the lock).
         """
         with self._lock:
             for record in records:
@@ -539,26 +539,29 @@ class Engine:
             return
         if result is self._LOST:
             return
-        while True:  # again only when the fence refused the move for a cancel: the next one undoes
+        # A second time only when the fence refused the move for a cancel: the job then undoes (Outcome.UNDO).
+        for _ in range(2):
             with self._lock:
                 event = self._final_event(job, result)
                 outcome = self._move(job, event)
                 if outcome == State.SUCCESS:
-                    preview = self._preview(job, State.SUCCESS, content=result[0], progress=100.0,
+                    preview = self._preview(job, State.SUCCESS, content=result, progress=100.0,
                                             completed=self._clock())
                 else:
                     preview = self._preview(job, outcome if outcome != Outcome.UNDO else job.state)
             if outcome == Outcome.UNDO or self._fenced(job, event, preview, must_apply=True):
                 break
-            if self._jobs.get(job.id) is not job:
-                return  # the claim was lost: the new owner has the work
             with self._lock:
+                if self._jobs.get(job.id) is not job:
+                    return  # the claim was lost: the new owner has the work
                 job.cancel_requested = True  # refused for a cancel (see _fenced): it must undo now
+        else:
+            raise RuntimeError("job %s: the fence refused its move twice" % job.id)  # _work rescues it
         with self._lock:
             if outcome == Outcome.UNDO:
                 self._begin_undo(job, model.CANCELED_JOB, model.CANCELED_DESCRIPTION, "")
             elif outcome == State.SUCCESS:
-                job.content = result[0]
+                job.content = result
                 job.progress = 100.0
                 self._finish(job, State.SUCCESS, 0, "Success", "")
             else:
