@@ -18,7 +18,8 @@ def _methods(protocol):
 @pytest.mark.parametrize("protocol,implementations", [
     (interfaces.Jobs, (Engine, Cluster)),
     (interfaces.Feed, (ChangeFeed, ClusterFeed)),
-], ids=["jobs", "feed"])
+    (interfaces.Executor, (Engine,)),
+], ids=["jobs", "feed", "executor"])
 def test_both_implementations_have_every_method_with_the_same_parameters(protocol, implementations):
     assert _methods(protocol)
     for implementation in implementations:
@@ -32,3 +33,15 @@ def test_both_implementations_have_every_method_with_the_same_parameters(protoco
 def test_the_cluster_offers_the_engine_its_fence():
     wanted = list(inspect.signature(interfaces.Fence.__call__).parameters)[1:]
     assert list(inspect.signature(Cluster.fence).parameters)[1:] == wanted
+
+
+def test_the_cluster_calls_only_what_the_executor_declares():
+    """Every method the cluster calls on its engine is one interfaces.Executor declares."""
+    import ast
+    import inspect as inspect_
+    from advanced_rest.jobs.cluster import replica
+    tree = ast.parse(inspect_.getsource(replica))
+    called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.value, ast.Attribute) and node.value.attr == "_engine"}
+    assert called
+    assert called <= set(_methods(interfaces.Executor)), called

@@ -50,6 +50,34 @@ class Feed(Protocol):
         """{"Changes", "Last", "Done"} after `since`, waiting up to `timeout` s for one."""
 
 
+@runtime_checkable
+class Executor(Protocol):
+    """What a cluster's replica (cluster.replica.Cluster) needs of the engine it owns to run its claims: each
+    claimed job handed over with its claim token, and the workers' room for more. One server's engine is the
+    jobs' truth and needs none of this."""
+
+    def adopt(self, record, runner, claim=None) -> None:
+        """Queue a job claimed elsewhere (its saved record, its runner), its moves checked with `claim`."""
+
+    def idle_workers(self) -> int:
+        """Workers with nothing to do: neither running nor already queued here."""
+
+    def forget(self, job_id) -> None:
+        """Drop a job without a trace (another replica took it over, or it was deleted)."""
+
+    def mark_loaded(self) -> None:
+        """What was saved is back (for a replica: at once, its jobs live in the database)."""
+
+    def loaded(self, timeout=0.0) -> bool:
+        """Whether what was saved is back, waiting up to `timeout` s."""
+
+    def start(self) -> None:
+        """Start the workers."""
+
+    def stop(self, timeout=30.0) -> None:
+        """Stop the workers after their current step."""
+
+
 class Fence(Protocol):
     """A worker's move checked against the job's row before it counts (the cluster; one server has none)."""
 
