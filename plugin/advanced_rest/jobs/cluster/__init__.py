@@ -6,8 +6,8 @@
     rows.py      the pure decisions: what an action, a worker's move or a release does to a row
     feed.py      the change feed, written by the moves in their own transactions
     peers.py     the core jobs of every replica, listed and acted on from any replica
-    sql.py       every statement, named, and the schema as numbered migrations
-    database.py  Database: one replica's connections and notifications; locks, connection settings,
+    sql.py       every statement, named, the schema as numbered migrations, the advisory locks
+    database.py  Database: one replica's connections and notifications; connection settings,
                  bounded sessions, errors as 503
 
 Imported only when the cluster is on (psycopg is not needed otherwise).

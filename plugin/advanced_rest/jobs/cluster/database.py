@@ -1,6 +1,6 @@
-"""The cluster's database: its locks, connection settings, bounded sessions, one replica's connections and
-the notifications it hears, and the errors that become 503 (the schema and the statements are sql.py's).
-Nothing here knows what a job is."""
+"""The cluster's database: connection settings, bounded sessions, one replica's connections and the
+notifications it hears, and the errors that become 503 (the schema, the statements and the advisory locks'
+numbers are sql.py's). Nothing here knows what a job is."""
 import contextlib
 import logging
 import threading
@@ -9,14 +9,10 @@ import time
 import psycopg
 
 from ...errors import AdvancedRestError, DatabaseUnavailable
+from . import sql
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica migrates the schema at a time
-SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission (or resubmission) at a time (MaxPendingJobs, MaxPendingBytes)
-CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see feed.insert_change)
-TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
-IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
 CHANNEL = "advanced_rest_jobs"
 KEPT_CHANGES = 10000
 LOCK_WAIT = 1.5  # seconds a statement waits for a lock before it gives up (then retried, or 503)
@@ -146,7 +142,6 @@ class Database:
             self._wake.notify_all()
 
     def _listen(self):
-        from . import sql  # here: sql.py takes its lock numbers from this module
         while not self._stop.is_set():
             try:
                 conn = self.connect(application_name(self.replica) + "/listen")

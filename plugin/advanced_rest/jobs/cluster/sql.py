@@ -12,7 +12,12 @@ Statements take psycopg's `%s` (or `%(name)s`) parameters. The job states the jo
 jobs/model.py; a migration's text stays as it was released.
 """
 from ..model import FINISHED, State
-from .database import CHANGES_LOCK, IDENTITY_LOCK, SCHEMA_LOCK, SUBMIT_LOCK, TRIM_LOCK
+
+SCHEMA_LOCK = 740074  # pg_advisory_xact_lock key: one replica migrates the schema at a time
+SUBMIT_LOCK = SCHEMA_LOCK + 1  # one counted submission (or resubmission) at a time (MaxPendingJobs, MaxPendingBytes)
+CHANGES_LOCK = SCHEMA_LOCK + 2  # numbering of changes (see feed.insert_change)
+TRIM_LOCK = SCHEMA_LOCK + 3  # one history trim at a time
+IDENTITY_LOCK = SCHEMA_LOCK + 4  # pg_try_advisory_lock(IDENTITY_LOCK, hashtext(identifier)): one live replica per name
 
 _FINISHED = "(%s)" % ", ".join("'%s'" % state for state in sorted(FINISHED))  # ('Failure', 'Success')
 _PENDING = "'%s'" % State.PENDING
