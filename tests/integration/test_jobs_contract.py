@@ -2,8 +2,8 @@
 lock) and the cluster's (Cluster on a real PostgreSQL, one replica, no Orthanc), each built as app.py builds it.
 Each action (and DELETE) in each state, a cancel during a failing job's undo included: the same answer
 (accepted or 400, at once) and the same end on both (model.decide_action decides for both); two actions on
-one job at once; the change feed's order and numbering; the history's trimming; the bound on unfinished jobs
-(issue 27)."""
+one job at once; the change feed's order and numbering; the history's trimming; the bound on unfinished jobs;
+the gauges at each scrape (issue 27)."""
 import functools
 import threading
 
@@ -15,6 +15,7 @@ from advanced_rest.jobs.cluster import database as cluster_database, replica as 
 from advanced_rest.jobs.changes import ChangeFeed
 from advanced_rest.jobs.engine import Runner
 from advanced_rest.jobs.single import SingleServer
+from advanced_rest.metrics.families import tally
 from advanced_rest.jobs.model import Action, State
 from servers import until
 
@@ -86,6 +87,10 @@ class OneServer:
     def submit(self, job_id, payload):
         return self.jobs.submit("Test", Held(payload), job_id=job_id)
 
+    def gauges(self):
+        """orthanc_jobs' source for this mode, as app.py wires it."""
+        return tally(self.jobs.all())
+
     def close(self):
         self.server.stop()
 
@@ -109,6 +114,10 @@ class Cluster:
 
     def submit(self, job_id, payload):
         return self.jobs.submit("Test", Held(payload), job_id=job_id)
+
+    def gauges(self):
+        """orthanc_jobs' source for this mode, as app.py wires it (this replica holds the reporting role)."""
+        return self.jobs.gauges()
 
     def close(self):
         self.jobs.stop()
@@ -386,3 +395,18 @@ def test_unfinished_jobs_are_bounded_and_room_comes_back_once_they_end(make_adap
     _until("both end", lambda: {_state(adapter, held), _state(adapter, waiting)} == {State.SUCCESS})
     again = _job(adapter, steps=1)
     _until("room again", lambda: _state(adapter, again) == State.SUCCESS)
+
+
+def test_the_gauges_count_each_job_in_its_state_at_each_scrape(adapter):
+    running = _job(adapter, hold_at=0)
+    assert CONTROLS[running].at_step.wait(10)
+    waiting = _job(adapter)
+    paused = _job(adapter)
+    adapter.jobs.act(paused, Action.PAUSE)
+    _until("paused", lambda: _state(adapter, paused) == State.PAUSED)
+    wanted = {("Test", State.RUNNING): 1, ("Test", State.PENDING): 1, ("Test", State.PAUSED): 1}
+    _until("the gauges of 3 jobs", lambda: dict(adapter.gauges()) == wanted)
+    CONTROLS[running].release()
+    adapter.jobs.act(paused, Action.RESUME)
+    _until("all three ended", lambda: {_state(adapter, job) for job in (running, waiting, paused)} == {State.SUCCESS})
+    assert dict(adapter.gauges()) == {("Test", State.SUCCESS): 3}, "right at the first scrape after the end"
