@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from advanced_rest.metrics import labels
 from advanced_rest.metrics.push import PUSH_EVERY
 from create_dicom_cases import data_uri, jpeg_bytes, png_data_uri
+from servers import until
 
 OWN = "/advanced-rest/metrics"
 CORE = "/tools/metrics-prometheus"
@@ -282,6 +283,10 @@ def test_the_plugins_own_instances_are_counted_as_a_read_back_would_without_one(
     assert {origin for origin, _, _ in expected[:-1]} == ({"Plugins", "RestApi"} if through_http else {"Plugins"})
     assert _received(text) == _tally(expected)
     # Read back: the legacy request's instance and the one POSTed directly, nothing of create-dicom's else.
+    # The log may reach us after the count (a container's is collected by Docker): wait for the last read-back's
+    # line; every earlier line is before it in the same stream.
+    until("the read-back of the file POSTed directly, in Orthanc's log",
+          lambda: other in _plugin_read_backs(server), timeout=10)
     assert _plugin_read_backs(server) == sorted([legacy, other])
 
 
