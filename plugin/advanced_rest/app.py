@@ -12,7 +12,7 @@ from .create_dicom.storing import HttpStore
 from .dicomize.dictionary import Dictionary
 from .jobs.changes import ChangeFeed, CoreWatcher
 from .jobs.core import CoreJobs, loopback_permits
-from .jobs.engine import Restored
+from .jobs.workers import Restored
 from .jobs.model import FINISHED
 from .jobs.routes import Core, JobsApi, OutputLimits, WaitLimits
 from .jobs.single import SingleServer

@@ -1,6 +1,6 @@
-"""The cluster's jobs (jobs/cluster.py) on a real PostgreSQL, two replicas in one process, no Orthanc:
+"""The cluster's jobs (jobs/cluster/) on a real PostgreSQL, two replicas in one process, no Orthanc:
 claims, one view, actions from anywhere, takeover after a lease, identity. The same runners as the
-engine's unit tests; the replicas on real Orthanc servers are in test_cluster.py."""
+one server's unit tests; the replicas on real Orthanc servers are in test_cluster.py."""
 import threading
 import time
 
@@ -8,7 +8,7 @@ import pytest
 
 from advanced_rest.errors import AdvancedRestError, IllegalTransition
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
-from advanced_rest.jobs.engine import Runner
+from advanced_rest.jobs.workers import Runner
 
 RUNS = {}  # job id -> list of (replica, step) done, across replicas (the shared "storage")
 RUNS_LOCK = threading.Lock()
@@ -44,7 +44,7 @@ class Counted(Runner):
 
 
 class Replica:
-    """One replica: its Engine and Cluster on the test database."""
+    """One replica: its Cluster (and the Cluster's workers) on the test database."""
 
     def __init__(self, database, name, lease=30.0, workers=1, max_pending=None):
         import psycopg
@@ -59,7 +59,6 @@ class Replica:
             lease)
         self.cluster = cluster_.Cluster(db, lambda job_type, payload, record: Counted(payload, name),
                                         concurrent_jobs=workers, history_size=50, max_pending=max_pending)
-        self.engine = self.cluster.engine
 
     def start(self):
         self.cluster.open()
@@ -79,10 +78,8 @@ class Replica:
     def die(self):
         """As kill -9 would: loops and workers stop, nothing handed back, connections dropped."""
         self.cluster._stop.set()
-        self.engine._stopping = True  # workers end after their step; the database is not told
-        with self.engine._lock:
-            self.engine._lock.notify_all()
-        self.engine._fence = lambda job, move, claim: None
+        self.cluster._workers._stopping.set()  # workers end after their step; the database is not told
+        self.cluster.move = lambda claim, move, report=None: None
         for thread in self.cluster._threads:
             thread.join(5)
         self.cluster._db.stop()  # its LISTEN connection closes, as a killed process's would
@@ -344,20 +341,20 @@ def _feed_states(replica, job_id):
 
 
 def _hold_fence(replica, gate, when):
-    """Hold replica's worker before its fenced move `when(document, move)` is written."""
-    original = replica.engine._fence  # the cluster's fence, as its engine calls it
+    """Hold replica's worker before its move `when(report, move)` (model.Report) is written to the row."""
+    original = replica.cluster.move  # the cluster's, as its workers call it
 
-    def fence(document, move, claim):
-        if when(document, move):
+    def move(claim, move, report=None):
+        if when(report, move):
             gate.hold()
-        return original(document, move, claim)
-    replica.engine._fence = fence
+        return original(claim, move, report)
+    replica.cluster.move = move
 
 
 def test_a_pause_against_a_step_write_in_flight_shows_paused_and_never_running_again(replicas):
     a = replicas("a")
     gate = Gate()
-    _hold_fence(a, gate, lambda document, move: move == "step" and document["Progress"] >= 30 and not gate.reached.is_set())
+    _hold_fence(a, gate, lambda report, move: move == "step" and report.progress >= 30 and not gate.reached.is_set())
     job_id = a.submit(steps=10, sleep=0.01)
     assert gate.reached.wait(10)
     b = replicas("b")
@@ -396,7 +393,7 @@ def test_a_move_whose_transaction_fails_leaves_no_change_and_is_written_once_whe
 def test_a_cancel_answered_while_the_owner_runs_survives_the_owners_death(replicas):
     a = replicas("a", lease=2.0)
     gate = Gate()
-    _hold_fence(a, gate, lambda document, move: move == "step" and document["Progress"] >= 20)
+    _hold_fence(a, gate, lambda report, move: move == "step" and report.progress >= 20)
     job_id = a.submit(steps=10, sleep=0.01)
     assert gate.reached.wait(10)
     b = replicas("b", lease=2.0)
@@ -411,7 +408,7 @@ def test_a_cancel_answered_while_the_owner_runs_survives_the_owners_death(replic
 def test_an_owner_frozen_past_its_lease_then_woken_stores_nothing_more_and_removes_nothing(replicas):
     a = replicas("a", lease=2.0)
     frozen = Gate()
-    _hold_fence(a, frozen, lambda document, move: move == "step" and document["Progress"] >= 30
+    _hold_fence(a, frozen, lambda report, move: move == "step" and report.progress >= 30
                 and not frozen.reached.is_set())
     renewing = threading.Event()
     original_renew = a.cluster._renew
@@ -484,7 +481,7 @@ def test_a_step_finished_by_a_woken_owner_after_the_job_was_undone_elsewhere_is_
         assert RUNS[job_id] == [], "undone by the new owner"
         renewing.set()
         wake.set()  # a's step completes now, after the undo: it stores step 2
-        _until(lambda: RUNS[job_id] == [] and a.engine.get(job_id) is None, timeout=10)
+        _until(lambda: RUNS[job_id] == [] and job_id not in a.cluster._claims, timeout=10)
     finally:
         Counted.step = original_step
 

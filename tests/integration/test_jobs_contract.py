@@ -1,9 +1,10 @@
 """One contract for the plugin's jobs, run against both adapters: one server's (single.SingleServer: memory, one
-lock) and the cluster's (Cluster on a real PostgreSQL, one replica, no Orthanc), each built as app.py builds it.
-Each action (and DELETE) in each state, a cancel during a failing job's undo included: the same answer
-(accepted or 400, at once) and the same end on both (model.decide_action decides for both); two actions on
-one job at once; the change feed's order and numbering; the history's trimming; the bound on unfinished jobs;
-the gauges at each scrape (issue 27)."""
+lock, saved as Orthanc's global properties are, in a dict here) and the cluster's (Cluster on a real PostgreSQL,
+one replica, no Orthanc), each built as app.py builds it. Each action (and DELETE) in each state, a cancel
+during a failing job's undo included: the same answer (accepted or 400, at once) and the same end on both
+(jobs/decisions.py decides for both); two actions on one job at once; the change feed's order and numbering;
+the history's trimming; the bound on unfinished jobs; the gauges at each scrape; a restart, and a kill -9 while
+a job runs, after a cancel was answered, and right after jobs ended (issue 27)."""
 import functools
 import threading
 
@@ -13,7 +14,7 @@ from advanced_rest.errors import BadFileFormat, IllegalTransition, QueueFull
 from advanced_rest.jobs import model
 from advanced_rest.jobs.cluster import database as cluster_database, replica as cluster_
 from advanced_rest.jobs.changes import ChangeFeed
-from advanced_rest.jobs.engine import Runner
+from advanced_rest.jobs.workers import Restored, Runner
 from advanced_rest.jobs.single import SingleServer
 from advanced_rest.metrics.families import tally
 from advanced_rest.jobs.model import Action, State
@@ -74,15 +75,33 @@ class Held(Runner):
         control.stored.clear()
 
 
-class OneServer:
-    """The jobs as one server runs them (one worker; not saved: no Orthanc here)."""
+def _runner_for(job_type, payload, record):
+    """As app.py's: a saved job's runner from its payload, a stand-in when it has none (a success)."""
+    return Held(payload) if payload is not None else Restored(record.get("Content"))
 
-    def __init__(self, history_size=50, max_pending=None):
+
+class OneServer:
+    """The jobs as one server runs them (one worker), saved into `properties` (a dict standing for Orthanc's
+    global properties, which is all that one server's jobs leave after a kill -9)."""
+
+    def __init__(self, history_size=50, max_pending=None, properties=None):
+        self.bounds = dict(history_size=history_size, max_pending=max_pending)
+        self.properties = {} if properties is None else properties
         self.feed = ChangeFeed()
-        self.server = SingleServer(self.feed, lambda job_type, payload, record: Held(payload), concurrent_jobs=1,
-                                   history_size=history_size, max_pending=max_pending)
+        self.server = SingleServer(self.feed, _runner_for, concurrent_jobs=1,
+                                   history_size=history_size, max_pending=max_pending,
+                                   properties=(self.properties.get, self.properties.__setitem__))
         self.server.start()
         self.jobs = self.server.jobs
+
+    def reopen(self, kill):
+        """The server started again after a clean stop, or after a kill -9: its saved properties as they were
+        at that instant; its workers never write again (a step in flight is held by the test)."""
+        if not kill:
+            self.server.stop()
+            return OneServer(properties=self.properties, **self.bounds)
+        _silence(self.jobs)
+        return OneServer(properties=dict(self.properties), **self.bounds)
 
     def submit(self, job_id, payload):
         return self.jobs.submit("Test", Held(payload), job_id=job_id)
@@ -95,18 +114,25 @@ class OneServer:
         self.server.stop()
 
 
+def _silence(store):
+    """A killed process's workers: nothing they do reaches the store any more, and they claim nothing."""
+    store.move = lambda claim, move, report=None: None
+    store.claim = lambda stopping: stopping.wait() and None
+
+
 class Cluster:
     """One replica of the cluster (one worker), its jobs in PostgreSQL."""
 
     def __init__(self, database, history_size=50, max_pending=None):
         import psycopg
         import psycopg_pool
+        self.database, self.bounds = database, dict(history_size=history_size, max_pending=max_pending)
         options = dict(autocommit=True, application_name=cluster_database.application_name("a"),
                        options=cluster_database.session_options(30.0))
         self.pool = psycopg_pool.ConnectionPool(database.conninfo, kwargs=options, min_size=1, max_size=4, open=True)
         db = cluster_database.Database(
             self.pool, lambda app: psycopg.connect(database.conninfo, **dict(options, application_name=app)), "a")
-        self.jobs = cluster_.Cluster(db, lambda job_type, payload, record: Held(payload), concurrent_jobs=1,
+        self.jobs = cluster_.Cluster(db, _runner_for, concurrent_jobs=1,
                                      history_size=history_size, max_pending=max_pending)
         self.feed = self.jobs.feed
         self.jobs.open()
@@ -119,6 +145,24 @@ class Cluster:
         """orthanc_jobs' source for this mode, as app.py wires it (this replica holds the reporting role)."""
         return self.jobs.gauges()
 
+    def reopen(self, kill):
+        """The replica started again (the same identifier) after a clean stop, or after a kill -9: its loops and
+        workers silenced, its connections dropped (its identity lock with them), nothing handed back."""
+        if not kill:
+            self.close()
+            return Cluster(self.database, **self.bounds)
+        _silence(self.jobs)
+        self.jobs._stop.set()
+        for thread in self.jobs._threads:
+            thread.join(5)
+        self.jobs._db.stop()
+        identity = self.jobs._identity.info.backend_pid
+        self.jobs._identity.close()
+        self.pool.close()
+        until("its sessions ended", lambda: not self.database.query(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (identity,)), timeout=15.0, every=0.05)
+        return Cluster(self.database, **self.bounds)
+
     def close(self):
         self.jobs.stop()
         self.pool.close()
@@ -126,13 +170,19 @@ class Cluster:
 
 @pytest.fixture(params=["one-server", "cluster"])
 def make_adapter(request):
-    """(history_size=50, max_pending=None) -> a new adapter of this kind, closed at the end of the test."""
+    """(history_size=50, max_pending=None) -> a new adapter of this kind, closed at the end of the test;
+    `make.reopen(adapter, kill)`: the same started again (see OneServer.reopen, Cluster.reopen)."""
     made = []
 
     def make(**bounds):
         made.append(OneServer(**bounds) if request.param == "one-server"
                     else Cluster(request.getfixturevalue("postgres_database"), **bounds))
         return made[-1]
+
+    def reopen(adapter, kill):
+        made.append(adapter.reopen(kill))
+        return made[-1]
+    make.reopen = reopen
     yield make
     for control in CONTROLS.values():
         control.release()
@@ -410,3 +460,54 @@ def test_the_gauges_count_each_job_in_its_state_at_each_scrape(adapter):
     adapter.jobs.act(paused, Action.RESUME)
     _until("all three ended", lambda: {_state(adapter, job) for job in (running, waiting, paused)} == {State.SUCCESS})
     assert dict(adapter.gauges()) == {("Test", State.SUCCESS): 3}, "right at the first scrape after the end"
+
+
+# -- a restart, and a kill -9 at the moments that matter: what was answered survives, each step once ---------
+
+def test_a_restart_keeps_each_job_in_its_state_and_the_unfinished_ones_end(make_adapter):
+    adapter = make_adapter()
+    succeeded, _ = _success(adapter)
+    failed, _ = _failure(adapter)
+    paused, _ = _paused(adapter)
+    adapter = make_adapter.reopen(adapter, kill=False)
+    assert [(adapter.jobs.get(job)["State"], adapter.jobs.get(job)["ErrorCode"]) for job in (succeeded, failed)] \
+        == [(State.SUCCESS, 0), (State.FAILURE, OWN_ERROR)]
+    assert _state(adapter, paused) == State.PAUSED
+    adapter.jobs.act(paused, Action.RESUME)
+    _until("Success", lambda: _state(adapter, paused) == State.SUCCESS)
+    assert CONTROLS[paused].stored == {0, 1, 2}
+
+
+def test_a_kill_while_a_job_runs_runs_it_again_to_success_each_step_stored_once(make_adapter):
+    adapter = make_adapter()
+    job_id, _ = _running(adapter)  # step 0 stored, in step 1
+    CONTROLS[job_id].hold_at = None  # run again, it is not held: the killed server's step stays held
+    adapter = make_adapter.reopen(adapter, kill=True)
+    _until("Success", lambda: _state(adapter, job_id) == State.SUCCESS)
+    assert CONTROLS[job_id].stored == {0, 1, 2}
+
+
+def test_a_kill_after_a_cancel_was_answered_ends_the_job_cancelled_with_nothing_left(make_adapter):
+    adapter = make_adapter()
+    paused, _ = _paused(adapter)  # it stored steps 0 and 1
+    blocker = _job(adapter, hold_at=0)  # the one worker is busy: nobody removes the paused job's work yet
+    assert CONTROLS[blocker].at_step.wait(10)
+    adapter.jobs.act(paused, Action.CANCEL)
+    assert CONTROLS[paused].stored, "it has work to remove"
+    CONTROLS[blocker].hold_at = None
+    adapter = make_adapter.reopen(adapter, kill=True)
+    _until("Failure", lambda: _state(adapter, paused) == State.FAILURE)
+    assert adapter.jobs.get(paused)["ErrorCode"] == model.CANCELED_JOB
+    assert CONTROLS[paused].stored == set(), "what it stored before the kill is removed too"
+    _until("the blocker ran again", lambda: _state(adapter, blocker) == State.SUCCESS)
+
+
+def test_a_kill_right_after_jobs_ended_keeps_them_ended(make_adapter):
+    adapter = make_adapter()
+    ended = [_job(adapter, steps=2) for _ in range(3)]
+    _until("all ended", lambda: {_state(adapter, job) for job in ended} == {State.SUCCESS})
+    adapter = make_adapter.reopen(adapter, kill=True)
+    # One server saves a worker's moves within a second: one not saved yet runs again (its steps find their work
+    # stored) and ends as it had; the cluster's end is in its row already.
+    _until("all ended", lambda: {_state(adapter, job) for job in ended} == {State.SUCCESS})
+    assert all(CONTROLS[job].stored == {0, 1} for job in ended)

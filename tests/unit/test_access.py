@@ -7,7 +7,8 @@ from advanced_rest import access, web
 from advanced_rest.errors import AccessDenied, AccessUnknown
 from advanced_rest.jobs.changes import ChangeFeed
 from advanced_rest.jobs.core import CoreJobs
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.workers import Runner
+from local_jobs import LocalJobs
 from advanced_rest.jobs.routes import Core, JobsApi
 from advanced_rest.web import Request
 
@@ -105,7 +106,7 @@ class Paused(Runner):
 
 
 def _api(loopback):
-    engine = Engine(concurrent_jobs=1)  # never started: jobs stay Pending
+    engine = LocalJobs(concurrent_jobs=1)  # never started: jobs stay Pending
     sdk = []
     core = Core(lambda uri: sdk.append(("GET", uri)) or b"zip",
                 lambda uri, body: sdk.append(("POST", uri)) or b"{}",

@@ -131,10 +131,10 @@ def test_new_identifiers_are_random_version_4_uuids():
 
 def _jobs(fake, **bounds):
     """(handler, engine, store, properties): the handler submitting to an engine saved in fake properties."""
-    from advanced_rest.jobs.engine import Engine
+    from local_jobs import LocalJobs
     from advanced_rest.jobs.store import Store
     properties, holder = {}, {}
-    engine = Engine(concurrent_jobs=1, persist=lambda: holder["store"].save(), **bounds)
+    engine = LocalJobs(concurrent_jobs=1, persist=lambda: holder["store"].save(), **bounds)
     store = holder["store"] = Store(engine, lambda key, default="": properties.get(key, default),
                                     properties.__setitem__)
     store.start()

@@ -9,7 +9,8 @@ import pytest
 from advanced_rest.errors import BadRequest, CoreJobsUnavailable
 from advanced_rest.jobs import model
 from advanced_rest.jobs.core import CoreJobs, loopback_permits
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.workers import Runner
+from local_jobs import LocalJobs
 
 CORE_A, CORE_B = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -29,7 +30,7 @@ def test_the_engine_gives_its_jobs_ids_of_the_plugin_form():
         def steps(self):
             return 1
 
-    assert model.is_plugin_job_id(Engine().submit("Test", Nothing()))
+    assert model.is_plugin_job_id(LocalJobs().submit("Test", Nothing()))
 
 
 def test_a_seeded_create_dicom_job_makes_the_same_identifiers_from_a_plugin_job_id():

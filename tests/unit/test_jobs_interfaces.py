@@ -1,4 +1,5 @@
-"""One server and the cluster implement the same interfaces (jobs/interfaces.py), signature by signature."""
+"""One server and the cluster implement the same interfaces (jobs/interfaces.py), signature by signature, and the
+workers ask of their store only what interfaces.JobStore declares."""
 import inspect
 
 import pytest
@@ -7,7 +8,7 @@ from advanced_rest.jobs import interfaces
 from advanced_rest.jobs.changes import ChangeFeed
 from advanced_rest.jobs.cluster.feed import ClusterFeed
 from advanced_rest.jobs.cluster.replica import Cluster
-from advanced_rest.jobs.engine import Engine
+from advanced_rest.jobs.local import LocalStore
 
 
 def _methods(protocol):
@@ -16,10 +17,10 @@ def _methods(protocol):
 
 
 @pytest.mark.parametrize("protocol,implementations", [
-    (interfaces.Jobs, (Engine, Cluster)),
+    (interfaces.Jobs, (LocalStore, Cluster)),
     (interfaces.Feed, (ChangeFeed, ClusterFeed)),
-    (interfaces.Executor, (Engine,)),
-], ids=["jobs", "feed", "executor"])
+    (interfaces.JobStore, (LocalStore, Cluster)),
+], ids=["jobs", "feed", "job-store"])
 def test_both_implementations_have_every_method_with_the_same_parameters(protocol, implementations):
     assert _methods(protocol)
     for implementation in implementations:
@@ -30,18 +31,11 @@ def test_both_implementations_have_every_method_with_the_same_parameters(protoco
             assert got == wanted, "%s.%s%s" % (implementation.__name__, name, got)
 
 
-def test_the_cluster_offers_the_engine_its_fence():
-    wanted = list(inspect.signature(interfaces.Fence.__call__).parameters)[1:]
-    assert list(inspect.signature(Cluster.fence).parameters)[1:] == wanted
-
-
-def test_the_cluster_calls_only_what_the_executor_declares():
-    """Every method the cluster calls on its engine is one interfaces.Executor declares."""
+def test_the_workers_call_only_what_the_job_store_declares():
+    """Every method the pool calls on its store is one interfaces.JobStore declares: it keeps no state of a job."""
     import ast
-    import inspect as inspect_
-    from advanced_rest.jobs.cluster import replica
-    tree = ast.parse(inspect_.getsource(replica))
+    from advanced_rest.jobs import workers
+    tree = ast.parse(inspect.getsource(workers))
     called = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
-              and isinstance(node.value, ast.Attribute) and node.value.attr == "_engine"}
-    assert called
-    assert called <= set(_methods(interfaces.Executor)), called
+              and isinstance(node.value, ast.Attribute) and node.value.attr == "_store"}
+    assert called == set(_methods(interfaces.JobStore)), called

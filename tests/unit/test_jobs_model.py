@@ -42,7 +42,7 @@ def test_an_accepted_action(action, state, undo_code, pause_requested, ran, effe
 def test_a_refused_action_is_a_400_on_both_adapters(action, state, undo_code):
     decision = model.decide_action(action, state, undo_code)
     assert decision.effect is Effect.REFUSED and decision.reason
-    from advanced_rest.jobs.cluster import rows
+    from advanced_rest.jobs import decisions as rows
     with pytest.raises(IllegalTransition):
         rows.client_action(action, rows.Row(state=state, undo={"ErrorCode": undo_code} if undo_code else None))
 
@@ -60,8 +60,9 @@ def test_action_names_are_the_routes():
 def test_the_json_answered_keeps_the_core_s_strings():
     assert [str(state) for state in State] == ["Pending", "Running", "Success", "Failure", "Paused", "Retry"]
     now = datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc)
-    job = model.Job(id="x", type="CreateDicom", priority=0, runner=None, sequence=0, created=now, changed=now)
-    assert json.loads(json.dumps(job.to_json()))["State"] == "Pending"
+    document = model.new_document("x", "CreateDicom", 0, {}, model.timestamp(now))
+    assert json.loads(json.dumps(document))["State"] == "Pending" and document["CreationTime"] == "20240506T070809.000000"
+    assert model.document_of(model.record_of(document), document["Timestamp"]) == document  # saved, read back
     assert State("Paused") is State.PAUSED and "Success" in model.FINISHED
     assert model.DELETED == "Deleted" and model.DELETED not in model.STATES
 

@@ -11,7 +11,8 @@ import pytest
 from advanced_rest.errors import OrthancError, UnknownJob
 from advanced_rest.jobs.changes import ChangeFeed
 from advanced_rest.jobs.core import CoreJobs
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.workers import Runner
+from local_jobs import LocalJobs
 from advanced_rest.jobs.routes import Core, JobsApi, WaitLimits
 from advanced_rest.web import Request
 
@@ -25,7 +26,7 @@ class Forever(Runner):
 
 
 def _api(limits, loopback=None):
-    engine = Engine(concurrent_jobs=1)  # never started: jobs stay Pending
+    engine = LocalJobs(concurrent_jobs=1)  # never started: jobs stay Pending
     core = Core(lambda uri: b"", lambda uri, body: b"{}", lambda uri: None)
     core_jobs = CoreJobs(lambda: b"[]", loopback or (lambda path: (404, b"{}")), delays=())
     return engine, JobsApi(engine, core, core_jobs, ChangeFeed(), limits)
@@ -80,7 +81,7 @@ def test_only_an_unknown_core_job_answers_404():
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 def test_a_plugin_job_has_no_output_and_a_core_jobs_is_the_cores(method):
     asked = []
-    engine = Engine(concurrent_jobs=1)
+    engine = LocalJobs(concurrent_jobs=1)
     core = Core(lambda uri: asked.append(("GET", uri)) or b"PK\x03\x04", lambda uri, body: b"{}",
                 lambda uri: asked.append(("DELETE", uri)))
     api = JobsApi(engine, core, CoreJobs(lambda: b"[]", lambda path: (404, b"{}"), delays=()), ChangeFeed(),

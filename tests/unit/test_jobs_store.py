@@ -4,7 +4,8 @@ import json
 import pytest
 
 from advanced_rest.jobs import store as store_
-from advanced_rest.jobs.engine import Engine, Runner
+from advanced_rest.jobs.workers import Runner
+from local_jobs import LocalJobs
 
 
 class Saved(Runner):
@@ -36,7 +37,7 @@ class Properties:
 
 
 def _store(properties, engine=None):
-    engine = engine or Engine(concurrent_jobs=1, history_size=5)
+    engine = engine or LocalJobs(concurrent_jobs=1, history_size=5)
     store = store_.Store(engine, properties.get, properties.set)
     store.start()
     return engine, store
@@ -63,7 +64,7 @@ def test_a_freed_slot_is_blanked_after_the_index_and_never_reused_before():
     engine.submit("Test", Saved({"Body": b"first"}), job_id="a")
     store.save()
     first_slot = store._slots["a"]
-    engine._jobs["a"].state = "Success"  # finished: its payload is no longer needed
+    engine._jobs["a"].document["State"] = "Success"  # finished: its payload is no longer needed
     engine.submit("Test", Saved({"Body": b"second"}), job_id="b")
     properties.writes.clear()
     store.save()
@@ -82,7 +83,7 @@ def test_saved_jobs_come_back_with_their_payload_bytes():
     engine.submit("Test", Saved({"Body": body, "Seed": "x"}), job_id="a", priority=4)
     store.stop()
     restored = {}
-    engine2 = Engine(concurrent_jobs=1)
+    engine2 = LocalJobs(concurrent_jobs=1)
     store2 = store_.Store(engine2, properties.get, properties.set)
     store2.load(lambda job_type, payload, record: restored.setdefault(record["ID"], Saved(payload)))
     assert restored["a"].payload() == {"Body": body, "Seed": "x"}
@@ -109,7 +110,7 @@ def test_a_body_that_is_not_utf8_is_kept_in_base64():
 def test_a_corrupt_or_unknown_index_starts_empty(index):
     properties = Properties()
     properties.values[store_.INDEX_PROPERTY] = index
-    engine = Engine()
+    engine = LocalJobs()
     store_.Store(engine, properties.get, properties.set).load(lambda *a: Saved(None))
     assert engine.all() == []
 
@@ -121,7 +122,7 @@ def test_a_corrupt_payload_restores_the_job_without_its_request():
     store.stop()
     properties.values[_index(properties)["Jobs"][0]["Slot"]] = "{broken"
     payloads = []
-    engine2 = Engine()
+    engine2 = LocalJobs()
     store_.Store(engine2, properties.get, properties.set).load(
         lambda job_type, payload, record: payloads.append(payload) or Saved(payload))
     assert payloads == [None] and engine2.get("a") is not None
@@ -136,7 +137,7 @@ def test_jobs_saved_by_the_first_release_still_load():
         "ErrorCode": 0, "ErrorDescription": "Success", "Content": {}, "Slot": 7401}]})
     properties.values[7401] = json.dumps({"Body": base64.b64encode(b'{"Tags": {}}').decode(), "Seed": "s"})
     payloads = []
-    engine = Engine()
+    engine = LocalJobs()
     store_.Store(engine, properties.get, properties.set).load(
         lambda job_type, payload, record: payloads.append(payload) or Saved(payload))
     assert payloads == [{"Body": b'{"Tags": {}}', "Seed": "s"}]
@@ -146,7 +147,7 @@ def test_saving_waits_for_the_load_and_refuses_when_it_never_comes(monkeypatch):
     from advanced_rest.errors import JobsLoading
     monkeypatch.setattr(store_, "READY_WITHIN", 0.01)
     properties = Properties()
-    store = store_.Store(Engine(), properties.get, properties.set)
+    store = store_.Store(LocalJobs(), properties.get, properties.set)
     with pytest.raises(JobsLoading):
         store.save()
     assert properties.writes == []
@@ -191,7 +192,7 @@ def test_restored_jobs_wait_without_their_request():
     engine.submit("Test", Saved({"Body": b"first", "Seed": "s"}), job_id="a")
     store.stop()
     restored = {}
-    store2 = store_.Store(Engine(concurrent_jobs=1), properties.get, properties.set)
+    store2 = store_.Store(LocalJobs(concurrent_jobs=1), properties.get, properties.set)
     store2.load(lambda job_type, payload, record: restored.setdefault(record["ID"], Parked(payload)))
     assert restored["a"]._payload is None
     assert restored["a"].load() == {"Body": b"first", "Seed": "s"}
@@ -218,7 +219,7 @@ def test_no_saved_index_holds_a_change_whose_events_are_not_saved_before_it():
     saver = Saver(outbox, properties.get, properties.set)  # its own loop is not started: the store's saves alone
     feed = ChangeFeed(in_order=outbox.job_changed)
     stores = []
-    engine = Engine(concurrent_jobs=3, history_size=10, persist=lambda: stores[0].save(),
+    engine = LocalJobs(concurrent_jobs=3, history_size=10, persist=lambda: stores[0].save(),
                     on_change=lambda job: (feed.record(job, "plugin"), stores[0].changed()))
     stores.append(store_.Store(engine, properties.get, properties.set, durable_first=saver.save))
     stores[0].start()

@@ -8,7 +8,7 @@
 The graph is built with `ast` from every module of the package: `import advanced_rest.x`,
 `from . import x`, `from .. import app`, `from ..jobs.model import Job`, imports inside functions
 too (they run when called). A module reaches what it imports, what those import, and so on.
-Importing a submodule also runs its packages' `__init__` (jobs/__init__.py for jobs.engine); the
+Importing a submodule also runs its packages' `__init__` (jobs/__init__.py for jobs.workers); the
 top package's is left out of that, since its only import is `app`, inside `register()`, which
 entrypoint.py alone calls. Proof that the guard sees: the last tests inject forbidden imports into
 a copy of the package and check that they are named.
@@ -50,7 +50,7 @@ def module_files(package_dir):
 
 def import_graph(package_dir):
     """Return ({module: set of what it imports}, [problems]); internal names are dotted modules
-    (advanced_rest.jobs.engine), external ones as written (orthanc, numpy.linalg)."""
+    (advanced_rest.jobs.workers), external ones as written (orthanc, numpy.linalg)."""
     modules = module_files(package_dir)
     graph, problems = {}, []
 
@@ -161,11 +161,11 @@ INJECTIONS = {
                                   "features get values and callables, not host (STYLE.md): "
                                   "jobs.cluster.replica -> host"),
     "jobs imports create_dicom inside a function": (
-        "jobs/engine.py", "def _late():\n    from ..create_dicom.job import CreateDicomJob\n",
-        "jobs/ knows nothing of create_dicom/: jobs.engine -> create_dicom.job"),
+        "jobs/workers.py", "def _late():\n    from ..create_dicom.job import CreateDicomJob\n",
+        "jobs/ knows nothing of create_dicom/: jobs.workers -> create_dicom.job"),
     "jobs reaches create_dicom by an absolute import in its __init__": (
         "jobs/__init__.py", "import advanced_rest.create_dicom.storing\n",
-        "jobs/ knows nothing of create_dicom/: jobs.engine -> jobs -> create_dicom.storing"),
+        "jobs/ knows nothing of create_dicom/: jobs.workers -> jobs -> create_dicom.storing"),
     "metrics imports orthanc": ("metrics/push.py", "import orthanc\n", "only host.py imports orthanc: metrics.push does"),
 }
 

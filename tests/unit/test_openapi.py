@@ -10,7 +10,7 @@ from advanced_rest.dicomize import request
 from advanced_rest.jobs import model
 from advanced_rest.jobs.changes import ChangeFeed
 from advanced_rest.jobs.core import CoreJobs
-from advanced_rest.jobs.engine import Engine
+from local_jobs import LocalJobs
 from advanced_rest.jobs.routes import Core, JobsApi
 
 
@@ -40,7 +40,7 @@ def _served(config):
     """(registered [(pattern, methods)], the document {Root}/openapi.json answers) for `config`."""
     fake = FakeTransport()
     router = web.Router(fake.transport())
-    jobs = JobsApi(Engine(), Core(None, None, None), None, ChangeFeed())  # never started: no thread, no Orthanc
+    jobs = JobsApi(LocalJobs(), Core(None, None, None), None, ChangeFeed())  # never started: no thread, no Orthanc
     routes.serve(router, config, Unused(), jobs, Unused(), Unused())
     fake.callbacks[re.escape(config.root) + "/openapi.json"](None, config.root + "/openapi.json", method="GET")
     return router.registered, json.loads(fake.answers[-1])
@@ -107,7 +107,7 @@ def _core_failing(code):
     return fail
 
 
-class FullEngine(Engine):
+class FullEngine(LocalJobs):
     def submit(self, *args, **kwargs):
         raise errors.QueueFull("2 plugin jobs are already pending (AdvancedRest.MaxPendingJobs)")
 
@@ -117,7 +117,7 @@ def _answers(config, store=None, engine=None, core=None, loaded=None, core_jobs=
     fake = FakeTransport()
     router = web.Router(fake.transport())
     core = core or Core(lambda uri: b"[]", lambda uri, body: b"{}", lambda uri: None)
-    engine = engine or Engine()
+    engine = engine or LocalJobs()
     core_jobs = core_jobs or CoreJobs(lambda: b"[]", lambda path: (404, b"{}"), delays=())
     jobs = JobsApi(engine, core, core_jobs, ChangeFeed(), loaded=loaded)
     services = Services(rest_get_json=None, rest_post=store or (lambda uri, body: b'{"ID": "i"}'),

@@ -3,7 +3,7 @@ import itertools
 import uuid
 
 from ..errors import AdvancedRestError
-from ..jobs.engine import Runner
+from ..jobs.workers import Runner
 from .storing import remove_stored
 
 JOB_TYPE = "CreateDicom"

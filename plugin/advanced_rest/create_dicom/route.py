@@ -110,14 +110,14 @@ class Services:
 
 
 class CreateDicom:
-    """The create-dicom handler, bound to settings, dictionary, Orthanc's services and the jobs engine."""
+    """The create-dicom handler, bound to settings, dictionary, Orthanc's services and the plugin's jobs (interfaces.Jobs)."""
 
-    def __init__(self, settings, dictionary, services, engine=None, clock=None, uid=new_uid, observe=None):
+    def __init__(self, settings, dictionary, services, jobs=None, clock=None, uid=new_uid, observe=None):
         self._observe = observe  # (content kind, HTTP status, seconds) after each request
         self._settings = settings
         self._dictionary = dictionary
         self._services = services
-        self._engine = engine
+        self._jobs = jobs
         self._clock = clock or (lambda: datetime.datetime.now(datetime.timezone.utc))
         self._uid = uid
         self._limits = requests_.Limits(settings.max_sequence_depth, settings.max_elements,
@@ -203,8 +203,8 @@ class CreateDicom:
                 they hold over AdvancedRest.MaxPendingBytes (nothing is stored).
             RequestTooLarge: the body alone is over AdvancedRest.MaxPendingBytes.
         """
-        if self._engine is None:
-            raise BadRequest("Asynchronous create-dicom needs the jobs engine")
+        if self._jobs is None:
+            raise BadRequest("Asynchronous create-dicom needs the plugin's jobs")
         seed = str(uuid.uuid4())
         env = self.environment(seed)
         parent = None
@@ -217,7 +217,7 @@ class CreateDicom:
         if multipart.is_multipart(content_type):  # its files are parts of the body: split again when it runs
             payload["ContentType"] = content_type
         runner = self._runner(parsed, env, parent, payload)
-        job_id = self._engine.submit(job.JOB_TYPE, runner, parsed.priority)
+        job_id = self._jobs.submit(job.JOB_TYPE, runner, parsed.priority)
         return json_response({"ID": job_id, "Path": "/jobs/%s" % job_id})
 
     def __call__(self, request):

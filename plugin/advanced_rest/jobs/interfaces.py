@@ -1,6 +1,7 @@
-"""What the routes, create-dicom and the workers rely on. One server (single.SingleServer's engine.Engine,
-changes.ChangeFeed) and the cluster (cluster.replica.Cluster, cluster.feed.ClusterFeed) are two
-implementations of the same things; tests/unit/test_jobs_interfaces.py holds both to these signatures."""
+"""What the routes, create-dicom and the workers rely on. One server (local.LocalStore, changes.ChangeFeed) and
+the cluster (cluster.replica.Cluster, cluster.feed.ClusterFeed) are two implementations of the same things;
+tests/unit/test_jobs_interfaces.py holds both to these signatures, and tests/integration/test_jobs_contract.py
+to the same behaviour."""
 from typing import Optional, Protocol, runtime_checkable
 
 
@@ -51,35 +52,18 @@ class Feed(Protocol):
 
 
 @runtime_checkable
-class Executor(Protocol):
-    """What a cluster's replica (cluster.replica.Cluster) needs of the engine it owns to run its claims: each
-    claimed job handed over with its claim token, and the workers' room for more. One server's engine is the
-    jobs' truth and needs none of this."""
+class JobStore(Protocol):
+    """What a worker (workers.WorkerPool) needs of the store of its jobs: a claim, and each move it makes
+    decided and written there (jobs/decisions.py, a compare-and-set on the job's version and the claim's
+    token). The pool keeps nothing else."""
 
-    def adopt(self, record, runner, claim=None) -> None:
-        """Queue a job claimed elsewhere (its saved record, its runner), its moves checked with `claim`."""
+    def claim(self, stopping) -> Optional[object]:
+        """A model.Claim of the first job free to run (or to be undone), waiting for one; None once `stopping`
+        (a threading.Event) is set."""
 
-    def idle_workers(self) -> int:
-        """Workers with nothing to do: neither running nor already queued here."""
+    def move(self, claim, move, report=None) -> Optional[object]:
+        """Decide and write a worker's model.Move with its model.Report: a model.Verdict (the row's pause and
+        cancel requests; applied False when a cancel refused it), or None when `claim` is no longer the job's."""
 
-    def forget(self, job_id) -> None:
-        """Drop a job without a trace (another replica took it over, or it was deleted)."""
-
-    def mark_loaded(self) -> None:
-        """What was saved is back (for a replica: at once, its jobs live in the database)."""
-
-    def loaded(self, timeout=0.0) -> bool:
-        """Whether what was saved is back, waiting up to `timeout` s."""
-
-    def start(self) -> None:
-        """Start the workers."""
-
-    def stop(self, timeout=30.0) -> None:
-        """Stop the workers after their current step."""
-
-
-class Fence(Protocol):
-    """A worker's move checked against the job's row before it counts (the cluster; one server has none)."""
-
-    def __call__(self, document, move, claim):
-        """engine.Verdict, or None when `claim` (the job's, from Engine.adopt) is no longer the job's."""
+    def wake(self) -> None:
+        """Wake the workers waiting in `claim` (their pool stops)."""

@@ -190,52 +190,113 @@ def timestamp(moment):
     return moment.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
 
 
+def new_document(job_id, job_type, priority, content, now):
+    """The JSON of a job just submitted (GET /jobs/{id}, the core's field names); `now` as `timestamp` writes it."""
+    return {"ID": job_id, "Type": job_type, "Priority": int(priority), "State": State.PENDING, "Progress": 0,
+            "CreationTime": now, "Timestamp": now, "EffectiveRuntime": 0.0, "ErrorCode": 0,
+            "ErrorDescription": "Success", "ErrorDetails": "", "Content": dict(content or {})}
+
+
+def _iso(stamp):
+    """Orthanc's job time (20240506T070809.123456) as ISO 8601, or None."""
+    if not stamp:
+        return None
+    moment = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=datetime.timezone.utc)
+    return moment.isoformat()
+
+
+def record_of(document):
+    """The saved record of a job's JSON: what one server's global properties hold per job (jobs/store.py, its
+    format read by every earlier version) and the cluster's `record` column."""
+    return {
+        "ID": document["ID"], "Type": document["Type"], "Priority": document["Priority"],
+        "State": document["State"], "Progress": document.get("Progress", 0),
+        "CreationTime": _iso(document.get("CreationTime")), "CompletionTime": _iso(document.get("CompletionTime")),
+        "Runtime": document.get("EffectiveRuntime", 0.0), "ErrorCode": document.get("ErrorCode", 0),
+        "ErrorDescription": document.get("ErrorDescription", "Success"),
+        "ErrorDetails": document.get("ErrorDetails", ""), "Content": document.get("Content", {}),
+    }
+
+
+def document_of(record, now):
+    """A job's JSON from its saved record (see `record_of`); `now`: its Timestamp."""
+    def stamp(text):
+        return timestamp(datetime.datetime.fromisoformat(text)) if text else None
+    document = {
+        "ID": record["ID"], "Type": record["Type"], "Priority": record["Priority"], "State": record["State"],
+        "Progress": int(round(record.get("Progress", 0))), "CreationTime": stamp(record.get("CreationTime")),
+        "Timestamp": now, "EffectiveRuntime": record.get("Runtime", 0.0),
+        "ErrorCode": record.get("ErrorCode", 0), "ErrorDescription": record.get("ErrorDescription", "Success"),
+        "ErrorDetails": record.get("ErrorDetails", ""), "Content": record.get("Content", {}),
+    }
+    if record.get("CompletionTime"):
+        document["CompletionTime"] = stamp(record["CompletionTime"])
+    return document
+
+
 @dataclasses.dataclass
 class Job:
-    """One plugin job; the engine alone changes it, under its lock."""
+    """One job as one server's store keeps it (local.LocalStore, under its lock): its JSON and the fields of
+    the cluster's row (jobs/cluster/sql.py), one to one; the decisions (jobs/decisions.py) read the same."""
 
-    id: str
-    type: str
-    priority: int
-    runner: object  # see engine.Runner
-    sequence: int  # submission order, breaks priority ties
-    state: State = State.PENDING
-    progress: float = 0.0
-    created: datetime.datetime = None
-    completed: datetime.datetime = None
-    changed: datetime.datetime = None
-    runtime: float = 0.0
-    error_code: int = 0
-    error_description: str = "Success"
-    error_details: str = ""
-    content: dict = dataclasses.field(default_factory=dict)
+    document: dict  # what GET /jobs/{id} answers (the core's shape)
+    sequence: int  # submission order, breaks priority ties (the row's seq)
+    runner: object = None  # workers.Runner
+    version: int = 0  # bumped by every write (the row's compare-and-set)
+    token: int = 0  # the last claim's; a worker's moves must hold it
+    claimed: bool = False  # a worker holds it (the row's owner)
+    ran: bool = False  # started since it was (re)submitted: it may have stored work
+    undo: dict = None  # its work must be removed, then it fails with this error (ErrorCode, ...)
     pause_requested: bool = False
-    cancel_requested: bool = False
-    undoing: bool = False  # its work is being removed: workers keep off
-    undo_error: tuple = None  # while undoing: (ErrorCode, ErrorDescription, ErrorDetails) it then fails with
-    cancel_after_replay: bool = False  # restored with a cancel accepted: run to find its work, then undo
-    ran_before: bool = False  # an earlier run (before a crash or a takeover) may have stored work past this one's
-    step: int = 0  # next step to run
-    claim: object = None  # cluster: the claim (its token) under which this replica runs it; its fence checks it
+    replay: bool = False  # restored after a restart having run: its runner may not know all its work
+    step: int = 0  # the step a paused job resumes at (its runner kept its work)
     size: int = 0  # bytes of the request it holds while unfinished (runner.size(); AdvancedRest.MaxPendingBytes)
-    load: object = None  # one server: () -> its payload as the store saved it (see Engine.saved), or None
+    load: object = None  # () -> its payload as the store saved it (see LocalStore.saved), or None
 
-    def to_json(self):
-        """The job as GET /jobs/{id} answers it (the core's field names)."""
-        document = {
-            "ID": self.id,
-            "Type": self.type,
-            "Priority": self.priority,
-            "State": self.state,
-            "Progress": int(round(self.progress)),
-            "CreationTime": timestamp(self.created),
-            "Timestamp": timestamp(self.changed),
-            "EffectiveRuntime": round(self.runtime, 6),
-            "ErrorCode": self.error_code,
-            "ErrorDescription": self.error_description,
-            "ErrorDetails": self.error_details,
-            "Content": dict(self.content),
-        }
-        if self.state in FINISHED and self.completed is not None:
-            document["CompletionTime"] = timestamp(self.completed)
-        return document
+    @property
+    def id(self):
+        return self.document["ID"]
+
+    @property
+    def state(self):
+        return State(self.document["State"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A job handed to a worker by its store (see interfaces.JobStore): the token each of its moves must still
+    hold, and the runner that does its work."""
+
+    job_id: str
+    job_type: str
+    token: int
+    runner: object  # workers.Runner
+    undoing: bool = False  # claimed to remove its work (a cancel accepted while no worker ran it)
+    replay: bool = False  # its work may be more than its runner knows (an earlier run: before a restart, or on
+    # another replica): it runs to its end before any undo, to find all of it
+    step: int = 0  # where it starts (a paused job on one server: where it stopped)
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+    """What a worker tells its store with a move: the job's progress, its runtime since its last report, its
+    Content, the error it fails with (Move.FAIL) and the steps it has done."""
+
+    progress: float = None  # None: unchanged
+    runtime: float = 0.0
+    content: dict = None  # None: unchanged
+    error: dict = None  # {"ErrorCode", "ErrorDescription", "ErrorDetails"}
+    step: int = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """A store's answer to a worker's move: whether it was written, and what the job's row asks of the job
+    (a pause or cancel, sent to any replica)."""
+
+    applied: bool = True
+    pause: bool = False
+    cancel: bool = False
+    # The claim is lost and the job has since failed (its new owner removed its work): what this
+    # worker stored after it lost the claim (a step it was in when frozen) must go too.
+    orphaned: bool = False

@@ -136,11 +136,11 @@ def _sniff_mime(data):
 
 
 class JobsApi:
-    """Handlers of the jobs routes, bound to the plugin's engine and the core."""
+    """Handlers of the jobs routes, bound to the plugin's jobs (interfaces.Jobs) and the core."""
 
-    def __init__(self, engine, core, core_jobs, feed, limits=WaitLimits(), peers=None, loaded=None, access=None,
+    def __init__(self, jobs, core, core_jobs, feed, limits=WaitLimits(), peers=None, loaded=None, access=None,
                  outputs=OutputLimits()):
-        self._engine, self._core, self._core_jobs, self._feed = engine, core, core_jobs, feed
+        self._jobs, self._core, self._core_jobs, self._feed = jobs, core, core_jobs, feed
         # access.Access (None: Orthanc's HTTP server is off, every request came through the SDK, from Lua
         # or a plugin, which may call the core's paths anyway: nothing to ask).
         self._access = access
@@ -206,9 +206,9 @@ class JobsApi:
         expand = "expand" in request.get
         peers = self._peers.peer_core_jobs() if self._peers is not None else []
         if not expand and states is None and types is None:
-            return json_response(self._core_jobs.ids() + self._engine.ids() + [j["ID"] for j in peers])
+            return json_response(self._core_jobs.ids() + self._jobs.ids() + [j["ID"] for j in peers])
         # A core job whose JSON the core cannot build (it answers 400 for it) is left out: see CoreJobs.all.
-        jobs = self._core_jobs.all() + self._engine.all() + peers
+        jobs = self._core_jobs.all() + self._jobs.all() + peers
         jobs = [job for job in jobs if (states is None or job.get("State") in states)
                 and (types is None or job.get("Type") in types)]
         return json_response(jobs if expand else [job["ID"] for job in jobs])
@@ -232,7 +232,7 @@ class JobsApi:
     def job(self, request, own=False):
         self._await_loaded()
         job_id = request.groups[0]
-        found = self._engine.get(job_id)
+        found = self._jobs.get(job_id)
         if found is not None:
             self._check(request, own, "GET", _core_uri(job_id))
             return json_response(found)
@@ -241,9 +241,9 @@ class JobsApi:
     def delete(self, request, own=False):
         self._await_loaded()
         job_id = request.groups[0]
-        if self._engine.get(job_id) is not None:
+        if self._jobs.get(job_id) is not None:
             self._check(request, own, "DELETE", _core_uri(job_id))
-            self._engine.delete(job_id)
+            self._jobs.delete(job_id)
             return json_response({})
         if self._peer_job(job_id) is not None:
             self._check(request, own, "DELETE", _core_uri(job_id))
@@ -267,9 +267,9 @@ class JobsApi:
         if action not in model.ACTIONS:
             raise BadRequest("Unknown job action %r (known: %s)" % (action, ", ".join(model.ACTIONS)))
         action = model.Action(action)
-        if self._engine.get(job_id) is not None:
+        if self._jobs.get(job_id) is not None:
             self._check(request, own, "POST", _core_uri(job_id, action))
-            self._engine.act(job_id, action)
+            self._jobs.act(job_id, action)
         elif self._peer_job(job_id) is not None:
             self._check(request, own, "POST", _core_uri(job_id, action))
             self._peers.act_on_peer_core_job(job_id, action)  # carried out by the replica that runs it
@@ -292,7 +292,7 @@ class JobsApi:
             if self._access is not None:
                 self._access.check(request, "GET", _core_uri(job_id))
             return self._wait(job_id, request.get)
-        if self._engine.get(job_id) is not None:
+        if self._jobs.get(job_id) is not None:
             self._check(request, own, "GET", _core_uri(job_id, name))
             raise UnknownJob(_NO_OUTPUT % (job_id, name))
         core = self._as(request, own, job_id, "GET", _core_uri(job_id, name))
@@ -324,7 +324,7 @@ class JobsApi:
     def delete_output(self, request, own=False):
         self._await_loaded()
         job_id, name = request.groups
-        if self._engine.get(job_id) is not None:
+        if self._jobs.get(job_id) is not None:
             self._check(request, own, "DELETE", _core_uri(job_id, name))
             raise UnknownJob(_NO_OUTPUT % (job_id, name))
         else:
@@ -346,8 +346,8 @@ class JobsApi:
             return self._wait_for(job_id, timeout)
 
     def _wait_for(self, job_id, timeout):
-        if self._engine.get(job_id) is not None:
-            return json_response(self._engine.wait(job_id, timeout))
+        if self._jobs.get(job_id) is not None:
+            return json_response(self._jobs.wait(job_id, timeout))
         deadline = time.monotonic() + timeout
         seq = self._feed.last()
         while True:

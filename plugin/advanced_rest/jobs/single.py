@@ -1,18 +1,19 @@
-"""The plugin's jobs on one server: the engine (memory under one lock, its workers) and, when they are saved
-(AdvancedRest.SaveJobs), the store that keeps them in Orthanc's global properties; the cluster's counterpart
-is cluster.replica.Cluster. Built once by the wiring (app.py), its parts given what they need in their
-constructors."""
+"""The plugin's jobs on one server: their store (local.LocalStore: memory under one lock), its workers
+(workers.WorkerPool) and, when they are saved (AdvancedRest.SaveJobs), what keeps them in Orthanc's global
+properties (store.Store); the cluster's counterpart is cluster.replica.Cluster. Built once by the wiring
+(app.py), its parts given what they need in their constructors."""
 import logging
 
-from .engine import Engine
+from .local import LocalStore
 from .store import Store
+from .workers import WorkerPool
 
 logger = logging.getLogger(__name__)
 
 
 class SingleServer:
     """One server's jobs: `jobs` (interfaces.Jobs), every change of a job recorded in `feed` (in the order it
-    happened, the engine's lock held) and saved within a second; a submission or an action saved before it is
+    happened, the jobs' lock held) and saved within a second; a submission or an action saved before it is
     answered.
 
     `properties`: (get_property, set_property) of Orthanc's global properties, or None not to save;
@@ -24,18 +25,19 @@ class SingleServer:
                  max_pending_bytes=None, properties=None, durable_first=None):
         self._feed, self._runner_for = feed, runner_for
         self._store = None  # set below, before any job exists to change
-        self._engine = Engine(concurrent_jobs, history_size, on_change=self._changed, persist=self._persist,
-                              max_pending=max_pending, max_pending_bytes=max_pending_bytes)
+        self._jobs = LocalStore(history_size, on_change=self._changed, persist=self._persist,
+                                max_pending=max_pending, max_pending_bytes=max_pending_bytes)
+        self._workers = WorkerPool(self._jobs, concurrent_jobs)
         if properties is not None:
-            self._store = Store(self._engine, properties[0], properties[1], durable_first=durable_first)
+            self._store = Store(self._jobs, properties[0], properties[1], durable_first=durable_first)
 
     @property
     def jobs(self):
-        return self._engine
+        return self._jobs
 
     @property
     def loaded(self):
-        return self._engine.loaded
+        return self._jobs.loaded
 
     def start(self, reload=True):
         """Load what was saved (unless `reload` is false: Orthanc's --no-jobs), then save and run."""
@@ -45,12 +47,12 @@ class SingleServer:
             else:
                 logger.warning("--no-jobs: the plugin's saved jobs are not reloaded")
             self._store.start()
-        self._engine.mark_loaded()
-        self._engine.start()
+        self._jobs.mark_loaded()
+        self._workers.start()
 
     def stop(self):
         """Running jobs go back to Pending after their step, and are saved so."""
-        self._engine.stop()
+        self._workers.stop()
         if self._store is not None:
             self._store.stop()
 

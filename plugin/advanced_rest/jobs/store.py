@@ -4,12 +4,12 @@ One property holds the index of every job (small: rewritten before a submission 
 action is answered, and within a second of any other change); each job that may run
 again keeps what re-creating it needs (its payload: for create-dicom, the request) in
 a property of its own, written once, before the index that names it. Once the index names
-it, the engine is told (`Engine.saved`): a job that waits then keeps no request in memory,
+it, the jobs are told (`LocalStore.saved`): a job that waits then keeps no request in memory,
 and the worker that takes it reads it back from its property.
 
 A job's events (the webhooks' outbox) are durable no later than the change that made them: each save
 takes the jobs' snapshot, then makes the outbox durable (`durable_first`: every event of a change the
-engine has told is in the outbox by then, since the feed queues them while the engine holds its lock),
+jobs told is in the outbox by then, since the feed queues them while the jobs' lock is held),
 then writes the index. A crash never leaves a saved state whose events were not saved.
 """
 import base64
@@ -32,12 +32,12 @@ FORMAT = 2  # 2: payloads as encode_payload writes them
 
 
 class Store:
-    """Persists an Engine through `get_property(id)` / `set_property(id, text)`; `durable_first()` (optional)
+    """Persists one server's jobs (local.LocalStore) through `get_property(id)` / `set_property(id, text)`; `durable_first()` (optional)
     makes durable, before each index is written, what the jobs' changes told so far made (the webhooks'
     outbox: webhooks.dispatch.Saver.save)."""
 
-    def __init__(self, engine, get_property, set_property, durable_first=None):
-        self._engine = engine
+    def __init__(self, jobs, get_property, set_property, durable_first=None):
+        self._jobs = jobs
         self._get, self._set = get_property, set_property
         self._durable_first = durable_first
         self._slots = {}  # job id -> payload property
@@ -81,7 +81,7 @@ class Store:
         return records
 
     def load(self, runner_for):
-        """Restore the saved jobs into the engine; `runner_for(type, payload, record)` makes runners."""
+        """Restore the saved jobs; `runner_for(type, payload, record)` makes runners."""
         records = self.read()
         if not records:
             return
@@ -89,10 +89,10 @@ class Store:
         def make(record):
             return runner_for(record["Type"], record["Payload"], record)
 
-        self._engine.restore(records, make)
+        self._jobs.restore(records, make)
         for record in records:
             if record["Payload"] is not None and record["ID"] in self._slots:
-                self._engine.saved(record["ID"], self._loader(self._slots[record["ID"]], record["ID"]))
+                self._jobs.saved(record["ID"], self._loader(self._slots[record["ID"]], record["ID"]))
         logger.warning("Restored %d job(s) of the plugin", len(records))
 
     def clear(self):
@@ -140,7 +140,7 @@ class Store:
         if not self._ready.wait(READY_WITHIN):
             raise JobsLoading("The plugin's saved jobs are still being loaded: try again in a moment")
         with self._lock:
-            exported = self._engine.export()
+            exported = self._jobs.export()
             jobs, keep, written = [], {}, []
             for record, runner in exported:
                 slot = self._slots.get(record["ID"])
@@ -165,7 +165,7 @@ class Store:
             # Named by the saved index now: the slot stays the job's while it may run again (freed only
             # once it succeeded or is gone), so reading it back gives this job's payload.
             for job_id, slot in written:
-                self._engine.saved(job_id, self._loader(slot, job_id))
+                self._jobs.saved(job_id, self._loader(slot, job_id))
             for slot in sorted(freed):
                 self._set(slot, "")
 

@@ -1,9 +1,8 @@
 """The plugin's jobs shared by several Orthanc servers on one PostgreSQL (the cluster).
 
-    replica.py   Cluster: one replica's view: queries, moves (compare-and-set on each job's row),
-                 the fence of its workers, claims, leases, takeovers, identity, the reporting
-                 role, a single server's jobs moved in
-    rows.py      the pure decisions: what an action, a worker's move or a release does to a row
+    replica.py   Cluster: one replica's view: queries, moves (compare-and-set on each job's row,
+                 decided by jobs/decisions.py as one server decides), its workers' claims and
+                 moves, leases, takeovers, identity, the reporting role, a single server's jobs moved in
     feed.py      the change feed, written by the moves in their own transactions
     peers.py     the core jobs of every replica, listed and acted on from any replica
     sql.py       every statement, named, the schema as numbered migrations, the advisory locks

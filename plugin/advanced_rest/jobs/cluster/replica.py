@@ -2,14 +2,14 @@
 
 One truth per job: its row in `advanced_rest.jobs`. Every move, whoever makes it (a client's
 action on any replica, the worker that runs the job, a takeover), is one transaction that locks
-the row, decides from rows.py (the transition table of jobs/model.py) and writes with a
+the row, decides from jobs/decisions.py (the transition table of jobs/model.py, as one server decides) and writes with a
 compare-and-set on the row's version, recording the move in the change feed and notifying in
 the same transaction. Nobody writes a copy taken earlier.
 
 A replica with an idle worker claims the first job free to run; the claim carries a token that
-only grows, and every move of its worker is checked against (owner, token) in the row (the
-fence, see `fence`): a worker whose claim was taken over stops at its next step and undoes
-nothing. Liveness is the lease alone: a replica renews it every third of `LeaseSeconds`; when it
+only grows, and every move of its worker (workers.WorkerPool, as on one server) is checked against
+(owner, token) in the row (see `move`): a worker whose claim was taken over stops at its next step and
+undoes nothing. Liveness is the lease alone: a replica renews it every third of `LeaseSeconds`; when it
 stops (dead, frozen, partitioned), any live replica sets its jobs free. Every lock wait and every
 open transaction of the plugin's connections is bounded (see `session_options`), so a frozen
 replica holding a row lock cannot hold the others.
@@ -29,11 +29,12 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from ...errors import AdvancedRestError, DatabaseUnavailable, IllegalTransition, UnknownJob
-from .. import model
-from ..engine import Engine, Verdict, check_room
-from ..model import Action, Move, State
+from .. import decisions, model
+from ..decisions import check_room
+from ..model import Action, Claim, Move, Report, State, Verdict
 from ..store import Store, decode_payload, encode_payload
-from . import rows, sql
+from ..workers import WorkerPool
+from . import sql
 from .database import CHANNEL, IdentityInUse, application_name
 from .feed import ClusterFeed, insert_change
 from .peers import CorePeers
@@ -49,8 +50,8 @@ def _now():
 
 
 @dataclasses.dataclass
-class Claim:
-    """A job this replica claimed: the token every move of its worker must still hold."""
+class _Lease:
+    """A job this replica claimed: the token every move of its worker must still hold, and its lease."""
 
     token: int
     undoing: bool  # claimed to undo its work (a replay readers do not see)
@@ -58,11 +59,11 @@ class Claim:
 
 
 class Cluster:
-    """One replica's view of the cluster's jobs, with the Engine's query and action interface, on `db` (a
+    """One replica's view of the cluster's jobs, with one server's query and action interface (interfaces.Jobs), on `db` (a
     database.Database).
 
-    Its own engine (`concurrent_jobs` workers) runs what this replica claimed, each move through `fence`;
-    `runner_for(type, payload, record)` re-creates a runner from a saved request; `on_change(job JSON)` is told
+    Its `concurrent_jobs` workers (workers.WorkerPool) run what this replica claimed, each move through `move`;
+    `runner_for(type, payload, document)` re-creates a runner from a saved request (the job's JSON: its ID, its Content); `on_change(job JSON)` is told
     of each job's end, `in_move(conn, job JSON, change number)` of each move inside its transaction (the
     webhooks' outbox). At most `max_pending` unfinished jobs holding at
     most `max_pending_bytes` of requests (each row's `size`) are accepted in the whole cluster.
@@ -84,23 +85,18 @@ class Cluster:
         self.counters = counters if counters is not None else {"claims": 0, "takeovers": 0, "renewals_failed": 0}
         self._stop = threading.Event()
         self._threads = []
-        self._claims = {}  # job id -> Claim
+        self._claims = {}  # job id -> _Lease
         self._claims_lock = threading.Lock()
         self._identity = None  # the connection holding this replica's identity lock
-        # Runs what this replica claimed, each worker's move through `fence`.
-        self._engine = Engine(concurrent_jobs, history_size, fence=self.fence)
+        self._loaded = threading.Event()
+        self._workers = WorkerPool(self, concurrent_jobs)  # they claim, and report each move to `move`
         self.feed = ClusterFeed(db, on_change, in_move)  # the change feed, written by the moves below
         # The core jobs of every replica; `core_action(job id, action)` carries one out on this one's core.
         self.peers = CorePeers(db, core_action) if core_action is not None else None
 
-    @property
-    def engine(self):
-        """The engine that runs this replica's claims (its workers)."""
-        return self._engine
-
-    @property
-    def loaded(self):
-        return self._engine.loaded
+    def loaded(self, timeout=0.0):
+        """Whether the jobs can be answered (at once once started: they live in the database)."""
+        return self._loaded.wait(timeout)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -157,20 +153,21 @@ class Cluster:
             logger.warning("Could not take this replica's identity again (%s)", type(error).__name__)
 
     def start(self):
-        """Start listening, claiming, renewing, and the workers."""
+        """Start listening, renewing, the other replicas' actions on this one's core jobs, and the workers."""
         self._stop.clear()
         self._db.listen()
-        for target, name in ((self._claim_loop, "claim"), (self._renew_loop, "lease")):
+        loops = [(self._renew_loop, "lease")] + ([(self._peers_loop, "peers")] if self.peers is not None else [])
+        for target, name in loops:
             thread = threading.Thread(target=target, name="advanced-rest-cluster-%s" % name, daemon=True)
             self._threads.append(thread)
             thread.start()
-        self._engine.mark_loaded()
-        self._engine.start()
+        self._loaded.set()
+        self._workers.start()
 
     def stop(self):
         """Stop the workers (after their step) and the loops; what this replica still owns is set free for the
         others."""
-        self._engine.stop()
+        self._workers.stop()
         self._stop.set()
         self._db.stop()
         for thread in self._threads:
@@ -187,7 +184,7 @@ class Cluster:
             if self._identity is not None:
                 self._identity.close()
 
-    # ---- submission and queries (the Engine's interface) ------------------------------------
+    # ---- submission and queries (interfaces.Jobs) ------------------------------------------
 
     def submit(self, job_type, runner, priority=0, job_id=None):
         """Save a new pending job for any replica to claim; durable when this returns. The runner is not
@@ -202,17 +199,15 @@ class Cluster:
         now = _now()
         size = runner.size()
         check_room(0, 0, size, None, self._max_pending_bytes)  # never accepted: no need to ask the database
-        job = model.Job(id=job_id, type=job_type, priority=int(priority), runner=runner, sequence=0,
-                        created=now, changed=now)
-        job.content = runner.content()
         payload = runner.payload()
-        document = dict(job.to_json(), Replica=self.replica)
+        document = dict(model.new_document(job_id, job_type, priority, runner.content(), model.timestamp(now)),
+                        Replica=self.replica)
         encoded = encode_payload(payload) if payload is not None else None
 
         def move(conn):  # again while a lock is busy (a loaded cluster, a replica frozen mid-move)
             self._check_room(conn, size)
             conn.execute(sql.SUBMIT, (job_id, job_type, int(priority), self.replica, Jsonb(document),
-                          Jsonb(_record_of(document)), encoded, size))
+                          Jsonb(model.record_of(document)), encoded, size))
             self._record_move(conn, document, 0)
         self.moving(move)
         return job_id
@@ -283,7 +278,7 @@ class Cluster:
         if found is None:
             return None, None
         state, version, owner, token, ran, undo, pause_requested, document = found
-        return rows.Row(State(state), version, owner, token, ran, undo, pause_requested), document
+        return decisions.Row(State(state), version, owner, token, ran, undo, pause_requested), document
 
     def _existing_row(self, conn, job_id):
         """The locked row of a job asked for by a client (see _locked_row). Raises UnknownJob."""
@@ -293,29 +288,19 @@ class Cluster:
         return row, document
 
     def _write(self, conn, job_id, row, change, document):
-        """Write `change` to the row read as `row` (compare-and-set on its version), with `document` as the
-        job's JSON; the move goes to the feed when readers see a difference."""
-        state, finished = row.state, False
-        if change.state is not rows.KEEP:
-            state = document["State"] = change.state
-            finished = change.state in model.FINISHED
-        if change.error is not None:
-            document.update(change.error)
-        if change.reset:
-            document.update(Progress=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="",
-                            EffectiveRuntime=0.0)
-            document.pop("CompletionTime", None)
-        if finished:
-            document.setdefault("CompletionTime", model.timestamp(_now()))
+        """Write `change` to the row read as `row` (compare-and-set on its version), with `document` (made by
+        decisions.document_after, or the row's as it was) as the job's JSON."""
+        state = change.state if change.state is not decisions.KEEP else row.state
+        finished = change.state is not decisions.KEEP and change.state in model.FINISHED
         written = conn.execute(sql.WRITE, {
             "id": job_id, "version": row.version, "state": state, "release": change.release,
-            "set_undo": change.undo is not rows.KEEP,
-            "undo": Jsonb(change.undo) if change.undo not in (rows.KEEP, None) else None,
-            "pause_requested": change.pause_requested if change.pause_requested is not rows.KEEP else None,
-            "set_ran": change.ran is not rows.KEEP,
-            "ran_by": self.replica if change.ran is not rows.KEEP and change.ran else None,
+            "set_undo": change.undo is not decisions.KEEP,
+            "undo": Jsonb(change.undo) if change.undo not in (decisions.KEEP, None) else None,
+            "pause_requested": change.pause_requested if change.pause_requested is not decisions.KEEP else None,
+            "set_ran": change.ran is not decisions.KEEP,
+            "ran_by": self.replica if change.ran is not decisions.KEEP and change.ran else None,
             "finished": finished, "reset": change.reset,
-            "document": Jsonb(document), "record": Jsonb(_record_of(document))}).fetchone()
+            "document": Jsonb(document), "record": Jsonb(model.record_of(document))}).fetchone()
         if written is None:  # cannot happen under the row lock; never write over a newer row
             raise DatabaseUnavailable("Job %s changed meanwhile" % job_id)
         return written[0], document
@@ -349,14 +334,14 @@ class Cluster:
         """
         def move(conn):
             row, document = self._existing_row(conn, job_id)
-            change = rows.client_action(action, row)
+            change = decisions.client_action(action, row)
             if change is None:
                 return None
             if action == Action.RESUBMIT:  # unfinished again: it needs room as a new job does
                 size = conn.execute(sql.SIZE, (job_id,)).fetchone()[0]
                 self._check_room(conn, size)
             before = dict(document)
-            document = dict(document, Timestamp=model.timestamp(_now()))
+            document = decisions.document_after(document, change, None, model.timestamp(_now()))
             version, document = self._write(conn, job_id, row, change, document)
             if change.visible:
                 self._record_move(conn, document, version, before)
@@ -381,32 +366,29 @@ class Cluster:
             conn.execute(sql.DELETE, (job_id, row.version))
             self._record_move(conn, dict(document, State=model.DELETED), row.version + 1)
         self.moving(move)
-        self._engine.forget(job_id)
 
-    # ---- the fence: every move of this replica's workers ------------------------------------------
+    # ---- the workers' side (interfaces.JobStore): claims and every move of this replica's workers ----------
 
-    def fence(self, document, move, claim):
-        """Write a worker's `move` (document: the job's JSON after it) to the row if `claim` (the token
-        under which it runs the job) is still the row's; a Verdict (the row's pause and cancel requests),
-        or None when the claim is lost.
+    def move(self, claim, move, report=None):
+        """Write a worker's `move` with its `report` to the job's row if `claim` (the token under which it
+        runs the job) is still the row's; a Verdict (the row's pause and cancel requests), or None when the
+        claim is lost.
 
         While the database cannot be reached, the move is tried again until the claim's lease ran out
         (the job then belongs to whoever takes it over)."""
-        job_id = document["ID"]
-        token = claim
+        job_id = claim.job_id
         with self._claims_lock:
-            claim = self._claims.get(job_id)
-        if claim is None or claim.token != token:
+            lease = self._claims.get(job_id)
+        if lease is None or lease.token != claim.token:
             return None
-        error = {key: document.get(key) for key in ("ErrorCode", "ErrorDescription", "ErrorDetails")}
         while True:
             began = time.monotonic()
             try:
                 verdict, ended = self.moving(
-                    lambda conn: self._fenced_move(conn, job_id, claim, move, document, error),
-                    deadline=max(1.0, claim.valid_until - time.monotonic()))
+                    lambda conn: self._fenced_move(conn, claim, move, report),
+                    deadline=max(1.0, lease.valid_until - time.monotonic()))
             except AdvancedRestError as refused:
-                if time.monotonic() < claim.valid_until and not self._stop.is_set():
+                if time.monotonic() < lease.valid_until and not self._stop.is_set():
                     self._stop.wait(0.5)
                     continue
                 logger.warning("Job %s: the cluster's PostgreSQL could not be reached for the lease's length (%s)",
@@ -414,20 +396,21 @@ class Cluster:
                 verdict, ended = None, None
             if verdict is None or verdict.orphaned or (verdict.applied and move in RELEASING_MOVES):
                 with self._claims_lock:  # lost, or let go: this replica holds the job no more
-                    if self._claims.get(job_id) is claim:
+                    if self._claims.get(job_id) is lease:
                         del self._claims[job_id]
             if ended is not None:  # after the commit: counted once, the history trimmed
                 self._ended(ended)
                 self._trim_history()
             if verdict is not None:
-                claim.valid_until = max(claim.valid_until, began + self._lease)
+                lease.valid_until = max(lease.valid_until, began + self._lease)
             return verdict
 
-    def _fenced_move(self, conn, job_id, claim, move, document, error):
+    def _fenced_move(self, conn, claim, move, report):
         """(Verdict or None when the claim is lost, the job's JSON when this move ended it)."""
-        row, current = self._locked_row(conn, job_id)
-        decision = rows.worker_move(move, row, self.replica, claim.token, claim.undoing, error)
-        if decision == rows.LOST:
+        row, current = self._locked_row(conn, claim.job_id)
+        decision = decisions.worker_move(move, row, self.replica, claim.token, claim.undoing,
+                                         report.error if report is not None else None)
+        if decision is decisions.LOST:
             # A worker frozen inside a step finishes it when it wakes, after its claim was lost: if the
             # job has failed meanwhile, or is being undone (it can only end in Failure), what that step
             # stored must go too (removing twice what its new owner removes is harmless).
@@ -439,12 +422,12 @@ class Cluster:
         if change is not None:
             if not change.visible and (claim.undoing or move == Move.BEGIN_UNDO):
                 written = dict(current)  # a replay, or an undo beginning: readers see the row as it was
-            elif claim.undoing:  # its end: shown as ended by this replica
-                written = dict(current, Timestamp=model.timestamp(_now()), Replica=self.replica,
-                               Content=document.get("Content", current.get("Content")))
             else:
-                written = dict(document, Replica=self.replica)
-            version, written = self._write(conn, job_id, row, change, written)
+                if claim.undoing and report is not None:  # its end: its progress as it was shown
+                    report = Report(content=report.content)
+                written = dict(decisions.document_after(current, change, report, model.timestamp(_now())),
+                               Replica=self.replica)
+            version, written = self._write(conn, claim.job_id, row, change, written)
             if not claim.undoing or change.visible:
                 self._record_move(conn, written, version, current)
             if written["State"] in model.FINISHED:
@@ -453,40 +436,56 @@ class Cluster:
         return Verdict(applied=applied, pause=row.pause_requested and row.undo is None,
                        cancel=row.undo is not None), ended
 
+    def claim(self, stopping):
+        """The first job free to run (or to be undone) in the cluster, claimed by this replica for one of its
+        workers, waiting for one (woken by any replica's move); None once `stopping` is set or the replica
+        stops."""
+        generation = -1
+        while not stopping.is_set() and not self._stop.is_set():
+            try:
+                if self._identity is not None:
+                    found = self._claim_one()
+                    if found is not None:
+                        return found
+            except Exception:
+                logger.exception("Claiming cluster jobs failed")
+                stopping.wait(1.0)
+            generation = self._db.wait_change(generation, 1.0)
+        return None
+
+    def wake(self):
+        """Nothing to do: a worker waiting in `claim` sees its pool's stop within a second."""
+
     # ---- claims, leases, takeovers ------------------------------------------------------------------
 
-    def _claim_loop(self):
+    def _peers_loop(self):
+        """Carry out the actions other replicas sent to this one's core jobs, as they come."""
         generation = -1
         while not self._stop.is_set():
             try:
-                if self.peers is not None:
-                    self.peers.take_actions()
-                while self._engine.idle_workers() > 0 and self._identity is not None and self._claim_one():
-                    pass
+                self.peers.take_actions()
             except Exception:
-                logger.exception("Claiming cluster jobs failed")
+                logger.exception("Carrying out actions on this replica's core jobs failed")
                 self._stop.wait(1.0)
             generation = self._db.wait_change(generation, 1.0)
 
     def _claim_one(self):
-        """Claim the first job free to run (or to be undone); False when there is none."""
+        """Claim the first job free to run (or to be undone): its model.Claim, or None when there is none."""
         began = time.monotonic()
         with self.transaction() as conn:
             found = conn.execute(sql.CLAIM, (self.replica, self._lease)).fetchone()
         if found is None:
-            return False
-        job_id, job_type, record, payload, undo, token, ran = found
+            return None
+        job_id, job_type, document, payload, undo, token, ran = found
         self.counters["claims"] += 1
         with self._claims_lock:
-            self._claims[job_id] = Claim(token, undo is not None, began + self._lease)
-        record = dict(record, CancelRequested=undo is not None, RanBefore=ran)
+            self._claims[job_id] = _Lease(token, undo is not None, began + self._lease)
         try:
             decoded = decode_payload(payload) if payload else None
         except ValueError:
             decoded = None
-        runner = self._runner_for(job_type, decoded, record)
-        self._engine.adopt(record, runner, token)
-        return True
+        runner = self._runner_for(job_type, decoded, document)
+        return Claim(job_id, job_type, token, runner, undoing=undo is not None, replay=ran)
 
     def _renew_loop(self):
         while not self._stop.wait(self._lease / 3):
@@ -526,7 +525,7 @@ class Cluster:
         return len(rows_)
 
     def _release(self, own):
-        """Set free (see rows.release) this replica's jobs (`own`), or every job whose lease expired;
+        """Set free (see decisions.release) this replica's jobs (`own`), or every job whose lease expired;
         each in a transaction of its own, as a move in the feed. The owners let go of."""
         statement, params = (sql.RELEASABLE_OWN, (self.replica,)) if own else (sql.RELEASABLE_EXPIRED, ())
         released = []
@@ -536,9 +535,9 @@ class Cluster:
                 if found is None:
                     return None
                 row, document = self._locked_row(conn, found[0])
-                change = rows.release(row)
+                change = decisions.release(row)
                 before = dict(document)
-                document = dict(document, Timestamp=model.timestamp(_now()))
+                document = decisions.document_after(document, change, None, model.timestamp(_now()))
                 version, document = self._write(conn, found[0], row, change, document)
                 self._record_move(conn, document, version, before)
                 conn.execute(sql.NOTIFY, (CHANNEL, "pending"))
@@ -562,22 +561,22 @@ class Cluster:
 
     def migrate(self, get_property, set_property):
         """Move the jobs a single server saved in its global properties into the cluster, once."""
-        store = Store(self._engine, get_property, set_property)
+        store = Store(None, get_property, set_property)  # read and cleared only
         records = store.read()
         if not records:
             return 0
         for record in records:
             payload = record.pop("Payload", None)
-            document = dict(_document_of(record), Replica=self.replica)
+            document = dict(model.document_of(record, model.timestamp(_now())), Replica=self.replica)
             state = State(record["State"])
             state = State.PENDING if state in (State.RUNNING, State.RETRY) else state
             document["State"] = state
-            undo = dict(rows.CANCELED) if record.get("CancelRequested") and state not in model.FINISHED else None
+            undo = dict(decisions.CANCELED) if record.get("CancelRequested") and state not in model.FINISHED else None
             body = (payload or {}).get("Body")
             self.run(sql.ADOPT,
                      (record["ID"], record["Type"], record["Priority"], state, self.replica,
                       self.replica if record.get("Progress") or undo else None, Jsonb(undo) if undo else None,
-                      Jsonb(document), Jsonb(_record_of(document)),
+                      Jsonb(document), Jsonb(model.record_of(document)),
                       encode_payload(payload) if payload is not None else None, state in model.FINISHED,
                       len(body) if body is not None else 0))
         store.clear()
@@ -585,38 +584,3 @@ class Cluster:
         self.run(sql.NOTIFY, (CHANNEL, "pending"))
         return len(records)
 
-
-def _record_of(document):
-    """The restore record (see Engine.export) of a job's JSON."""
-    return {
-        "ID": document["ID"], "Type": document["Type"], "Priority": document["Priority"],
-        "State": document["State"], "Progress": document.get("Progress", 0),
-        "CreationTime": _iso(document.get("CreationTime")), "CompletionTime": _iso(document.get("CompletionTime")),
-        "Runtime": document.get("EffectiveRuntime", 0.0), "ErrorCode": document.get("ErrorCode", 0),
-        "ErrorDescription": document.get("ErrorDescription", "Success"),
-        "ErrorDetails": document.get("ErrorDetails", ""), "Content": document.get("Content", {}),
-    }
-
-
-def _document_of(record):
-    """A job's JSON from a restore record (see Engine.export)."""
-    def stamp(text):
-        return model.timestamp(datetime.datetime.fromisoformat(text)) if text else None
-    document = {
-        "ID": record["ID"], "Type": record["Type"], "Priority": record["Priority"], "State": record["State"],
-        "Progress": int(round(record.get("Progress", 0))), "CreationTime": stamp(record.get("CreationTime")),
-        "Timestamp": model.timestamp(_now()), "EffectiveRuntime": record.get("Runtime", 0.0),
-        "ErrorCode": record.get("ErrorCode", 0), "ErrorDescription": record.get("ErrorDescription", "Success"),
-        "ErrorDetails": record.get("ErrorDetails", ""), "Content": record.get("Content", {}),
-    }
-    if record.get("CompletionTime"):
-        document["CompletionTime"] = stamp(record["CompletionTime"])
-    return document
-
-
-def _iso(stamp):
-    """Orthanc's job time (20240506T070809.123456) as ISO 8601, or None."""
-    if not stamp:
-        return None
-    moment = datetime.datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=datetime.timezone.utc)
-    return moment.isoformat()

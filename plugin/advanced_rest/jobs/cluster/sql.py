@@ -153,11 +153,13 @@ DOCUMENT = "SELECT document FROM advanced_rest.jobs WHERE id = %s"
 IDS = "SELECT id FROM advanced_rest.jobs ORDER BY seq"
 DOCUMENTS = "SELECT document FROM advanced_rest.jobs ORDER BY seq"
 SIZE = "SELECT size FROM advanced_rest.jobs WHERE id = %s"
-# rows.Row's fields, then the job's JSON
+# decisions.Row's fields, then the job's JSON
 LOCKED_ROW = """SELECT state, version, owner, token, ran_by IS NOT NULL, undo, pause_requested, document
                 FROM advanced_rest.jobs WHERE id = %s FOR UPDATE"""
-# A move (rows.Change) written over the row read as `version`, under its lock: every column written, those
-# the move keeps with the values read. 0 rows: never expected under the lock; nothing is written.
+# A move (decisions.Change) written over the row read as `version`, under its lock: every column written, those
+# the move keeps with the values read. 0 rows: never expected under the lock; nothing is written. The `record`
+# column (model.record_of the document) is read by no replica of this version: it is written for replicas of
+# 0.2.1 and earlier, which claim from it, during a rolling upgrade; a later migration drops it.
 WRITE = """UPDATE advanced_rest.jobs SET version = version + 1, state = %(state)s,
                owner = CASE WHEN %(release)s THEN NULL ELSE owner END,
                lease_until = CASE WHEN %(release)s THEN NULL ELSE lease_until END,
@@ -175,7 +177,7 @@ CLAIM = """UPDATE advanced_rest.jobs SET owner = %s, token = token + 1, version 
                        WHERE owner IS NULL AND state NOT IN {finished}
                              AND (state = {pending} OR undo IS NOT NULL)
                        ORDER BY priority DESC, seq FOR UPDATE SKIP LOCKED LIMIT 1)
-           RETURNING id, type, record, payload, undo, token, ran_by IS NOT NULL""".format(
+           RETURNING id, type, document, payload, undo, token, ran_by IS NOT NULL""".format(
     finished=_FINISHED, pending=_PENDING)
 # The leases of the claims this replica's workers hold ("id:token"), and only those.
 RENEW = """UPDATE advanced_rest.jobs SET lease_until = now() + %s * interval '1 second'

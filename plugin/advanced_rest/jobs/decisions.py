@@ -1,14 +1,15 @@
-"""The cluster's decisions on one job row, pure: what a client's action, a worker's move or a
-takeover does to it, from the one table of jobs/model.py.
+"""Every decision on a job, pure, for both stores (one server's, local.LocalStore, and the cluster's,
+cluster.replica.Cluster): what a client's action, a worker's move or a release does to a job's row,
+from the one table of jobs/model.py; what the job's JSON becomes by it; whether a new job has room.
 
-replica.py reads the row (locked), asks here, and writes the answer with a compare-and-set
-on the row's version in the same transaction. Nothing here touches a database.
+A store reads the row (under its lock, or locked in PostgreSQL), asks here, and writes the answer with a
+compare-and-set on the row's version. Nothing here keeps state or touches a database.
 """
 import dataclasses
 
-from ...errors import IllegalTransition
-from .. import model
-from ..model import Action, Move, State
+from ..errors import IllegalTransition, QueueFull, RequestTooLarge
+from . import model
+from .model import Action, Move, State
 
 CANCELED = {"ErrorCode": model.CANCELED_JOB, "ErrorDescription": model.CANCELED_DESCRIPTION, "ErrorDetails": ""}
 KEEP = object()  # a column left as it is
@@ -16,14 +17,14 @@ KEEP = object()  # a column left as it is
 
 @dataclasses.dataclass(frozen=True)
 class Row:
-    """What the decisions need of a job's row."""
+    """What the decisions need of a job's row (the cluster's columns; one server's model.Job alike)."""
 
     state: State
     version: int = 0
     owner: str = None
     token: int = 0
     ran: bool = False  # some replica started it since it was (re)submitted: it may have stored work
-    undo: dict = None  # its work must be removed, then it fails with this error (ErrorCode...)
+    undo: dict = None  # its work must be removed, then it fails with this error (ErrorCode, ...)
     pause_requested: bool = False
 
 
@@ -122,3 +123,50 @@ def release(row):
         return Change(state=state, release=True,
                       pause_requested=False if state == State.PAUSED or row.undo is not None else KEEP)
     return Change(release=True, pause_requested=False if row.undo is not None else KEEP)
+
+
+def document_after(document, change, report, now):
+    """The job's JSON (the core's shape) once `change` (a Change, or None) and what its worker reported with
+    it (a model.Report, or None) are written: the one way both stores change a job's JSON. `now`: the
+    moment, as model.timestamp writes it."""
+    document = dict(document, Timestamp=now)
+    if report is not None:
+        if report.progress is not None:
+            document["Progress"] = int(round(report.progress))
+        if report.runtime:
+            document["EffectiveRuntime"] = round(document.get("EffectiveRuntime", 0.0) + report.runtime, 6)
+        if report.content is not None:
+            document["Content"] = dict(report.content)
+    if change is None:
+        return document
+    if change.state is not KEEP:
+        document["State"] = change.state
+    if change.error is not None:
+        document.update(change.error)
+    if change.reset:
+        document.update(Progress=0, ErrorCode=0, ErrorDescription="Success", ErrorDetails="", EffectiveRuntime=0.0)
+        document.pop("CompletionTime", None)
+    if change.state is not KEEP and change.state in model.FINISHED:
+        document.setdefault("CompletionTime", now)
+        if change.state == State.SUCCESS:
+            document["Progress"] = 100
+    return document
+
+
+def check_room(unfinished, held, size, max_jobs, max_bytes, where=""):
+    """Refuse a new job of `size` bytes when `unfinished` jobs (any state but Success and Failure) holding
+    `held` bytes of requests leave no room for it; None bounds: unbounded.
+
+    Raises:
+        RequestTooLarge: `size` alone is over `max_bytes`: it could never be accepted.
+        QueueFull: `max_jobs` jobs are unfinished, or `size` would take `held` over `max_bytes`.
+    """
+    if max_bytes is not None and size > max_bytes:
+        raise RequestTooLarge("The body has %d bytes, more than AdvancedRest.MaxPendingBytes (%d): it can never be "
+                              "queued as a job" % (size, max_bytes))
+    if max_jobs is not None and unfinished >= max_jobs:
+        raise QueueFull("%d plugin jobs are unfinished%s (pending, paused or running): AdvancedRest.MaxPendingJobs is "
+                        "%d" % (unfinished, where, max_jobs))
+    if max_bytes is not None and held + size > max_bytes:
+        raise QueueFull("The unfinished plugin jobs%s hold %d bytes of requests: %d more would pass "
+                        "AdvancedRest.MaxPendingBytes (%d)" % (where, held, size, max_bytes))

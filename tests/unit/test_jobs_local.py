@@ -1,11 +1,14 @@
-"""The jobs engine with fake runners: states, transitions, priorities, history."""
+"""One server's jobs (jobs/local.py's store and jobs/workers.py's pool) with fake runners: states, transitions,
+priorities, history; and the pool against a fake cluster store (what it does with each Verdict)."""
 import threading
 
 import pytest
 
 from advanced_rest.errors import BadFileFormat
 from advanced_rest.jobs import model
-from advanced_rest.jobs.engine import Engine, IllegalTransition, Runner, UnknownJob
+from advanced_rest.errors import IllegalTransition, UnknownJob
+from advanced_rest.jobs.workers import Runner
+from local_jobs import LocalJobs
 from advanced_rest.jobs.model import Move, State
 
 
@@ -44,7 +47,7 @@ class Steps(Runner):
 
 @pytest.fixture
 def engine():
-    engine = Engine(concurrent_jobs=1, history_size=10)
+    engine = LocalJobs(concurrent_jobs=1, history_size=10)
     engine.start()
     yield engine
     engine.stop(timeout=5)
@@ -159,7 +162,7 @@ def test_finished_jobs_accept_pause_and_cancel_without_change(engine):
 
 
 def test_unknown_ids():
-    engine = Engine()
+    engine = LocalJobs()
     for call in (lambda: engine.act("nope", "pause"), lambda: engine.delete("nope"),
                  lambda: engine.wait("nope", 0)):
         with pytest.raises(UnknownJob):
@@ -167,7 +170,7 @@ def test_unknown_ids():
 
 
 def test_history_keeps_the_newest_finished_jobs():
-    engine = Engine(concurrent_jobs=1, history_size=2)
+    engine = LocalJobs(concurrent_jobs=1, history_size=2)
     engine.start()
     try:
         ids = [engine.submit("Test", Steps(1)) for _ in range(3)]
@@ -197,7 +200,7 @@ def test_wait_returns_at_the_timeout_with_the_current_state(engine):
 
 def test_stopping_puts_a_running_job_back_to_pending():
     gate = threading.Semaphore(0)
-    engine = Engine(concurrent_jobs=1)
+    engine = LocalJobs(concurrent_jobs=1)
     engine.start()
     job_id = engine.submit("Test", Steps(3, gate=gate))
     gate.release()
@@ -258,11 +261,27 @@ def test_two_cancels_of_one_pending_job_at_once_finish_it_once(engine):
     job_id = engine.submit("Test", runner)
     assert _storm(engine, job_id, ["cancel", "cancel"], rounds=1) == []
     job = engine.get(job_id)
-    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
-    assert runner.rolled_back == 1
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)  # it never ran: nothing to remove, at once
+    assert runner.done == [] and runner.rolled_back == 0
     assert list(engine._history).count(job_id) == 1
     gate.set()
     assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
+
+
+def test_two_cancels_of_one_paused_job_that_ran_remove_its_work_once(engine):
+    gate = threading.Semaphore(0)
+    runner = SlowUndo(3, gate=gate)
+    job_id = engine.submit("Test", runner)
+    _wait_state(engine, job_id, "Running")
+    engine.act(job_id, "pause")
+    gate.release()
+    _wait_state(engine, job_id, "Paused")
+    assert runner.done == [0]
+    assert _storm(engine, job_id, ["cancel", "cancel"], rounds=1) == []
+    job = engine.wait(job_id, 5)  # answered at once; the next free worker removes its work
+    assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
+    assert runner.rolled_back == 1 and runner.done == []
+    assert list(engine._history).count(job_id) == 1
 
 
 @pytest.mark.parametrize("actions", [
@@ -270,7 +289,7 @@ def test_two_cancels_of_one_pending_job_at_once_finish_it_once(engine):
     ["cancel", "resubmit", "delete", "pause", "resume"],
 ], ids="+".join)
 def test_storms_of_actions_leave_a_consistent_engine_whose_workers_still_run_jobs(actions):
-    engine = Engine(concurrent_jobs=2, history_size=3)
+    engine = LocalJobs(concurrent_jobs=2, history_size=3)
     engine.start()
     try:
         ids = [engine.submit("Test", SlowUndo(2)) for _ in range(4)]
@@ -286,7 +305,7 @@ def test_storms_of_actions_leave_a_consistent_engine_whose_workers_still_run_job
             if engine.get(job_id) is not None and engine.get(job_id)["State"] == "Paused":
                 engine.act(job_id, "resume")
         assert engine.wait(engine.submit("Test", Steps()), 5)["State"] == "Success"
-        assert all(thread.is_alive() for thread in engine._threads)
+        assert all(thread.is_alive() for thread in engine.workers._threads)
     finally:
         engine.stop(5)
 
@@ -315,7 +334,7 @@ def test_a_worker_survives_any_exception_and_the_job_still_ends(engine, caplog):
 
 def test_a_submission_is_persisted_before_it_is_queued():
     seen = []
-    engine = Engine(concurrent_jobs=1)
+    engine = LocalJobs(concurrent_jobs=1)
     engine._persist = lambda: seen.append([(record["ID"], record["State"]) for record, _ in engine.export()])
     job_id = engine.submit("Test", Steps(1))
     assert seen == [[(job_id, "Pending")]]
@@ -325,7 +344,7 @@ def test_a_submission_is_persisted_before_it_is_queued():
 def test_a_submission_that_cannot_be_persisted_is_refused_and_forgotten():
     def fail():
         raise BadFileFormat("disk gone")
-    engine = Engine(concurrent_jobs=1, persist=fail)
+    engine = LocalJobs(concurrent_jobs=1, persist=fail)
     with pytest.raises(BadFileFormat):
         engine.submit("Test", Steps(1))
     assert engine.all() == [] and not engine._queue
@@ -333,20 +352,24 @@ def test_a_submission_that_cannot_be_persisted_is_refused_and_forgotten():
 
 def test_accepted_actions_are_persisted_before_they_return(engine):
     saved = []
+    gate = threading.Semaphore(0)
+    job_id = engine.submit("Test", Steps(2, gate=gate))
+    _wait_state(engine, job_id, "Running")
     engine._persist = lambda: saved.append({r["ID"]: (r["State"], r["CancelRequested"]) for r, _ in engine.export()})
-    gate = _blocked(engine)
-    job_id = engine.submit("Test", Steps(1))
     engine.act(job_id, "pause")
-    assert saved[-1][job_id] == ("Paused", False)
+    gate.release()
+    _wait_state(engine, job_id, "Paused")
+    blocker = _blocked(engine)  # the only worker: the cancel's undo waits for it
     engine.act(job_id, "cancel")
-    # the cancel is saved before the undo starts: a crash then still ends the job in Failure
-    assert ("Paused", True) in [s.get(job_id) for s in saved]
-    gate.set()
+    # the cancel is saved before it is answered, its undo not begun: a crash then still ends the job in Failure
+    assert saved[-1][job_id] == ("Paused", True)
+    blocker.set()
+    assert (engine.wait(job_id, 5)["ErrorCode"]) == 37
 
 
 def test_a_full_queue_refuses_with_503():
     from advanced_rest.errors import QueueFull
-    engine = Engine(concurrent_jobs=1, max_pending=2)  # not started: everything stays pending
+    engine = LocalJobs(concurrent_jobs=1, max_pending=2)  # not started: everything stays pending
     engine.submit("Test", Steps(1))
     engine.submit("Test", Steps(1))
     with pytest.raises(QueueFull) as caught:
@@ -356,7 +379,7 @@ def test_a_full_queue_refuses_with_503():
 
 def test_a_job_restored_with_its_cancel_accepted_runs_again_then_undoes_everything():
     runner = Steps(3)
-    engine = Engine(concurrent_jobs=1)
+    engine = LocalJobs(concurrent_jobs=1)
     record = {"ID": "j", "Type": "Test", "Priority": 0, "State": "Running", "Progress": 40,
               "CreationTime": "2026-01-01T00:00:00+00:00", "CompletionTime": None, "Runtime": 0.1,
               "ErrorCode": 0, "ErrorDescription": "Success", "Content": {}, "CancelRequested": True}
@@ -370,77 +393,81 @@ def test_a_job_restored_with_its_cancel_accepted_runs_again_then_undoes_everythi
         engine.stop(5)
 
 
-# -- a cluster's fence (jobs/cluster/replica.py), faked: what the engine does with its verdicts ----------
+# -- the pool against a cluster's store, faked: what the workers do with each Verdict ------------------------
 
-class FakeFence:
-    """Answers every move with `verdict(document, move)`; records the moves."""
+class FakeStore:
+    """A JobStore (interfaces.JobStore) handing out one claim, answering each move with `verdict(move, report)`
+    as a cluster's row would; the moves recorded. `idle` is set once the worker asks for its next claim."""
 
-    def __init__(self, verdict):
-        self.verdict, self.moves = verdict, []
+    def __init__(self, claim, verdict):
+        self._claim, self.verdict, self.moves = claim, verdict, []
+        self.idle = threading.Event()
 
-    def __call__(self, document, move, claim):
-        self.moves.append((move, claim))
-        return self.verdict(document, move)
+    def claim(self, stopping):
+        claim, self._claim = self._claim, None
+        if claim is None:
+            self.idle.set()
+            stopping.wait()
+            return None
+        return claim
+
+    def move(self, claim, move, report=None):
+        self.moves.append((move, claim.token))
+        return self.verdict(move, report)
+
+    def wake(self):
+        pass
 
 
-def _fenced_engine(fence):
-    engine = Engine(concurrent_jobs=1, history_size=10, fence=fence)
-    engine.start()
-    return engine
-
-
-def _record(job_id, cancel=False):
-    return {"ID": job_id, "Type": "Test", "Priority": 0, "State": "Pending", "Progress": 0,
-            "CreationTime": "2026-01-01T00:00:00+00:00", "CompletionTime": None, "Runtime": 0.0, "ErrorCode": 0,
-            "ErrorDescription": "Success", "ErrorDetails": "", "Content": {}, "CancelRequested": cancel}
+def _pool_ran(claim, verdict):
+    """The moves one worker reported while running `claim` to its stop."""
+    from advanced_rest.jobs.workers import WorkerPool
+    store = FakeStore(claim, verdict)
+    pool = WorkerPool(store, concurrent_jobs=1)
+    pool.start()
+    try:
+        assert store.idle.wait(5)
+    finally:
+        pool.stop(5)
+    return store.moves
 
 
 def test_a_worker_whose_claim_is_lost_stops_and_undoes_nothing():
-    from advanced_rest.jobs.engine import Verdict
     steps = Steps(10)
-    fence = FakeFence(lambda document, move: None if move == "step" and document["Progress"] >= 30 else Verdict())
-    engine = _fenced_engine(fence)
-    try:
-        engine.adopt(_record("lost"), steps, claim=4)
-        import time
-        deadline = time.monotonic() + 5
-        while engine.get("lost") is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert engine.get("lost") is None, "forgotten here: the new owner has it"
-        assert steps.done == [0, 1, 2] and steps.rolled_back == 0
-        assert {claim for _, claim in fence.moves} == {4}
-    finally:
-        engine.stop(5)
+    moves = _pool_ran(model.Claim("lost", "Test", 4, steps),
+                      lambda move, report: None if move == "step" and report.progress >= 30 else model.Verdict())
+    assert steps.done == [0, 1, 2] and steps.rolled_back == 0
+    assert moves[-1] == (Move.STEP, 4) and {token for _, token in moves} == {4}
 
 
 def test_a_cancel_read_from_the_row_at_the_end_undoes_instead_of_succeeding():
-    from advanced_rest.jobs.engine import Verdict
-    fence = FakeFence(lambda document, move: Verdict(applied=False, cancel=True) if move == "succeed"
-                      else Verdict(cancel=move not in ("start", "step")))
-    engine = _fenced_engine(fence)
-    try:
-        steps = Steps(2)
-        engine.adopt(_record("late-cancel"), steps, claim=1)
-        job = engine.wait("late-cancel", 5)
-        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
-        assert steps.rolled_back == 1
-        assert [move for move, _ in fence.moves][-3:] == ["succeed", "undo", "undone"]
-    finally:
-        engine.stop(5)
+    steps = Steps(2)
+    moves = _pool_ran(model.Claim("late-cancel", "Test", 1, steps),
+                      lambda move, report: model.Verdict(applied=False, cancel=True) if move == "succeed"
+                      else model.Verdict(cancel=move not in ("start", "step")))
+    assert steps.rolled_back == 1
+    assert [move for move, _ in moves][-3:] == ["succeed", "undo", "undone"]
 
 
 def test_a_replay_to_undo_runs_to_its_end_whatever_the_row_asks_then_undoes():
-    from advanced_rest.jobs.engine import Verdict
-    fence = FakeFence(lambda document, move: Verdict(pause=True, cancel=True))
-    engine = _fenced_engine(fence)
-    try:
-        steps = Steps(3)
-        engine.adopt(_record("replay", cancel=True), steps, claim=9)
-        job = engine.wait("replay", 5)
-        assert (job["State"], job["ErrorCode"]) == ("Failure", 37)
-        assert steps.rolled_back == 1 and "suspend" not in [move for move, _ in fence.moves]
-    finally:
-        engine.stop(5)
+    steps = Steps(3)
+    moves = _pool_ran(model.Claim("replay", "Test", 9, steps, undoing=True, replay=True),
+                      lambda move, report: model.Verdict(pause=True, cancel=True))
+    assert steps.done == [] and steps.rolled_back == 1  # all three stored again, then all removed
+    assert [move for move, _ in moves][-2:] == ["cancelled", "undone"] and "suspend" not in [m for m, _ in moves]
+
+
+def test_a_claim_to_undo_whose_runner_knows_its_work_removes_it_without_running_again():
+    steps = Steps(3)
+    moves = _pool_ran(model.Claim("undo", "Test", 3, steps, undoing=True), lambda move, report: model.Verdict())
+    assert steps.done == [] and steps.rolled_back == 1
+    assert [move for move, _ in moves] == ["undo", "undone"]
+
+
+def test_a_job_paused_at_its_first_step_lets_go_before_running_it():
+    runner = Parkable(3)
+    moves = _pool_ran(model.Claim("let-go", "Test", 2, runner), lambda move, report: model.Verdict(pause=move == "step"))
+    assert [move for move, _ in moves] == ["start", "step", "suspend"] and runner.done == []
 
 
 def test_every_job_change_reaches_on_change_in_the_order_it_happened():
@@ -455,7 +482,7 @@ def test_every_job_change_reaches_on_change_in_the_order_it_happened():
             time.sleep(0.05)
         told.append((job["ID"], job["State"]))
 
-    engine = Engine(concurrent_jobs=2, history_size=50, on_change=on_change)
+    engine = LocalJobs(concurrent_jobs=2, history_size=50, on_change=on_change)
     engine.start()
     try:
         ids = [engine.submit("Test", Steps(count=2)) for _ in range(5)]
@@ -465,7 +492,7 @@ def test_every_job_change_reaches_on_change_in_the_order_it_happened():
         engine.stop(timeout=5)
     for job_id in ids:
         states = [state for told_id, state in told if told_id == job_id]
-        assert states == [State.PENDING] + [State.RUNNING] * 3 + [State.SUCCESS], states
+        assert states == [State.PENDING] + [State.RUNNING] * 3 + [State.SUCCESS], states  # started, 50 %, 100 %
 
 
 # -- bounded whatever the state: MaxPendingJobs, MaxPendingBytes, and what a waiting job keeps ------------
@@ -502,7 +529,7 @@ class Parkable(Steps):
 def test_max_pending_jobs_counts_running_and_paused_jobs_too():
     from advanced_rest.errors import QueueFull
     gate = threading.Event()
-    engine = Engine(concurrent_jobs=1, max_pending=3)
+    engine = LocalJobs(concurrent_jobs=1, max_pending=3)
     engine.start()
     try:
         running = engine.submit("Test", Steps(1, gate=gate))
@@ -526,7 +553,7 @@ def test_max_pending_jobs_counts_running_and_paused_jobs_too():
 
 def test_max_pending_bytes_bounds_the_requests_of_unfinished_jobs():
     from advanced_rest.errors import QueueFull, RequestTooLarge
-    engine = Engine(concurrent_jobs=1, max_pending_bytes=100)  # not started: everything stays unfinished
+    engine = LocalJobs(concurrent_jobs=1, max_pending_bytes=100)  # not started: everything stays unfinished
     first = engine.submit("Test", Sized(60))
     engine.act(first, "pause")
     with pytest.raises(QueueFull) as caught:
@@ -545,7 +572,7 @@ def test_max_pending_bytes_bounds_the_requests_of_unfinished_jobs():
 
 def test_a_resubmission_needs_room_as_a_submission_does():
     from advanced_rest.errors import QueueFull
-    engine = Engine(concurrent_jobs=1, max_pending=1)  # not started
+    engine = LocalJobs(concurrent_jobs=1, max_pending=1)  # not started
     failed = engine.submit("Test", Steps(1))
     engine.act(failed, "cancel")
     waiting = engine.submit("Test", Steps(1))
@@ -559,7 +586,7 @@ def test_a_resubmission_needs_room_as_a_submission_does():
 
 def test_a_saved_job_waits_without_its_request_and_resumes_from_its_step():
     gate = threading.Semaphore(0)
-    engine = Engine(concurrent_jobs=1)
+    engine = LocalJobs(concurrent_jobs=1)
     waiting = Parkable(1)
     waiting_id = engine.submit("Test", waiting)
 
@@ -590,25 +617,8 @@ def test_a_saved_job_waits_without_its_request_and_resumes_from_its_step():
 
 
 def test_a_job_not_saved_keeps_its_request():
-    engine = Engine(concurrent_jobs=1)  # SaveJobs false: nowhere else to keep it
+    engine = LocalJobs(concurrent_jobs=1)  # SaveJobs false: nowhere else to keep it
     runner = Parkable(1)
     job_id = engine.submit("Test", runner)
     engine.act(job_id, "pause")
     assert runner.parks == [] and runner.request == "request"
-
-
-def test_a_cluster_job_let_go_paused_is_forgotten_by_the_replica_that_ran_it():
-    import time
-    from advanced_rest.jobs.engine import Verdict
-    fence = FakeFence(lambda document, move: Verdict(pause=move == "step"))
-    engine = _fenced_engine(fence)
-    try:
-        runner = Parkable(3)
-        engine.adopt(_record("let-go"), runner, claim=2)
-        deadline = time.monotonic() + 5
-        while engine.get("let-go") is not None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert engine.get("let-go") is None, "its row holds its request: whoever claims it next re-creates it"
-        assert [move for move, _ in fence.moves][-1] == "suspend" and runner.done == []
-    finally:
-        engine.stop(5)

@@ -1,4 +1,4 @@
-"""The cluster's decisions on a job row (jobs/cluster/rows.py), without a database: every move follows the one
+"""The decisions on a job row (jobs/decisions.py, of both stores), without a database: every move follows the one
 table, a lost claim is lost whatever the move, a cancel answered is never forgotten."""
 import itertools
 
@@ -7,8 +7,8 @@ import pytest
 from advanced_rest.errors import IllegalTransition
 from advanced_rest.jobs import model
 from advanced_rest.jobs.model import Move, State
-from advanced_rest.jobs.cluster import rows
-from advanced_rest.jobs.cluster.rows import KEEP, LOST, Row
+from advanced_rest.jobs import decisions as rows
+from advanced_rest.jobs.decisions import KEEP, LOST, Row
 
 ME, TOKEN = "replica-a", 7
 
