@@ -1,6 +1,6 @@
 """advanced-rest: Orthanc's REST API, extended, as a Python plugin."""
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 
 def register():

@@ -1,5 +1,6 @@
 """Wiring: configuration -> settings -> routes, with host.py's calls handed to each feature."""
 import dataclasses
+import json
 import logging
 import random
 import sys
@@ -20,6 +21,7 @@ from .metrics.families import Metrics, tally
 from .metrics.received import ReceivedCounter
 from .metrics.push import Pusher, headline
 from .metrics.routes import MetricsApi
+from .retries.core_jobs import CoreRetries
 from .ui.routes import JobsPage
 from .web import Router, Transport, json_response
 from .webhooks.dispatch import Dispatcher, Saver
@@ -78,9 +80,10 @@ class _Background:
     Work starts at ORTHANC_STARTED since the database is not open while plugins initialise.
     """
 
-    def __init__(self, mode, watcher, pusher, received, http_store=None):
+    def __init__(self, mode, watcher, pusher, received, http_store=None, retries=None):
         self.mode, self.watcher, self.pusher, self.received = mode, watcher, pusher, received
         self.http_store = http_store  # create-dicom's store through Orthanc's HTTP server (None: never)
+        self.retries = retries  # retries.core_jobs.CoreRetries, or None (no policy)
 
     def started(self, _):
         host.test_references()  # before the rest: until it decides, requests are served as the Python plugin does alone
@@ -88,6 +91,9 @@ class _Background:
             _decide_store(self.http_store)
         _check_database(self.mode.clustered)
         self.mode.start()
+        if self.retries is not None:  # its table back before the first look at the core's jobs shapes them
+            self.retries.load()
+            self.retries.start()
         self.watcher.start()
         self.pusher.start()
         self.received.start()
@@ -96,6 +102,8 @@ class _Background:
         self.received.stop()
         self.pusher.stop()
         self.watcher.stop()
+        if self.retries is not None:
+            self.retries.stop()
         self.mode.stop()
 
 
@@ -320,6 +328,22 @@ def _loopback(settings):
     return core_jobs, access
 
 
+def _retries(settings, metrics):
+    """The core's failed jobs run again under AdvancedRest.Retries (one server), or None (no policy; a cluster:
+    not yet, said in one line)."""
+    if not settings.retries:
+        return None
+    if settings.cluster:
+        logger.error("AdvancedRest.Retries is not available in a cluster yet: no job is retried (one server only)")
+        return None
+
+    def resubmit(job_id):
+        host.rest_post("/jobs/%s/resubmit" % job_id, b"")
+    metrics.add_retries()
+    return CoreRetries(settings.retries, host.get_global_property, host.set_global_property, resubmit,
+                       lambda: json.loads(host.rest_get("/jobs")), settings.max_retrying_jobs, count=metrics.retried)
+
+
 def register():
     """Serve every feature the configuration enables."""
     host.install_logging()
@@ -340,6 +364,10 @@ def register():
                      "cluster" if settings.cluster else "plugin's jobs", exc)
         return
     core_jobs, access = _loopback(settings)
+    retries = _retries(settings, metrics)
+    if retries is not None:  # every core job the plugin shows (lists, wait, feed, webhooks, metrics) as it retries it
+        core_jobs = retries.view(core_jobs)
+        metrics.add_retry_source(retries.gauges)
     watcher = CoreWatcher(mode.feed, lambda: core_jobs.all(in_request=False),
                           mode.peers.publish_core if mode.peers is not None else None, ids=core_jobs.ids)
     metrics.add_job_source(mode.counted)
@@ -348,7 +376,7 @@ def register():
     create_dicom = CreateDicom(settings, dictionary, services, mode.jobs, observe=metrics.create_dicom)
     jobs = JobsApi(mode.jobs, Core(host.rest_get, host.rest_post, host.rest_delete), core_jobs, mode.feed,
                    WaitLimits(settings.max_wait_seconds, settings.max_waiting_requests), peers=mode.peers,
-                   loaded=mode.loaded, access=access,
+                   loaded=mode.loaded, access=access, retries=retries,
                    outputs=OutputLimits(settings.max_output_bytes, settings.max_concurrent_outputs))
     metrics_api = MetricsApi(metrics, lambda: host.rest_get("/tools/metrics-prometheus"),
                              lambda: headline(mode.counted))
@@ -362,7 +390,7 @@ def register():
                  JobsPage(settings.root))
 
     background = _Background(mode, watcher, Pusher(lambda: headline(mode.counted), host.set_metric, metrics.enabled),
-                             received, http_store)
+                             received, http_store, retries)
     host.register_on_change({
         "ORTHANC_STARTED": background.started,
         "ORTHANC_STOPPED": background.stopped,

@@ -37,8 +37,10 @@ class Option:
             right_kind = isinstance(value, (int, float)) and not isinstance(value, bool)
         elif self.kind is int:
             right_kind = isinstance(value, int) and not isinstance(value, bool)  # bool is an int in Python
-        elif self.kind is list:
-            right_kind = isinstance(value, list) and all(isinstance(item, str) for item in value)
+        elif self.kind is list:  # of strings, or of integers when its default is
+            item_kind = type(self.default[0]) if self.default else str
+            right_kind = isinstance(value, list) and all(isinstance(item, item_kind) and not isinstance(item, bool)
+                                                         for item in value)
         else:
             right_kind = isinstance(value, self.kind)
         if not right_kind:
@@ -58,6 +60,9 @@ class Option:
 
 
 MIB = 1024 * 1024
+# Orthanc's error codes retried by default: NetworkProtocol (a modality or peer that refuses or drops the
+# connection, an HTTP error of a peer), Timeout, DatabaseUnavailable.
+DEFAULT_RETRIED_CODES = (9, 16, 36)
 OPTIONS = (
     Option("Root", str, "/advanced-rest", "prefix of the plugin's own routes", "Configuration", "root"),
     Option("ServeCoreRoutes", bool, True, "also answer the core's routes (`/tools/create-dicom`), so existing "
@@ -118,7 +123,7 @@ OPTIONS = (
            "the URL's scheme, host and port, e.g. https://hooks.example.org:443; two endpoints without a Name "
            "on the same host and port are refused)", "Webhooks"),
     Option("Webhooks.Events", list, ["JobSuccess", "JobFailure"], "events sent: JobSubmitted, JobRunning, JobPaused, "
-           "JobSuccess, JobFailure, JobDeleted", "Webhooks"),
+           "JobRetry, JobSuccess, JobFailure, JobDeleted", "Webhooks"),
     Option("Webhooks.Types", list, [], "job types sent, core and plugin (empty: all)", "Webhooks"),
     Option("Webhooks.Secret", str, "", "Standard Webhooks secret (`whsec_` + base64); empty: unsigned", "Webhooks"),
     Option("Webhooks.TimeoutSeconds", float, 10.0, "connecting, and each read of the answer", "Webhooks",
@@ -131,6 +136,21 @@ OPTIONS = (
            "jitter", "Webhooks", above=0, maximum=3600),
     Option("Webhooks.MaxBackoffSeconds", float, 3600.0, "longest wait between two attempts", "Webhooks",
            above=0, maximum=86400),
+    Option("Retries.Types", list, [], "job types it retries, the core's (DicomModalityStore, OrthancPeerStore...); "
+           "required", "Retries"),
+    Option("Retries.ErrorCodes", list, list(DEFAULT_RETRIED_CODES), "Orthanc error codes retried (the default: "
+           "network errors, timeouts, the database unavailable); never a bad request", "Retries"),
+    Option("Retries.MaxAttempts", int, 5, "runs of a job, the first included, before it fails for good", "Retries",
+           minimum=1, maximum=1000),
+    Option("Retries.MaxAgeHours", float, 24.0, "a job that first failed this long ago fails for good", "Retries",
+           above=0, maximum=24 * 365),
+    Option("Retries.BackoffSeconds", float, 30.0, "wait before the first retry; doubled at each retry, with jitter",
+           "Retries", above=0, maximum=86400),
+    Option("Retries.MaxBackoffSeconds", float, 3600.0, "longest wait between two runs", "Retries", above=0,
+           maximum=7 * 86400),
+    Option("MaxRetryingJobs", int, 1000, "a failed job under a policy while that many wait in Retry fails for good "
+           "(logged, and counted in orthanc_advanced_rest_retries_total{outcome=\"refused\"})", "Limits",
+           "max_retrying_jobs", minimum=1, maximum=1000000),
     Option("Cluster.Enabled", bool, False, "share the plugin's jobs through PostgreSQL", "Cluster",
            orthanc="PostgreSQL.EnableIndex"),
     Option("Cluster.LeaseSeconds", float, 30.0, "a replica silent this long is considered dead", "Cluster",
@@ -191,9 +211,28 @@ class Settings:
     webhooks: tuple = ()
     max_pending_deliveries: int = _default("MaxPendingDeliveries")
     kept_deliveries: int = _default("KeptDeliveries")
+    # Automatic retries: the policies (AdvancedRest.Retries) and how many jobs may wait in Retry.
+    retries: tuple = ()
+    max_retrying_jobs: int = _default("MaxRetryingJobs")
 
 
-WEBHOOK_EVENTS = ("JobSubmitted", "JobRunning", "JobPaused", "JobSuccess", "JobFailure", "JobDeleted")
+WEBHOOK_EVENTS = ("JobSubmitted", "JobRunning", "JobPaused", "JobRetry", "JobSuccess", "JobFailure", "JobDeleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    """One policy of AdvancedRest.Retries: which failed jobs run again, how often, how long after."""
+
+    types: tuple
+    error_codes: tuple = DEFAULT_RETRIED_CODES
+    max_attempts: int = 5
+    max_age_hours: float = 24.0
+    backoff_seconds: float = 30.0
+    max_backoff_seconds: float = 3600.0
+
+    def retries(self, job_type, error_code):
+        """Whether a job of `job_type` that failed with `error_code` is this policy's to run again."""
+        return job_type in self.types and error_code in self.error_codes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +279,7 @@ def _unknown(problems, section, prefix):
     """Note every key of `section` that no option under `prefix` declares."""
     known = sorted(name[len(prefix):] for name in OPTION if name.startswith(prefix) and "." not in name[len(prefix):])
     if prefix == "":
-        known = sorted(known + ["Cluster", "Webhooks"])
+        known = sorted(known + ["Cluster", "Retries", "Webhooks"])
     for key in sorted(set(section) - set(known)):
         problems.append("AdvancedRest.%s%s is not a known option (known: %s)" % (prefix, key, ", ".join(known)))
 
@@ -283,6 +322,7 @@ def from_configuration(config):
     values["loopback_stores"] = max(1, int(http_threads * share)) if share > 0 else 0
     cluster = _cluster(problems, config, section)
     values["webhooks"] = _webhooks(problems, section)
+    values["retries"] = _retries(problems, section)
     values["authenticated_users"] = authenticated_users(config)
     values["ingest_transcoding"] = bool(config.get("IngestTranscoding"))
     values["trusted_origins"] = _origins(problems, _read(problems, section, OPTION["TrustedOrigins"]))
@@ -463,6 +503,45 @@ def _webhooks(problems, section):
                              max_attempts=values["MaxAttempts"], max_age_hours=float(values["MaxAgeHours"]),
                              backoff_seconds=float(values["BackoffSeconds"]),
                              max_backoff_seconds=float(values["MaxBackoffSeconds"])))
+    return tuple(found)
+
+
+def _retries(problems, section):
+    """The policies of AdvancedRest.Retries, each checked; a job type in two policies is refused (which would
+    decide would depend on their order)."""
+    policies = section.get("Retries", [])
+    if not isinstance(policies, list):
+        problems.append("AdvancedRest.Retries must be a list of policies, not %r" % (type(policies).__name__,))
+        return ()
+    found, owner = [], {}  # job type -> index of its policy
+    fields = {name.split(".", 1)[1]: option for name, option in OPTION.items() if name.startswith("Retries.")}
+    for index, policy in enumerate(policies):
+        where = "AdvancedRest.Retries[%d]" % index
+        if not isinstance(policy, dict):
+            problems.append("%s must be a JSON object" % where)
+            continue
+        before = len(problems)
+        for key in sorted(set(policy) - set(fields)):
+            problems.append("%s.%s is not a known option (known: %s)" % (where, key, ", ".join(sorted(fields))))
+        values = {}
+        for key, option in fields.items():
+            value = policy.get(key, option.default)
+            problem = option.check(value) if key in policy else None
+            if problem:
+                problems.append("%s.%s %s" % (where, key, problem))
+            values[key] = value
+        if isinstance(values["Types"], list) and not values["Types"]:
+            problems.append("%s.Types must name at least one job type" % where)
+        for job_type in values["Types"] if isinstance(values["Types"], list) else []:
+            if job_type in owner:
+                problems.append("%s.Types: %s is already AdvancedRest.Retries[%d]'s" % (where, job_type, owner[job_type]))
+            owner.setdefault(job_type, index)
+        if len(problems) > before:
+            continue
+        found.append(RetryPolicy(types=tuple(values["Types"]), error_codes=tuple(values["ErrorCodes"]),
+                                 max_attempts=values["MaxAttempts"], max_age_hours=float(values["MaxAgeHours"]),
+                                 backoff_seconds=float(values["BackoffSeconds"]),
+                                 max_backoff_seconds=float(values["MaxBackoffSeconds"])))
     return tuple(found)
 
 

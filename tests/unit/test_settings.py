@@ -105,7 +105,8 @@ import re
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 # Declaration table -> the README heading the table of options follows.
 TABLES = {"Configuration": "## Configuration", "Limits": "### Limits",
-          "Cluster": "## Several Orthanc on one PostgreSQL (the cluster)", "Webhooks": "## Webhooks"}
+          "Cluster": "## Several Orthanc on one PostgreSQL (the cluster)", "Webhooks": "## Webhooks",
+          "Retries": "## Automatic retries"}
 
 
 def _rows(heading, text=None):
@@ -164,3 +165,28 @@ def test_trusted_origins_are_checked_and_kept_in_lower_case():
     assert read.trusted_origins == ("https://viewer.example.org:8443",)
     with pytest.raises(settings.SettingsError, match="TrustedOrigins.*'https://viewer.example.org/app'"):
         settings.from_configuration({"AdvancedRest": {"TrustedOrigins": ["https://viewer.example.org/app"]}})
+
+
+# ---- AdvancedRest.Retries ---------------------------------------------------------------------------------
+
+def test_a_retry_policy_is_read_with_its_defaults():
+    got = settings.from_configuration({"AdvancedRest": {"Retries": [
+        {"Types": ["DicomModalityStore", "OrthancPeerStore"], "MaxAttempts": 7}]}})
+    assert got.retries == (settings.RetryPolicy(types=("DicomModalityStore", "OrthancPeerStore"), max_attempts=7),)
+    policy = got.retries[0]
+    assert policy.retries("OrthancPeerStore", 9) and not policy.retries("OrthancPeerStore", 8)
+    assert not policy.retries("Archive", 9) and got.max_retrying_jobs == 1000
+
+
+@pytest.mark.parametrize("policies, named", [
+    ([{"Types": []}], "Retries[0].Types must name at least one job type"),
+    ([{"Types": ["A"], "Codes": [9]}], "Retries[0].Codes is not a known option"),
+    ([{"Types": ["A"], "ErrorCodes": ["9"]}], "Retries[0].ErrorCodes must be"),
+    ([{"Types": ["A"]}, {"Types": ["A"]}], "Retries[1].Types: A is already AdvancedRest.Retries[0]'s"),
+    ([{"Types": ["A"], "MaxAttempts": 0}], "Retries[0].MaxAttempts must be at least 1"),
+    ({"Types": ["A"]}, "AdvancedRest.Retries must be a list of policies"),
+], ids=["no type", "unknown option", "codes not numbers", "a type twice", "no attempt", "not a list"])
+def test_a_bad_retry_policy_is_named(policies, named):
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_configuration({"AdvancedRest": {"Retries": policies}})
+    assert named in str(caught.value)

@@ -25,7 +25,8 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     (None, "Success", ["JobSubmitted", "JobSuccess"]),  # a core job first seen ended
     ("Success", "Deleted", ["JobDeleted"]),
     (None, "Deleted", ["JobDeleted"]),
-    ("Running", "Retry", []),
+    ("Failure", "Retry", ["JobRetry"]),  # a failed job a policy retries later (retries/)
+    ("Retry", "Pending", []),  # its retry runs: it was submitted already
 ])
 def test_events_of_a_change(previous, state, expected):
     assert events.events_for(previous, state) == expected

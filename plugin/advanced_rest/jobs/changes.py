@@ -36,8 +36,8 @@ class ChangeFeed:
         self._seen = {}  # job id -> (State, Progress) last reported, to report changes only
 
     def record(self, job, origin):
-        """Report a job's JSON; a change is recorded only if its state or progress moved."""
-        key = (job.get("State"), job.get("Progress"))
+        """Report a job's JSON; a change is recorded only if its state, progress or attempt moved."""
+        key = (job.get("State"), job.get("Progress"), job.get("Attempt"))  # Attempt: a retried core job's
         with self._condition:
             if self._seen.get(job.get("ID")) == key:
                 return

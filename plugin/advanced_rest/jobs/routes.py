@@ -139,8 +139,11 @@ class JobsApi:
     """Handlers of the jobs routes, bound to the plugin's jobs (interfaces.Jobs) and the core."""
 
     def __init__(self, jobs, core, core_jobs, feed, limits=WaitLimits(), peers=None, loaded=None, access=None,
-                 outputs=OutputLimits()):
+                 outputs=OutputLimits(), retries=None):
         self._jobs, self._core, self._core_jobs, self._feed = jobs, core, core_jobs, feed
+        # retries.core_jobs.CoreRetries (None: no AdvancedRest.Retries): it holds the core's jobs waiting in
+        # Retry, whose actions (under {Root}) are its own, and which cannot be deleted until they end.
+        self._retries = retries
         # access.Access (None: Orthanc's HTTP server is off, every request came through the SDK, from Lua
         # or a plugin, which may call the core's paths anyway: nothing to ask).
         self._access = access
@@ -249,6 +252,10 @@ class JobsApi:
             self._check(request, own, "DELETE", _core_uri(job_id))
             self._peers.act_on_peer_core_job(job_id, "delete")
             return json_response({})
+        if self._retries is not None and self._retries.holds(job_id):
+            self._check(request, own, "GET", _core_uri(job_id))  # never the DELETE itself: the core would do it
+            raise IllegalTransition("Only a finished job can be deleted; this one is %s (automatic retries: "
+                                    "cancel it first)" % model.State.RETRY)
         core = self._as(request, own, job_id, "DELETE", _core_uri(job_id))
         try:
             core.delete(_core_uri(job_id))
@@ -273,7 +280,7 @@ class JobsApi:
         elif self._peer_job(job_id) is not None:
             self._check(request, own, "POST", _core_uri(job_id, action))
             self._peers.act_on_peer_core_job(job_id, action)  # carried out by the replica that runs it
-        else:
+        elif not self._retried(request, own, job_id, action):
             try:
                 self._as(request, own, job_id, "POST", _core_uri(job_id, action)).post(_core_uri(job_id, action), b"")
             except OrthancError as error:
@@ -283,6 +290,25 @@ class JobsApi:
                 raise BadRequest("Cannot %s job %s (unknown, or not allowed in its state)" % (action, job_id),
                                  code=error.code if error.http_status == 400 else 8) from None
         return json_response({})
+
+    def _retried(self, request, own, job_id, action):
+        """Whether `action` was a core job's that waits in Retry (or is paused there), then carried out.
+
+        The action goes first to the core's path as the requester, so that the site's rules decide as for any
+        core job: on a job that the core shows failed, cancel and pause change nothing there, resume is
+        refused (400), resubmit runs it now (the retries see it running at their next look). Then the retries
+        carry out what the action means for them (CoreRetries.act)."""
+        if self._retries is None or not self._retries.holds(job_id):
+            return False
+        uri = _core_uri(job_id, action)
+        try:
+            self._as(request, own, job_id, "POST", uri).post(uri, b"")
+        except OrthancError as error:
+            if error.http_status >= 500 or action != model.Action.RESUME:
+                raise
+        if action != model.Action.RESUBMIT:
+            self._retries.act(job_id, action)
+        return True
 
     def get(self, request, own=False):
         self._await_loaded()

@@ -50,6 +50,25 @@ class OutboxCollector:
         yield oldest
 
 
+class RetriesCollector:
+    """The jobs held in Retry (waiting, or paused there) by type, and how late the oldest due one is."""
+
+    def __init__(self, gauges):
+        self._gauges = gauges
+
+    def collect(self):
+        waiting = GaugeMetricFamily("orthanc_advanced_rest_retries_waiting", "Failed jobs waiting in Retry (or "
+                                    "paused there), by type", labels=["type"])
+        late = GaugeMetricFamily("orthanc_advanced_rest_retry_oldest_due_seconds", "How long ago the oldest due "
+                                 "retry was due (0 when none is)")
+        counts, seconds = self._gauges()
+        for job_type, count in sorted(counts.items()):
+            waiting.add_metric([job_type], float(count))
+        late.add_metric([], float(seconds))
+        yield waiting
+        yield late
+
+
 def tally(jobs):
     """{(type, state): count} of a list of job JSONs: what a source of orthanc_jobs returns."""
     return collections.Counter((job.get("Type"), job.get("State")) for job in jobs)
@@ -150,6 +169,20 @@ class Metrics:
     def webhook_refused(self, endpoint, count=1):
         if self.enabled():
             self._child(self._webhook_refused, endpoint).inc(count)
+
+    def add_retries(self):
+        """The automatic retries' counter (see retried)."""
+        self._retries = Counter("orthanc_advanced_rest_retries", "Automatic retries of failed jobs, by type and "
+                                "outcome (scheduled, resubmitted, succeeded, gave_up, cancelled, lost, refused)",
+                                ["type", "outcome"], registry=self.registry)
+
+    def add_retry_source(self, gauges):
+        """The jobs waiting in Retry and the oldest due one's lateness: `gauges()` -> ({type: count}, seconds)."""
+        self.registry.register(RetriesCollector(gauges))
+
+    def retried(self, job_type, outcome):
+        if self.enabled():
+            self._child(self._retries, job_type, outcome).inc()
 
     def add_job_source(self, source):
         """Another source of orthanc_jobs: a callable returning {(type, state): count} (see `tally`)."""

@@ -60,7 +60,7 @@ class ClusterOutbox:
     def job_changed(self, conn, job, change, replica):
         """A move's job JSON, recorded in the feed as `change`: its deliveries, in the caller's transaction
         (an event refused by a full outbox is kept for `refusals()`)."""
-        job_id, state = job.get("ID"), job.get("State")
+        job_id, state = job.get("ID"), events.phase(job)
         found = conn.execute(sql.WEBHOOK_STATE, (job_id,)).fetchone()
         previous = found[0] if found else None
         if previous == state:

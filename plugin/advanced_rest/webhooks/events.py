@@ -6,20 +6,30 @@ import uuid
 
 import standardwebhooks
 
+from .. import backoff
 from ..jobs import model
 from ..jobs.model import State
 
 # The job's state -> the event of reaching it (Pending is JobSubmitted only when the job is new or
 # resubmitted: a resumed or released job was submitted already).
 _REACHED = {State.RUNNING: "JobRunning", State.PAUSED: "JobPaused", State.SUCCESS: "JobSuccess",
-            State.FAILURE: "JobFailure", model.DELETED: "JobDeleted"}
+            State.FAILURE: "JobFailure", State.RETRY: "JobRetry", model.DELETED: "JobDeleted"}
 TEST_EVENT = "Test"
 
 
+def phase(job):
+    """What a job's events follow of it: its State, and in Retry its Attempt too ("Retry/2"), so that each retry
+    planned is one JobRetry (the runs in between may be too quick for the look at the core's jobs to see)."""
+    state = job.get("State")
+    return "%s/%s" % (state, job.get("Attempt")) if state == State.RETRY else state
+
+
 def events_for(previous, state):
-    """The events of a job going from state `previous` (None: never seen) to `state`, in order."""
+    """The events of a job going from `previous` (None: never seen) to `state` (each a State, or a `phase`)."""
     if previous == state:
         return []
+    previous = previous.split("/")[0] if previous else previous
+    state = state.split("/")[0]
     events = []
     if previous is None or (state == State.PENDING and previous in model.FINISHED):
         if state != model.DELETED:
@@ -53,13 +63,6 @@ def headers(event_id, text, secret, now):
     return result
 
 
-def retry_delay(attempts, endpoint, random):
-    """Seconds before the next attempt after `attempts` failed ones: doubling from the endpoint's
-    BackoffSeconds up to its MaxBackoffSeconds, each drawn in [half, all] of that (jitter)."""
-    delay = min(endpoint.max_backoff_seconds, endpoint.backoff_seconds * 2 ** max(0, attempts - 1))
-    return delay * (0.5 + 0.5 * random())
-
-
-def gives_up(attempts, created, now, endpoint):
-    """Whether a delivery that failed `attempts` times, made at `created`, is failed for good."""
-    return attempts >= endpoint.max_attempts or now - created >= endpoint.max_age_hours * 3600
+# When to try a delivery again, and when it has failed for good: as the job retries do (backoff.py).
+retry_delay = backoff.delay
+gives_up = backoff.gives_up

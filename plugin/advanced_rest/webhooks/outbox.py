@@ -46,7 +46,7 @@ class Outbox:
     def job_changed(self, job, change, replica=None):
         """A job's JSON as recorded in the feed (change number `change`): its events, one delivery per
         endpoint that wants each. An event refused by a full outbox is kept for `refusals()`."""
-        job_id, state = job.get("ID"), job.get("State")
+        job_id, state = job.get("ID"), events.phase(job)
         with self._lock:
             previous = self._states.get(job_id)
             if previous == state:

@@ -6,7 +6,7 @@ const ROOT = location.pathname.replace(/\/ui\/[^/]*$/, "");
 const STATES = ["Running", "Pending", "Retry", "Paused", "Failure", "Success"];
 const ACTIONS = {  // what each state allows, as the core's jobs registry (README, Jobs)
   Pending: ["pause", "cancel"], Running: ["pause", "cancel"], Paused: ["resume", "cancel"],
-  Retry: ["pause", "cancel"], Failure: ["resubmit", "delete"], Success: ["delete"],
+  Retry: ["resubmit", "pause", "cancel"], Failure: ["resubmit", "delete"], Success: ["delete"],
 };
 const POLL_SECONDS = 25;  // one long-poll of the change feed; the server bounds it (MaxWaitSeconds)
 const FETCHES_AT_ONCE = 4;
