@@ -443,30 +443,39 @@ def _former_default_name(url):
     return "%s://%s%s%s" % (parts.scheme, host, ":%d" % parts.port if parts.port else "", parts.path)
 
 
-def _webhooks(problems, section):
-    """The endpoints of AdvancedRest.Webhooks, each checked (names unique)."""
-    endpoints = section.get("Webhooks", [])
-    if not isinstance(endpoints, list):
-        problems.append("AdvancedRest.Webhooks must be a list of endpoints, not %r" % (type(endpoints).__name__,))
-        return ()
-    found, names = [], {}  # name -> index of its endpoint
-    fields = {name.split(".", 1)[1]: option for name, option in OPTION.items() if name.startswith("Webhooks.")}
-    for index, endpoint in enumerate(endpoints):
-        where = "AdvancedRest.Webhooks[%d]" % index
-        if not isinstance(endpoint, dict):
+def _items(problems, section, name, noun, secret=None):
+    """(index, its path, its values with the defaults, whether they are all good) of each object of the list AdvancedRest.`name` (the
+    options `name`.X declare its keys), its bad keys and values noted in `problems` (the value of `secret`, a
+    key, is never told). `noun`: what an item is, for the message of a list that is not one."""
+    items = section.get(name, [])
+    if not isinstance(items, list):
+        problems.append("AdvancedRest.%s must be a list of %s, not %r" % (name, noun, type(items).__name__))
+        return
+    fields = {key.split(".", 1)[1]: option for key, option in OPTION.items() if key.startswith(name + ".")}
+    for index, item in enumerate(items):
+        where = "AdvancedRest.%s[%d]" % (name, index)
+        if not isinstance(item, dict):
             problems.append("%s must be a JSON object" % where)
             continue
         before = len(problems)
-        for key in sorted(set(endpoint) - set(fields)):
+        for key in sorted(set(item) - set(fields)):
             problems.append("%s.%s is not a known option (known: %s)" % (where, key, ", ".join(sorted(fields))))
         values = {}
         for key, option in fields.items():
-            value = endpoint.get(key, option.default)
-            problem = option.check(value) if key in endpoint else None
+            value = item.get(key, option.default)
+            problem = option.check(value) if key in item else None
             if problem:
-                problems.append("%s.%s %s" % (where, key, problem.replace(repr(value), "given") if key == "Secret"
+                problems.append("%s.%s %s" % (where, key, problem.replace(repr(value), "given") if key == secret
                                                 else problem))
             values[key] = value
+        yield index, where, values, len(problems) == before
+
+
+def _webhooks(problems, section):
+    """The endpoints of AdvancedRest.Webhooks, each checked (names unique)."""
+    found, names = [], {}  # name -> index of its endpoint
+    for index, where, values, good in _items(problems, section, "Webhooks", "endpoints", secret="Secret"):
+        before = len(problems)
         url = values["Url"]
         try:
             origin = url_origin(url) if isinstance(url, str) else None
@@ -482,7 +491,7 @@ def _webhooks(problems, section):
                                                                            ", ".join(WEBHOOK_EVENTS)))
         if values["Secret"] and isinstance(values["Secret"], str) and not _secret_is_valid(values["Secret"]):
             problems.append("%s.Secret must be base64, optionally after whsec_ (a Standard Webhooks secret)" % where)
-        if len(problems) > before:
+        if not good or len(problems) > before:  # one with any problem is left out
             continue
         name = values["Name"] or origin
         if name in names:
@@ -509,34 +518,16 @@ def _webhooks(problems, section):
 def _retries(problems, section):
     """The policies of AdvancedRest.Retries, each checked; a job type in two policies is refused (which would
     decide would depend on their order)."""
-    policies = section.get("Retries", [])
-    if not isinstance(policies, list):
-        problems.append("AdvancedRest.Retries must be a list of policies, not %r" % (type(policies).__name__,))
-        return ()
     found, owner = [], {}  # job type -> index of its policy
-    fields = {name.split(".", 1)[1]: option for name, option in OPTION.items() if name.startswith("Retries.")}
-    for index, policy in enumerate(policies):
-        where = "AdvancedRest.Retries[%d]" % index
-        if not isinstance(policy, dict):
-            problems.append("%s must be a JSON object" % where)
-            continue
+    for index, where, values, good in _items(problems, section, "Retries", "policies"):
         before = len(problems)
-        for key in sorted(set(policy) - set(fields)):
-            problems.append("%s.%s is not a known option (known: %s)" % (where, key, ", ".join(sorted(fields))))
-        values = {}
-        for key, option in fields.items():
-            value = policy.get(key, option.default)
-            problem = option.check(value) if key in policy else None
-            if problem:
-                problems.append("%s.%s %s" % (where, key, problem))
-            values[key] = value
         if isinstance(values["Types"], list) and not values["Types"]:
             problems.append("%s.Types must name at least one job type" % where)
         for job_type in values["Types"] if isinstance(values["Types"], list) else []:
             if job_type in owner:
                 problems.append("%s.Types: %s is already AdvancedRest.Retries[%d]'s" % (where, job_type, owner[job_type]))
             owner.setdefault(job_type, index)
-        if len(problems) > before:
+        if not good or len(problems) > before:  # one with any problem is left out
             continue
         found.append(RetryPolicy(types=tuple(values["Types"]), error_codes=tuple(values["ErrorCodes"]),
                                  max_attempts=values["MaxAttempts"], max_age_hours=float(values["MaxAgeHours"]),
