@@ -217,3 +217,29 @@ def test_two_reads_at_once_schedule_one_retry(made):
     for thread in threads:
         thread.join(5)
     assert counted == ["scheduled"]
+
+
+def test_an_action_while_the_core_is_asked_to_run_the_job_is_decided_after_it(made):
+    retries, core, clock, _, _ = made
+    retries.shape(core.fail("a", "t1"))
+    clock.now += 100
+    inside, go = threading.Event(), threading.Event()
+    resubmit = core.resubmit
+
+    def slow(job_id):
+        inside.set()
+        assert go.wait(5)
+        resubmit(job_id)
+    retries._resubmit = slow
+    runner = threading.Thread(target=lambda: retries._run_again("a"))
+    runner.start()
+    assert inside.wait(5)
+    answered = []
+    canceller = threading.Thread(target=lambda: answered.append(retries.act("a", "cancel")))
+    canceller.start()
+    go.set()
+    runner.join(5)
+    canceller.join(5)
+    # Never a cancel answered as the table's while the job runs again: decided after the resubmission, the table
+    # no longer holds the job and the cancel is the core's (the route sends it there).
+    assert (answered, retries._entries["a"]["Status"]) == ([False], "Resubmitted")

@@ -301,13 +301,14 @@ class JobsApi:
         if self._retries is None or not self._retries.holds(job_id):
             return False
         uri = _core_uri(job_id, action)
+        core = self._as(request, own, job_id, "POST", uri)
         try:
-            self._as(request, own, job_id, "POST", uri).post(uri, b"")
+            core.post(uri, b"")
         except OrthancError as error:
             if error.http_status >= 500 or action != model.Action.RESUME:
                 raise
-        if action != model.Action.RESUBMIT:
-            self._retries.act(job_id, action)
+        if action != model.Action.RESUBMIT and not self._retries.act(job_id, action):
+            core.post(uri, b"")  # its retry began meanwhile: the core's action applies to that run
         return True
 
     def get(self, request, own=False):

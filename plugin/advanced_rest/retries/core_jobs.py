@@ -11,7 +11,8 @@ the first run) and `NextAttempt`; held by a pause, `Paused`; cancelled, `Failure
 again, the core's state with its `Attempt`. The core's own GET /jobs/{id} keeps answering what the core knows.
 
 A job runs again only through the core's `resubmit`, which the core accepts for a failed job only: a job is
-never run twice for one failure, whatever crashed between a resubmission and its save.
+never run twice for one failure, whatever crashed between a resubmission and its save. The resubmission is
+asked under the table's lock, so that an action on the job is decided before it or after it, never between.
 """
 import datetime
 import json
@@ -281,39 +282,32 @@ class CoreRetries:
                 min((entry["NextAttempt"] for entry in waiting), default=now + IDLE_WAIT))
 
     def _run_again(self, job_id):
+        """Resubmit one due job. Under the lock, the core's answer included: an action on the job waits for it
+        (a cancel answered while the core was being asked to run the job could not be kept otherwise)."""
         with self._lock:
             entry = self._entries.get(job_id)
             if entry is None or entry["Status"] != WAITING or entry["NextAttempt"] > self._clock():
                 return  # an action came first
-        try:
-            self._resubmit(job_id)
-        except Exception as error:
-            if job_id not in self._listed():
-                with self._lock:
-                    entry = self._entries.get(job_id)
-                    if entry is not None and entry["Status"] == WAITING:
-                        logger.warning("Core job %s (%s) is no longer known to the core at its retry (it left the "
-                                       "core's history, JobsHistorySize, or a crash came before Orthanc saved it): "
-                                       "given up", job_id, entry["Type"])
-                        self._end(entry, LOST)
-                        self._save()
+            try:
+                self._resubmit(job_id)
+            except Exception as error:
+                if job_id not in self._listed():
+                    logger.warning("Core job %s (%s) is no longer known to the core at its retry (it left the "
+                                   "core's history, JobsHistorySize, or a crash came before Orthanc saved it): "
+                                   "given up", job_id, entry["Type"])
+                    self._end(entry, LOST)
+                    self._save()
+                    return
+                # Refused for another reason (it is no longer failed: resubmitted at the core's path, seen at
+                # the next look): tried again a moment later.
+                logger.info("Core job %s: the core refused its retry (%s); tried again later", job_id,
+                            type(error).__name__)
+                entry["NextAttempt"] = self._clock() + IDLE_WAIT
                 return
-            # Refused for another reason (it is no longer failed: resubmitted at the core's path, seen at the
-            # next look): tried again at the next due time.
-            logger.info("Core job %s: the core refused its retry (%s); tried again later", job_id,
-                        type(error).__name__)
-            with self._lock:
-                entry = self._entries.get(job_id)
-                if entry is not None and entry["Status"] == WAITING:
-                    entry["NextAttempt"] = self._clock() + IDLE_WAIT
-            return
-        with self._lock:
-            entry = self._entries.get(job_id)
-            if entry is not None and entry["Status"] == WAITING:
-                entry["Attempt"] += 1
-                entry["Status"] = RESUBMITTED
-                self._count(entry["Type"], "resubmitted")
-                self._save()
+            entry["Attempt"] += 1
+            entry["Status"] = RESUBMITTED
+            self._count(entry["Type"], "resubmitted")
+            self._save()
 
 
 class _View:
