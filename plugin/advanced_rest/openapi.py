@@ -207,7 +207,9 @@ SCHEMAS = {
         ("ID", "string"), ("Type", "string"), ("State", "string"), ("Progress", "integer"), ("Priority", "integer"),
         ("CreationTime", "string"), ("CompletionTime", "string"), ("Timestamp", "string"),
         ("EffectiveRuntime", "number"), ("ErrorCode", "integer"), ("ErrorDescription", "string"),
-        ("ErrorDetails", "string"), ("Content", "object"))}},
+        ("ErrorDetails", "string"), ("Content", "object"),
+        # a job that AdvancedRest.Retries runs again: its run (1 for the first) and, in Retry, when the next is
+        ("Attempt", "integer"), ("NextAttempt", "string"))}},
     "Changes": {"type": "object", "properties": {"Changes": {"type": "array", "items": {"type": "object"}},
                                                  "Last": {"type": "integer"}, "Done": {"type": "boolean"}}},
     "CreateDicom": {"type": "object", "properties": {name: _property(field) for name, field in FIELDS.items()}},

@@ -240,7 +240,8 @@ def test_the_test_route_and_a_full_outbox(orthanc_factory, receiver):
                  if line.startswith('orthanc_advanced_rest_webhook_events_refused_total{endpoint="ris"}')]
         return metrics if found and float(found[0].split()[-1]) == 2.0 else None
     metrics = _until("two refusals counted", refused, timeout=30)
-    assert "AdvancedRest.MaxPendingDeliveries" in server.log_text()
+    # Logged right after it is counted; a container's log reaches the test through Docker a moment later.
+    _until("the refusal logged", lambda: "AdvancedRest.MaxPendingDeliveries" in server.log_text(), timeout=10)
     assert "orthanc_advanced_rest_webhook_outbox_pending 1.0" in metrics
 
 

@@ -125,7 +125,7 @@ function applyChange(change) {
   gone.delete(id);
   const known = jobs.get(id);
   if (known === undefined) {
-    jobs.set(id, { ID: id, Type: change.Type, State: change.State, Progress: change.Progress });
+    jobs.set(id, { ID: id, Type: change.Type, State: change.State, Progress: change.Progress, Replica: change.Replica });
     wantJob(id);
   } else {
     const before = known.State;
