@@ -3,7 +3,8 @@ lock, saved as Orthanc's global properties are, in a dict here) and the cluster'
 one replica, no Orthanc), each built as app.py builds it. Each action (and DELETE) in each state, a cancel
 during a failing job's undo included: the same answer (accepted or 400, at once) and the same end on both
 (jobs/decisions.py decides for both); two actions on one job at once; the change feed's order and numbering;
-the history's trimming; the bound on unfinished jobs; the gauges at each scrape; a restart, and a kill -9 while
+the history's trimming; the bound on unfinished jobs; the gauges at each scrape; a cancel racing the last step; a
+restart, and a kill -9 while
 a job runs, after a cancel was answered, and right after jobs ended (issue 27)."""
 import functools
 import threading
@@ -511,3 +512,18 @@ def test_a_kill_right_after_jobs_ended_keeps_them_ended(make_adapter):
     # stored) and ends as it had; the cluster's end is in its row already.
     _until("all ended", lambda: {_state(adapter, job) for job in ended} == {State.SUCCESS})
     assert all(CONTROLS[job].stored == {0, 1} for job in ended)
+
+
+def test_a_cancel_racing_the_last_step_ends_succeeded_or_cancelled_with_nothing_left(adapter):
+    """A worker's last move (its success) and a client's cancel at once: one wins whole. The job ends Success
+    with all its work, the cancel having come after it (answered 200: a cancel of a finished job changes
+    nothing), or Failure 37 with nothing left; never Success without its work nor Failure with work left."""
+    job_id = _job(adapter, steps=2, hold_at=1)
+    control = CONTROLS[job_id]
+    assert control.at_step.wait(10)
+    answers = _at_once(control.step_go.set, lambda: adapter.jobs.act(job_id, Action.CANCEL))
+    assert answers == [OK, OK]
+    _until("ended", lambda: _state(adapter, job_id) in model.FINISHED)
+    job = adapter.jobs.get(job_id)
+    assert (job["State"], job["ErrorCode"], control.stored) in (
+        (State.SUCCESS, 0, {0, 1}), (State.FAILURE, model.CANCELED_JOB, set())), job
