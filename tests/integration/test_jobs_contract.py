@@ -3,9 +3,8 @@ lock, saved as Orthanc's global properties are, in a dict here) and the cluster'
 one replica, no Orthanc), each built as app.py builds it. Each action (and DELETE) in each state, a cancel
 during a failing job's undo included: the same answer (accepted or 400, at once) and the same end on both
 (jobs/decisions.py decides for both); two actions on one job at once; the change feed's order and numbering;
-the history's trimming; the bound on unfinished jobs; the gauges at each scrape; a cancel racing the last step; a
-restart, and a kill -9 while
-a job runs, after a cancel was answered, and right after jobs ended (issue 27)."""
+the history's trimming; the bound on unfinished jobs; the gauges at each scrape; a cancel racing the last step;
+a restart, and a kill -9 while a job runs, after a cancel was answered, and right after jobs ended (issue 27)."""
 import functools
 import threading
 
