@@ -148,7 +148,7 @@ OPTIONS = (
            "Retries", above=0, maximum=86400),
     Option("Retries.MaxBackoffSeconds", float, 3600.0, "longest wait between two runs", "Retries", above=0,
            maximum=7 * 86400),
-    Option("MaxRetryingJobs", int, 1000, "a failed job under a policy while that many wait in Retry fails for good "
+    Option("MaxRetryingJobs", int, 1000, "a failed job under a policy while that many are under retry fails for good "
            "(logged, and counted in orthanc_advanced_rest_retries_total{outcome=\"refused\"})", "Limits",
            "max_retrying_jobs", minimum=1, maximum=1000000),
     Option("Cluster.Enabled", bool, False, "share the plugin's jobs through PostgreSQL", "Cluster",

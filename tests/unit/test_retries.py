@@ -153,6 +153,8 @@ def test_pause_holds_it_resume_puts_it_back_on_schedule_resubmit_runs_it_now(mad
     assert retries.shape(core.jobs["a"])["State"] == "Retry"
     _run_due(retries)  # its time had come while it was paused: at once
     assert core.resubmitted == ["a"]
+    core.jobs["a"]["State"] = "Success"
+    retries.shape(core.jobs["a"])  # ended: its place under MaxRetryingJobs (2) is free again
     core.fail("c", "t1")
     retries.shape(core.jobs["c"])
     retries.act("c", "resubmit")
@@ -243,3 +245,16 @@ def test_an_action_while_the_core_is_asked_to_run_the_job_is_decided_after_it(ma
     # Never a cancel answered as the table's while the job runs again: decided after the resubmission, the table
     # no longer holds the job and the cancel is the core's (the route sends it there).
     assert (answered, retries._entries["a"]["Status"]) == ([False], "Resubmitted")
+
+
+def test_a_job_the_core_no_longer_knows_leaves_the_table_and_its_place_under_the_bound(made):
+    retries, core, clock, properties, _ = made
+    for job_id in ("a", "b"):
+        retries.shape(core.fail(job_id, "t1"))
+    clock.now += 100
+    _run_due(retries)  # both run again: still under the bound (MaxRetryingJobs 2) while they run
+    assert retries.shape(core.fail("c", "t1"))["State"] == "Failure"
+    del core.jobs["a"], core.jobs["b"]  # deleted while running again (or out of the core's history)
+    retries._prune()
+    assert set(_saved(properties)) == {"c"}
+    assert retries.shape(core.fail("d", "t1"))["State"] == "Retry"

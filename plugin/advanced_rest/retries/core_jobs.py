@@ -36,6 +36,7 @@ SUCCEEDED, GAVE_UP, CANCELLED, LOST, REFUSED = "Succeeded", "GaveUp", "Cancelled
 ACTIVE = (WAITING, PAUSED, RESUBMITTED)
 HELD = (WAITING, PAUSED)  # not running: the table's actions apply
 IDLE_WAIT = 1.0  # seconds the resubmitting thread sleeps when nothing is due sooner
+PRUNE_EVERY = 60.0  # seconds between two looks for jobs the core no longer knows (deleted, out of its history)
 
 
 def _stamp(seconds):
@@ -62,6 +63,7 @@ class CoreRetries:
         self._entries = {}  # job id -> entry (dict, JSON as saved), oldest first
         self._stop = threading.Event()
         self._thread = None
+        self._next_prune = 0.0  # when the resubmitting thread next forgets the jobs the core no longer knows
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -209,7 +211,7 @@ class CoreRetries:
         if backoff.gives_up(entry["Attempt"], entry["First"], self._clock(), policy):
             self._end(entry, GAVE_UP)
             return
-        if sum(1 for other in self._entries.values() if other["Status"] in HELD and other is not entry) \
+        if sum(1 for other in self._entries.values() if other["Status"] in ACTIVE and other is not entry) \
                 >= self._max_waiting:
             logger.warning("Core job %s (%s) is not retried: %d jobs wait in Retry (AdvancedRest.MaxRetryingJobs)",
                            entry["ID"], entry["Type"], self._max_waiting)
@@ -260,6 +262,8 @@ class CoreRetries:
             try:
                 for job_id in self._due():
                     self._run_again(job_id)
+                if self._clock() >= self._next_prune:
+                    self._prune()
             except Exception:
                 logger.exception("Could not retry the core's failed jobs")
                 self._stop.wait(IDLE_WAIT)
@@ -267,12 +271,26 @@ class CoreRetries:
     def _due(self):
         """The ids due now, once some are (or the thread stops)."""
         with self._lock:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self._clock() < self._next_prune:
                 due, soonest = self._due_now()
                 if due:
                     return due
                 self._lock.wait(max(0.01, min(IDLE_WAIT, soonest - self._clock())))
             return []
+
+    def _prune(self):
+        """Forget the entries of jobs the core no longer knows (deleted, or out of its history) but those
+        waiting, which their retry gives up as lost (counted): a running or ended entry whose job went would
+        otherwise stay for good, and take a place under MaxRetryingJobs."""
+        self._next_prune = self._clock() + PRUNE_EVERY
+        listed = set(self._listed())
+        with self._lock:
+            gone = [job_id for job_id, entry in self._entries.items()
+                    if job_id not in listed and entry["Status"] not in HELD]
+            for job_id in gone:
+                del self._entries[job_id]
+            if gone:
+                self._save()
 
     def _due_now(self):
         """(the ids due now, when the next one is due); call with the lock held."""
