@@ -90,9 +90,10 @@ class _Background:
         if self.http_store is not None:  # before the plugin's threads start, which would take the GIL meanwhile
             _decide_store(self.http_store)
         _check_database(self.mode.clustered)
-        self.mode.start()
-        if self.retries is not None:  # its table back before the first look at the core's jobs shapes them
+        if self.retries is not None:  # its table back before any request or look shows a core job
             self.retries.load()
+        self.mode.start()  # from here requests are answered (they waited for the saved jobs)
+        if self.retries is not None:
             self.retries.start()
         self.watcher.start()
         self.pusher.start()

@@ -64,14 +64,17 @@ def _shown(sender, job_id):
 
 
 def _in_retry(sender, job_id, attempt=None):
-    return until("job %s in Retry" % job_id, lambda: _shown(sender, job_id)["State"] == "Retry"
-                 and (attempt is None or _shown(sender, job_id)["Attempt"] == attempt) and _shown(sender, job_id),
-                 timeout=60)
+    def waiting():
+        job = _shown(sender, job_id)
+        return job if job["State"] == "Retry" and (attempt is None or job["Attempt"] == attempt) else None
+    return until("job %s in Retry" % job_id, waiting, timeout=60)
 
 
 def _ended(sender, job_id, timeout=120):
-    return until("job %s ended" % job_id, lambda: _shown(sender, job_id)["State"] in ("Success", "Failure")
-                 and _shown(sender, job_id), timeout=timeout)
+    def ended():
+        job = _shown(sender, job_id)  # one read: the job as it was when it showed its end
+        return job if job["State"] in ("Success", "Failure") else None
+    return until("job %s ended" % job_id, ended, timeout=timeout)
 
 
 def _instances_at(remote):
